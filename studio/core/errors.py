@@ -1,0 +1,9 @@
+"""Errors that reach the user as one clear line (exit code 2 on the command line, a dialog in the GUI)."""
+
+
+class StudioError(Exception):
+    """A problem with the user's input: a bad file, a bad argument. Never an internal bug."""
+
+
+class FileFormatError(StudioError):
+    """A file that cannot be read: corrupt, truncated, empty, too large, or of an unknown kind."""
