@@ -7,3 +7,7 @@ class StudioError(Exception):
 
 class FileFormatError(StudioError):
     """A file that cannot be read: corrupt, truncated, empty, too large, or of an unknown kind."""
+
+
+class Cancelled(Exception):
+    """A long job (a model sampling, an export) was cancelled by the user."""
