@@ -164,6 +164,7 @@ class Song:
     tempos: list[TempoChange] = field(default_factory=lambda: [TempoChange(0, 120.0)])
     time_signatures: list[TimeSignature] = field(default_factory=lambda: [TimeSignature(0, 4, 4)])
     key_signatures: list[KeySignature] = field(default_factory=lambda: [KeySignature(0, 0, False)])
+    meta: dict = field(default_factory=dict)  # JSON-able extras the project file keeps (e.g. AI history)
 
     # ---- queries -----------------------------------------------------------------
     @property
@@ -191,6 +192,7 @@ class Song:
             tempos=list(self.tempos),
             time_signatures=list(self.time_signatures),
             key_signatures=list(self.key_signatures),
+            meta=json_copy(self.meta),
         )
 
     def normalize(self) -> "Song":
@@ -206,6 +208,15 @@ class Song:
         if len(self.tracks) != len(other.tracks):
             return False
         return all(a.notes == b.notes for a, b in zip(self.tracks, other.tracks))
+
+
+def json_copy(obj):
+    """A deep copy of plain JSON-like data (dicts, lists, numbers, strings)."""
+    if isinstance(obj, dict):
+        return {k: json_copy(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [json_copy(v) for v in obj]
+    return obj
 
 
 def _at(events, tick):
