@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Callable
@@ -27,8 +28,8 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None], backup: 
             os.fsync(fh.fileno())
         if backup and path.exists():
             bak = path.with_name(path.name + ".bak")
-            with contextlib.suppress(OSError):
-                os.replace(path, bak)
+            # copy, not move: the path must hold a whole file at every moment
+            shutil.copy2(path, bak)
         os.replace(tmp, path)
         with contextlib.suppress(OSError):  # make the rename itself durable
             dfd = os.open(folder, os.O_RDONLY)
