@@ -1,0 +1,166 @@
+"""The editor's side of the model worker: start it, send requests, read replies, cancel, restart.
+
+Pure Python, no Qt and no torch: the GUI polls :meth:`WorkerClient.poll` from a timer.
+The worker is a separate *spawned* process, so torch is imported there only.
+
+Cancel is cooperative first (the job checks a shared flag once per token or step); if the
+job has not stopped ``hard_cancel_after`` seconds later, the process is killed and a fresh
+one is started on the next request.  A worker that dies on its own is noticed on the next
+poll and reported as a one-line failure of the job it was running.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import multiprocessing as mp
+import queue
+import time
+
+from . import protocol as P
+
+
+class WorkerClient:
+    def __init__(self, hard_cancel_after: float = 0.15, threads: int | None = None, warm_up: bool = True):
+        self._ctx = mp.get_context("spawn")
+        self.hard_cancel_after = hard_cancel_after
+        self.threads = threads
+        self.warm_up = warm_up
+        self._proc = None
+        self._requests = None
+        self._replies = None
+        self._cancel = None
+        self._next_job = 1
+        self._running: dict[int, P.Request] = {}  # sent and not yet answered
+        self._cancel_deadline: dict[int, float] = {}
+        self.device: str | None = None  # filled by the worker's Ready
+        self.warmed: tuple[str, ...] = ()
+        self.restarts = 0
+
+    # ---- life cycle -----------------------------------------------------------------
+    @property
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.is_alive()
+
+    def start(self) -> None:
+        if self.alive:
+            return
+        import os
+
+        self._requests = self._ctx.Queue()
+        self._replies = self._ctx.Queue()
+        self._cancel = self._ctx.Value("q", 0)
+        from .worker import worker_main  # a light import: torch loads in the child only
+
+        env_before = os.environ.get("STUDIO_NO_WARMUP")
+        if not self.warm_up:
+            os.environ["STUDIO_NO_WARMUP"] = "1"
+        try:
+            self._proc = self._ctx.Process(
+                target=worker_main, args=(self._requests, self._replies, self._cancel, self.threads),
+                name="studio-worker", daemon=True,
+            )
+            self._proc.start()
+        finally:
+            if not self.warm_up:
+                if env_before is None:
+                    os.environ.pop("STUDIO_NO_WARMUP", None)
+                else:
+                    os.environ["STUDIO_NO_WARMUP"] = env_before
+
+    def close(self) -> None:
+        if self._proc is None:
+            return
+        if self._proc.is_alive():
+            try:
+                self._requests.put(P.Shutdown())
+            except Exception:
+                pass
+            self._proc.join(timeout=1.0)
+            if self._proc.is_alive():
+                self._proc.kill()
+                self._proc.join(timeout=1.0)
+        self._proc = None
+
+    def kill(self) -> None:
+        """Kill the worker outright (used by hard cancel, and by tests simulating a crash)."""
+        if self._proc is not None and self._proc.is_alive():
+            self._proc.kill()
+            self._proc.join(timeout=2.0)
+
+    # ---- jobs -----------------------------------------------------------------------
+    def submit(self, request: P.Request) -> int:
+        """Send a request (its ``job`` field is replaced by a fresh id, which is returned)."""
+        if not self.alive:
+            if self._proc is not None:
+                self.restarts += 1
+            self._proc = None
+            self.start()
+        job = self._next_job
+        self._next_job += 1
+        req = dataclasses.replace(request, job=job)
+        self._running[job] = req
+        self._requests.put(req)
+        return job
+
+    def cancel(self, job: int) -> None:
+        if job not in self._running:
+            return
+        self._cancel.value = job
+        self._cancel_deadline[job] = time.monotonic() + self.hard_cancel_after
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._running)
+
+    def poll(self) -> list:
+        """Replies that arrived since the last call (never blocks)."""
+        out = []
+        if self._replies is not None:
+            while True:
+                try:
+                    msg = self._replies.get_nowait()
+                except (queue.Empty, OSError, EOFError, ValueError):
+                    break
+                if isinstance(msg, P.Ready):
+                    self.device = msg.device
+                elif isinstance(msg, P.Warmed):
+                    self.warmed = msg.models
+                elif isinstance(msg, (P.Result, P.Failed, P.CancelledReply)):
+                    if isinstance(msg, P.Result) and msg.job in self._cancel_deadline:
+                        msg = P.CancelledReply(msg.job)  # finished as the user cancelled: drop it
+                    self._running.pop(msg.job, None)
+                    self._cancel_deadline.pop(msg.job, None)
+                elif isinstance(msg, P.Progress) and msg.job in self._cancel_deadline:
+                    continue  # the user has stopped caring about this job's progress
+                out.append(msg)
+        now = time.monotonic()
+        for job, deadline in list(self._cancel_deadline.items()):
+            if now >= deadline and job in self._running:
+                # the job did not stop in time: a hard cancel is a kill
+                self.kill()
+                for j in list(self._running):
+                    out.append(P.CancelledReply(j) if j in self._cancel_deadline else
+                               P.Failed(j, "the model worker was restarted; please try again"))
+                self._running.clear()
+                self._cancel_deadline.clear()
+                break
+        if self._running and self._proc is not None and not self._proc.is_alive():
+            code = self._proc.exitcode
+            for j in list(self._running):
+                out.append(P.Failed(j, f"the model worker stopped unexpectedly (exit code {code}); "
+                                       "the song is untouched and the next request starts a new worker"))
+            self._running.clear()
+            self._cancel_deadline.clear()
+        return out
+
+    def wait(self, job: int, timeout: float = 60.0, on_progress=None):
+        """Block until ``job`` is answered (for the command line and tests). Returns the reply."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            for msg in self.poll():
+                if isinstance(msg, P.Progress) and on_progress:
+                    on_progress(msg)
+                if getattr(msg, "job", None) == job and not isinstance(msg, P.Progress):
+                    return msg
+            time.sleep(0.01)
+        raise TimeoutError(f"job {job} took longer than {timeout} s")
