@@ -29,5 +29,11 @@ $(STAMP): pyproject.toml
 bench: setup
 	$(VPY) -m studio bench
 
+package: setup
+	$(VPY) -m pip install -q "pyinstaller>=6.10"
+	$(VPY) -m PyInstaller --noconfirm --clean --distpath dist --workpath build/pyinstaller packaging/cantor-studio.spec
+	cp packaging/cantor-studio.desktop packaging/cantor-studio.svg dist/cantor-studio/
+	@du -sh dist/cantor-studio
+
 clean:
 	rm -rf $(VENV) build dist .pytest_cache

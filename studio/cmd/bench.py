@@ -1,0 +1,251 @@
+"""``studio bench``: one run that measures the speed and memory goals and prints a table.
+
+Each row has the figure, the target from the issues, and where there is one, the naive
+version measured in the same run (so the ratio holds on any machine).  Sections that cannot
+run here (no weights yet, no audio library) say why instead of failing the whole run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+
+@dataclass
+class Row:
+    name: str
+    value: float | None
+    unit: str
+    target: str = ""
+    naive: float | None = None  # the same figure for the naive way, when there is one
+    note: str = ""
+    device: str = "cpu"
+
+    def ok(self) -> str:
+        """'yes' / 'no' / '' by parsing targets like '<= 0.5' or '>= 50'."""
+        if self.value is None or not self.target:
+            return ""
+        op, _, num = self.target.partition(" ")
+        try:
+            t = float(num)
+        except ValueError:
+            return ""
+        return "yes" if (self.value <= t if op == "<=" else self.value >= t) else "no"
+
+
+def _best_of(fn, repeat: int) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def _run_child(args: list[str], env: dict | None = None, timeout: float = 120) -> tuple[float, int, int, str]:
+    """Run a child process; return (wall seconds, exit code, peak RSS in MiB, stderr tail)."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    deadline = t0 + timeout
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
+        if time.perf_counter() > deadline:
+            proc.kill()
+            pid, status, usage = os.wait4(proc.pid, 0)
+            break
+        time.sleep(0.005)
+    wall = time.perf_counter() - t0
+    err = proc.stderr.read().decode(errors="replace")[-300:] if proc.stderr else ""
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return wall, proc.returncode, usage.ru_maxrss // 1024, err
+
+
+# ---- test material --------------------------------------------------------------------------
+def ten_thousand_note_song():
+    """A 10,000-note, 4-track song (scales and chords at 16ths) for file and GUI figures."""
+    from ..core.song import Note, Song, Track
+
+    tracks = []
+    for t, (name, prog, base) in enumerate((("Piano", 0, 60), ("Strings", 48, 48), ("Bass", 32, 36), ("Flute", 73, 72))):
+        notes = [Note(i * 120, base + (i * (t + 2)) % 24, 110, 60 + (i * 7) % 60) for i in range(2500)]
+        tracks.append(Track(name, prog, t, notes=notes))
+    return Song(title="10k notes", tracks=tracks)
+
+
+def k525_path() -> Path:
+    import music21
+
+    return Path(music21.__file__).parent / "omr" / "k525MIDIMvt1.mid"
+
+
+# ---- sections --------------------------------------------------------------------------------
+def bench_files(repeat: int) -> list[Row]:
+    from ..io import load, save
+
+    song = ten_thousand_note_song()
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "10k.mid"
+        save(song, path)
+        t = _best_of(lambda: load(path), repeat)
+    return [Row("open a 10,000-note MIDI", t * 1000, "ms", "<= 1000")]
+
+
+def bench_render(repeat: int) -> list[Row]:
+    from ..audio.render import render_array
+    from ..core.song import Note, Song, TempoChange, Track
+
+    # 60 s of music at 120 bpm: 30 bars of 4/4, a melody and chords in three tracks
+    notes_m = [Note(i * 240, 60 + (i * 5) % 19, 220, 90) for i in range(240)]
+    notes_c = [Note(b * 1920, p, 1900, 70) for b in range(30) for p in (48, 52, 55)]
+    notes_b = [Note(i * 480, 36 + (i * 7) % 12, 460, 100) for i in range(120)]
+    song = Song(tracks=[Track("Lead", 73, 0, notes=notes_m), Track("Pad", 48, 1, notes=notes_c),
+                        Track("Bass", 32, 2, notes=notes_b)], tempos=[TempoChange(0, 120.0)])
+    audio_seconds = 60.0
+    t = _best_of(lambda: render_array(song, tail_seconds=0.0), repeat)
+    return [Row("render 60 s of audio", audio_seconds / t, "x real time", ">= 50")]
+
+
+def bench_harmonize(repeat: int, device: str) -> list[Row]:
+    from ..core.song import Note, Song, Track
+    from ..ml.harmonize_api import harmonize
+
+    melody = [60, 62, 64, 65, 67, 65, 64, 62, 64, 65, 67, 69, 67, 65, 64, 60]
+    notes = [Note(i * 960, p, 960) for i, p in enumerate(melody)]  # 8 bars of half notes
+    song = Song(title="8 bars", tracks=[Track("Melody", notes=notes)])
+    harmonize(song, seed=0, device=device)  # load + warm
+    t = _best_of(lambda: harmonize(song, seed=1, device=device), repeat)
+    return [Row("harmonize 8 bars (in-process)", t, "s", "<= 0.5", device=device)]
+
+
+def bench_continue(repeat: int, device: str) -> list[Row]:
+    from ..ml import continue_api
+
+    rows = []
+    measure = getattr(continue_api, "tokens_per_second", None)
+    if measure is not None:
+        with_cache = measure(use_cache=True, device=device)
+        without = measure(use_cache=False, device=device)
+        rows.append(Row("continuation tokens/s, KV cache", with_cache, "tok/s", ">= 1000", naive=without, device=device))
+    song = _prompt_song()
+    continue_api.continue_song(song, bars=4, seed=0, device=device)
+    t = _best_of(lambda: continue_api.continue_song(song, bars=4, seed=1, device=device), repeat)
+    rows.append(Row("continue 4 bars (in-process)", t, "s", "", device=device))
+    return rows
+
+
+def bench_vary(repeat: int, device: str) -> list[Row]:
+    from ..ml.vary_api import vary
+
+    song = _prompt_song()
+    vary(song, 0.5, seed=0, device=device)
+    t = _best_of(lambda: vary(song, 0.5, seed=1, device=device), repeat)
+    return [Row("vary 4 bars (in-process)", t, "s", "<= 1", device=device)]
+
+
+def _prompt_song():
+    from ..core.song import Note, Song, Track
+
+    mel = [67, 69, 71, 72, 74, 72, 71, 69, 67, 71, 74, 79, 78, 76, 74, 72]
+    bass = [43, 43, 47, 48, 50, 48, 47, 45]
+    return Song(title="prompt", tracks=[
+        Track("Violin", 40, 0, notes=[Note(i * 480, p, 480) for i, p in enumerate(mel)]),
+        Track("Cello", 42, 1, notes=[Note(i * 960, p, 960) for i, p in enumerate(bass)]),
+    ])
+
+
+def bench_gui() -> list[Row]:
+    rows = []
+    with tempfile.TemporaryDirectory() as d:
+        from ..io import save
+
+        path = Path(d) / "10k.mid"
+        save(ten_thousand_note_song(), path)
+        env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "STUDIO_NO_AUTOSAVE_RESTORE": "1"}
+        wall, code, rss, err = _run_child([sys.executable, "-m", "studio", str(path), "--screenshot",
+                                           str(Path(d) / "shot.png")], env=env)
+        rows.append(Row("GUI peak memory (10k notes, screenshot)", rss if code == 0 else None, "MiB", "",
+                        note="" if code == 0 else err.strip().splitlines()[-1:] and err.strip().splitlines()[-1]))
+    try:
+        from ..ui import bench as uibench
+    except ImportError as exc:
+        rows.append(Row("GUI figures", None, "", note=f"not available: {exc}"))
+        return rows
+    for name, value, unit, target in uibench.measure():
+        rows.append(Row(name, value, unit, target))
+    return rows
+
+
+def bench_worker_memory() -> list[Row]:
+    code = ("import sys; from studio.ml.worker import _warm, MODEL_NAMES\n"
+            "ok=[n for n in MODEL_NAMES if _warm(n)]\nprint(ok)")
+    wall, rc, rss, err = _run_child([sys.executable, "-c", code])
+    return [Row("worker peak memory (3 models loaded)", rss if rc == 0 else None, "MiB", "", note=err.strip()[-120:] if rc else "")]
+
+
+# ---- driver ---------------------------------------------------------------------------------
+def _section(rows: list[Row], name: str, fn, *a) -> None:
+    t0 = time.perf_counter()
+    try:
+        rows.extend(fn(*a))
+    except Exception as exc:  # one section failing must not hide the others
+        rows.append(Row(name, None, "", note=f"not measured: {type(exc).__name__}: {str(exc)[:120]}"))
+    print(f"  {name}: {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+
+
+def run_all(quick: bool = False) -> list[Row]:
+    repeat = 2 if quick else 5
+    rows: list[Row] = []
+    devices = ["cpu"]
+    try:
+        import torch
+
+        torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+        if torch.cuda.is_available():
+            devices.append("cuda")
+    except ImportError:
+        pass
+    _section(rows, "files", bench_files, repeat)
+    _section(rows, "render", bench_render, max(1, repeat // 2))
+    for dev in devices:
+        _section(rows, f"harmonize[{dev}]", bench_harmonize, repeat, dev)
+        _section(rows, f"continue[{dev}]", bench_continue, max(1, repeat // 2), dev)
+        _section(rows, f"vary[{dev}]", bench_vary, repeat, dev)
+    _section(rows, "gui", bench_gui)
+    _section(rows, "worker", bench_worker_memory)
+    return rows
+
+
+def format_table(rows: list[Row]) -> str:
+    head = ("figure", "value", "unit", "target", "met", "naive", "ratio", "device")
+    lines = []
+    for r in rows:
+        val = "-" if r.value is None else f"{r.value:,.3g}" if r.value < 100 else f"{r.value:,.0f}"
+        naive = "" if r.naive is None else f"{r.naive:,.3g}"
+        ratio = f"{r.value / r.naive:.1f}x" if r.value and r.naive else ""
+        lines.append((r.name, val, r.unit, r.target, r.ok(), naive, ratio, r.device if r.device != "cpu" else "cpu"))
+        if r.note:
+            lines.append(("  " + r.note, "", "", "", "", "", "", ""))
+    widths = [max(len(str(x[i])) for x in [head] + lines) for i in range(len(head))]
+    fmt = "  ".join(f"{{:{'<' if i == 0 else '>'}{w}}}" for i, w in enumerate(widths))
+    out = [fmt.format(*head), fmt.format(*("-" * w for w in widths))]
+    out += [fmt.format(*ln) for ln in lines]
+    return "\n".join(out)
+
+
+def bench(args) -> int:
+    print("measuring (this takes a few minutes)...", file=sys.stderr)
+    rows = run_all(quick=args.quick)
+    print(format_table(rows))
+    if args.json:
+        from ..io.atomic import atomic_write_bytes
+
+        atomic_write_bytes(args.json, json.dumps([asdict(r) for r in rows], indent=2).encode())
+    return 0
