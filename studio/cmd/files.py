@@ -1,0 +1,120 @@
+"""``studio info`` and ``studio convert``."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from ..core.song import Song
+from ..core.timing import bars, song_seconds
+
+_GM_FAMILIES = (
+    "Piano", "Chromatic percussion", "Organ", "Guitar", "Bass", "Strings", "Ensemble", "Brass",
+    "Reed", "Pipe", "Synth lead", "Synth pad", "Synth effects", "Ethnic", "Percussive", "Sound effects",
+)
+
+
+def program_name(program: int, is_drum: bool = False) -> str:
+    """The General MIDI instrument name of a program number (0-127)."""
+    if is_drum:
+        return "Drum kit"
+    try:
+        from pretty_midi import program_to_instrument_name
+
+        return program_to_instrument_name(int(program))
+    except Exception:  # pretty_midi missing or an odd number: fall back to the GM family
+        return _GM_FAMILIES[max(0, min(127, int(program))) // 8]
+
+
+def _clock(seconds: float) -> str:
+    m, s = divmod(seconds, 60.0)
+    h, m = divmod(int(m), 60)
+    return f"{h}:{m:02d}:{s:04.1f}" if h else f"{m}:{s:04.1f}"
+
+
+def song_info(song: Song) -> dict:
+    """What ``studio info`` reports, as plain data."""
+    end = song.end_tick
+    n_bars = len(bars(song)) if end > 0 else 0
+    return {
+        "title": song.title,
+        "ppq": song.ppq,
+        "notes": song.note_count,
+        "bars": n_bars,
+        "seconds": round(song_seconds(song), 3),
+        "ticks": end,
+        "tempos": [{"tick": t.tick, "bar": _bar_number(song, t.tick), "bpm": round(t.bpm, 3)} for t in song.tempos],
+        "meters": [{"tick": s.tick, "bar": _bar_number(song, s.tick), "meter": str(s)} for s in song.time_signatures],
+        "keys": [{"tick": k.tick, "bar": _bar_number(song, k.tick), "key": k.name} for k in song.key_signatures],
+        "tracks": [
+            {
+                "name": t.name,
+                "program": t.program,
+                "instrument": program_name(t.program, t.is_drum),
+                "channel": t.channel + 1,
+                "is_drum": t.is_drum,
+                "notes": len(t.notes),
+                "lowest": min((n.pitch for n in t.notes), default=None),
+                "highest": max((n.pitch for n in t.notes), default=None),
+            }
+            for t in song.tracks
+        ],
+    }
+
+
+def _bar_number(song: Song, tick: int) -> int:
+    from ..core.timing import bar_of
+
+    return bar_of(song, tick) + 1
+
+
+def _changes(items, key, fmt) -> str:
+    if not items:
+        return "-"
+    first = fmt(items[0][key])
+    rest = [f"{fmt(i[key])} (bar {i['bar']})" for i in items[1:]]
+    if len(rest) > 8:
+        rest = rest[:8] + [f"... {len(rest) - 8} more"]
+    return ", ".join([first] + rest)
+
+
+def format_info(name: str, info: dict) -> str:
+    lines = [
+        f"{name}: {info['title']}",
+        f"  length  {info['bars']} bars, {_clock(info['seconds'])} ({info['seconds']:.1f} s)",
+        f"  notes   {info['notes']} in {len(info['tracks'])} track{'s' if len(info['tracks']) != 1 else ''}",
+        f"  tempo   {_changes(info['tempos'], 'bpm', lambda b: f'{b:g} bpm')}",
+        f"  meter   {_changes(info['meters'], 'meter', str)}",
+        f"  key     {_changes(info['keys'], 'key', str)}",
+        "  tracks",
+    ]
+    width = max((len(t["name"]) for t in info["tracks"]), default=4)
+    for i, t in enumerate(info["tracks"], 1):
+        prog = "drums" if t["is_drum"] else f"program {t['program']:3d}"
+        lines.append(f"    {i:2d}. {t['name']:<{width}}  {prog} {t['instrument']:<24} ch {t['channel']:2d}  {t['notes']:6d} notes")
+    if not info["tracks"]:
+        lines.append("    (none)")
+    return "\n".join(lines)
+
+
+def info(args) -> int:
+    from ..io import load
+
+    song = load(args.input)
+    data = song_info(song)
+    if args.json:
+        data = {"file": os.path.basename(args.input), **data}
+        print(json.dumps(data, indent=2, ensure_ascii=False))
+    else:
+        print(format_info(os.path.basename(args.input), data))
+    return 0
+
+
+def convert(args) -> int:
+    from ..io import check_output, load, save
+
+    check_output(args.output)  # refuse an unknown output kind before reading anything
+    song = load(args.input)
+    save(song, args.output)
+    print(f"{os.path.basename(args.output)}: {len(song.tracks)} tracks, {song.note_count} notes")
+    return 0

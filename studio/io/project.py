@@ -1,0 +1,254 @@
+"""The ``.studio`` project file: versioned JSON, written atomically with a ``.bak``.
+
+Layout (format_version 1)::
+
+    {"format_version": 1, "app": "cantor-studio", "title": ..., "ppq": 480,
+     "tempos": [[tick, bpm], ...], "time_signatures": [[tick, num, den], ...],
+     "key_signatures": [[tick, fifths, minor], ...],
+     "tracks": [{"name", "program", "channel", "is_drum", "color", "mute", "solo",
+                 "notes": [[start, pitch, duration, velocity], ...]}, ...],
+     "meta": {...}}
+
+Older documents are brought up to date one version at a time through ``MIGRATIONS``;
+a document from a *newer* version is refused rather than misread.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Callable
+
+from ..core.errors import FileFormatError
+from ..core.song import PPQ, KeySignature, Note, Song, TempoChange, TimeSignature, Track, json_copy
+from .atomic import atomic_write
+
+FORMAT_VERSION = 1
+APP = "cantor-studio"
+MAX_BYTES = 200 * 1024 * 1024
+MAX_NOTES = 2_000_000
+MAX_TRACKS = 256
+
+
+class _Bad(Exception):
+    pass
+
+
+# ---- migrations: each takes a document of version N and returns one of version N + 1 ----
+def _v0_to_v1(doc: dict) -> dict:
+    """Version 0 (early builds): one ``bpm`` and ``meter`` string, notes as dicts with
+    ``pitch``/``start``/``dur``/``vel``, no key, no per-track colour/mute/solo."""
+    num, _, den = str(doc.get("meter", "4/4")).partition("/")
+    tracks = []
+    for t in doc.get("tracks", []):
+        notes = [[n["start"], n["pitch"], n["dur"], n.get("vel", 80)] for n in t.get("notes", [])]
+        tracks.append({"name": t.get("name", "Track"), "program": t.get("program", 0),
+                       "channel": t.get("channel", 0), "is_drum": t.get("channel", 0) == 9, "notes": notes})
+    return {
+        "format_version": 1,
+        "app": APP,
+        "title": doc.get("title", "Untitled"),
+        "ppq": doc.get("ppq", PPQ),
+        "tempos": [[0, float(doc.get("bpm", 120.0))]],
+        "time_signatures": [[0, int(num or 4), int(den or 4)]],
+        "key_signatures": [[0, 0, False]],
+        "tracks": tracks,
+        "meta": {},
+    }
+
+
+MIGRATIONS: dict[int, Callable[[dict], dict]] = {0: _v0_to_v1}
+
+
+def migrate(doc: dict) -> dict:
+    """Bring a document to FORMAT_VERSION through the migration chain."""
+    version = doc.get("format_version", 0)
+    if not isinstance(version, int) or isinstance(version, bool) or version < 0:
+        raise _Bad(f"format_version {version!r} is not a version number")
+    if version > FORMAT_VERSION:
+        raise _Bad(
+            f"written by a newer Cantor Studio (project format {version}; this version reads up to "
+            f"{FORMAT_VERSION}). Update Cantor Studio to open it"
+        )
+    while version < FORMAT_VERSION:
+        step = MIGRATIONS.get(version)
+        if step is None:
+            raise _Bad(f"no way to upgrade project format {version}")
+        try:
+            doc = step(doc)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise _Bad(f"cannot upgrade project format {version}: {type(exc).__name__}: {exc}") from None
+        version = doc["format_version"]
+    return doc
+
+
+# ---- document <-> Song --------------------------------------------------------------
+def song_to_doc(song: Song) -> dict:
+    return {
+        "format_version": FORMAT_VERSION,
+        "app": APP,
+        "title": song.title,
+        "ppq": song.ppq,
+        "tempos": [[t.tick, t.bpm] for t in song.tempos],
+        "time_signatures": [[s.tick, s.numerator, s.denominator] for s in song.time_signatures],
+        "key_signatures": [[k.tick, k.fifths, k.minor] for k in song.key_signatures],
+        "tracks": [
+            {
+                "name": t.name,
+                "program": t.program,
+                "channel": t.channel,
+                "is_drum": t.is_drum,
+                "color": t.color,
+                "mute": t.mute,
+                "solo": t.solo,
+                "notes": [[n.start, n.pitch, n.duration, n.velocity] for n in t.notes],
+            }
+            for t in song.tracks
+        ],
+        "meta": json_copy(song.meta),
+    }
+
+
+def _int(v, what: str, lo: int, hi: int) -> int:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or v != int(v):
+        raise _Bad(f"{what}: {v!r} is not a whole number")
+    v = int(v)
+    if not lo <= v <= hi:
+        raise _Bad(f"{what}: {v} is outside {lo}..{hi}")
+    return v
+
+
+def _list(v, what: str) -> list:
+    if not isinstance(v, list):
+        raise _Bad(f"{what}: a list was expected")
+    return v
+
+
+def doc_to_song(doc: dict) -> Song:
+    if not isinstance(doc, dict):
+        raise _Bad("not a project (the top level is not an object)")
+    ppq = _int(doc.get("ppq", PPQ), "ppq", 1, 65535)
+
+    def tk(v, what):  # ticks from the document's resolution to ours
+        v = _int(v, what, 0, 2**40)
+        return v if ppq == PPQ else (v * PPQ * 2 + ppq) // (2 * ppq)
+
+    tempos = []
+    for i, e in enumerate(_list(doc.get("tempos", []), "tempos")):
+        e = _list(e, f"tempos[{i}]")
+        if len(e) != 2 or isinstance(e[1], bool) or not isinstance(e[1], (int, float)) or not 1 <= e[1] <= 1000:
+            raise _Bad(f"tempos[{i}]: [tick, bpm] with bpm in 1..1000 expected, got {e!r}")
+        tempos.append(TempoChange(tk(e[0], f"tempos[{i}]"), float(e[1])))
+    sigs = []
+    for i, e in enumerate(_list(doc.get("time_signatures", []), "time_signatures")):
+        e = _list(e, f"time_signatures[{i}]")
+        if len(e) != 3:
+            raise _Bad(f"time_signatures[{i}]: [tick, numerator, denominator] expected")
+        sigs.append(TimeSignature(tk(e[0], f"time_signatures[{i}]"), _int(e[1], f"time_signatures[{i}]", 1, 64),
+                                  _int(e[2], f"time_signatures[{i}]", 1, 64)))
+    keys = []
+    for i, e in enumerate(_list(doc.get("key_signatures", []), "key_signatures")):
+        e = _list(e, f"key_signatures[{i}]")
+        if len(e) != 3:
+            raise _Bad(f"key_signatures[{i}]: [tick, fifths, minor] expected")
+        keys.append(KeySignature(tk(e[0], f"key_signatures[{i}]"), _int(e[1], f"key_signatures[{i}]", -7, 7), bool(e[2])))
+    tracks = []
+    total = 0
+    for ti, t in enumerate(_list(doc.get("tracks", []), "tracks")):
+        w = f"tracks[{ti}]"
+        if not isinstance(t, dict):
+            raise _Bad(f"{w}: an object was expected")
+        if ti >= MAX_TRACKS:
+            raise _Bad(f"more than {MAX_TRACKS} tracks (limit)")
+        notes = []
+        for ni, n in enumerate(_list(t.get("notes", []), f"{w}.notes")):
+            wn = f"{w}.notes[{ni}]"
+            if not isinstance(n, list) or len(n) != 4:
+                raise _Bad(f"{wn}: [start, pitch, duration, velocity] expected")
+            start = tk(n[0], wn)
+            end = tk(n[0] + _int(n[2], wn, 1, 2**40), wn) if ppq != PPQ else start + _int(n[2], wn, 1, 2**40)
+            notes.append(Note(start, _int(n[1], wn, 0, 127), max(1, end - start), _int(n[3], wn, 1, 127)))
+        total += len(notes)
+        if total > MAX_NOTES:
+            raise _Bad(f"more than {MAX_NOTES:,} notes (limit)")
+        name, color = t.get("name", f"Track {ti + 1}"), t.get("color", "")
+        if not isinstance(name, str) or not isinstance(color, str):
+            raise _Bad(f"{w}: name and color must be text")
+        tracks.append(Track(
+            name=name,
+            program=_int(t.get("program", 0), f"{w}.program", 0, 127),
+            channel=_int(t.get("channel", 0), f"{w}.channel", 0, 15),
+            is_drum=bool(t.get("is_drum", False)),
+            notes=notes,
+            color=color,
+            mute=bool(t.get("mute", False)),
+            solo=bool(t.get("solo", False)),
+        ))
+    meta = doc.get("meta", {})
+    if not isinstance(meta, dict):
+        raise _Bad("meta: an object was expected")
+    title = doc.get("title", "Untitled")
+    if not isinstance(title, str):
+        raise _Bad("title: text was expected")
+    song = Song(title=title, ppq=PPQ, tracks=tracks, tempos=tempos, time_signatures=sigs,
+                key_signatures=keys, meta=json_copy(meta))
+    return song.normalize()
+
+
+# ---- files -----------------------------------------------------------------------------
+def project_to_bytes(song: Song) -> bytes:
+    return json.dumps(song_to_doc(song), ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
+
+
+def read_project_bytes(data: bytes, name: str = "") -> Song:
+    label = os.path.basename(name) or "project"
+    try:
+        if not data.strip():
+            raise _Bad("empty file")
+        try:
+            doc = json.loads(data.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise _Bad("not a project file (not UTF-8 text)") from None
+        except json.JSONDecodeError as exc:
+            raise _Bad(f"not a project file (JSON error at line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+        if not isinstance(doc, dict) or ("format_version" not in doc and "tracks" not in doc):
+            raise _Bad("not a Cantor Studio project (no format_version)")
+        return doc_to_song(migrate(doc))
+    except _Bad as exc:
+        raise FileFormatError(f"{label}: {exc}") from None
+    except RecursionError:
+        raise FileFormatError(f"{label}: nested too deeply") from None
+
+
+def read_project(path: str | os.PathLike) -> Song:
+    label = os.path.basename(str(path))
+    try:
+        size = os.path.getsize(path)
+        if size > MAX_BYTES:
+            raise FileFormatError(f"{label}: {size / 1e6:.0f} MB is larger than the {MAX_BYTES // 2**20} MB limit for projects")
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except FileNotFoundError:
+        raise FileFormatError(f"{label}: no such file") from None
+    except OSError as exc:
+        raise FileFormatError(f"{label}: cannot read ({exc.strerror or exc})") from None
+    return read_project_bytes(data, str(path))
+
+
+def write_project(song: Song, path: str | os.PathLike, *, _chunk_hook: Callable[[int], None] | None = None) -> None:
+    """Save atomically (temp file, fsync, rename); the previous file is kept as ``<path>.bak``.
+
+    ``_chunk_hook`` is called with the byte count after each chunk is written (tests use it
+    to simulate a crash in the middle of a save).
+    """
+    data = project_to_bytes(song)
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as fh:
+            step = 1 << 16
+            for i in range(0, len(data), step):
+                fh.write(data[i : i + step])
+                if _chunk_hook is not None:
+                    _chunk_hook(i + step)
+
+    atomic_write(path, write, backup=True)
