@@ -1,0 +1,224 @@
+"""Offline rendering of a Song to audio with FluidSynth, and the event schedule the
+realtime player shares.
+
+A :class:`Schedule` is a song window (``start_tick``..``end_tick``) turned into note
+on/off events at frame positions through the tempo map.  A :class:`Sequencer` plays a
+schedule into a :class:`~studio.audio.synth.Synth`, rendering whole runs of frames
+between events (FluidSynth applies an event at its next 64-frame block, about 1.5 ms
+at 44.1 kHz).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..core.errors import Cancelled, StudioError
+from ..core.song import Song
+from ..core.timing import TempoMap
+from .synth import Synth, channels_needed
+
+Progress = Callable[[float], "bool | None"]
+FORMATS = {".wav": ("WAV", "PCM_16"), ".flac": ("FLAC", "PCM_16")}
+HEADROOM = 0.99  # a mix peaking above this is scaled down as a whole, never clipped
+
+
+def audible(song: Song) -> list[bool]:
+    """Which tracks sound: a muted track never does; when any track is soloed, only the
+    soloed ones do."""
+    any_solo = any(t.solo for t in song.tracks)
+    return [(not t.mute) and (t.solo or not any_solo) for t in song.tracks]
+
+
+@dataclass
+class Schedule:
+    """Note events of one song window, in frames from the window's start.
+
+    ``events`` are ``(frame, on, channel, pitch, velocity)`` sorted by frame with note-offs
+    first at equal frames.  Overlapping notes of one pitch on one channel are merged so a
+    note-off never cuts a note still held by another: the key is released when the last
+    of them ends.  Every note is clipped to the window, so the window ends with all keys up.
+    """
+
+    start_tick: int
+    end_tick: int
+    sample_rate: int
+    start_seconds: float
+    length: int  # frames from start_tick to end_tick
+    events: list[tuple[int, bool, int, int, int]] = field(default_factory=list)
+
+    def tick_at(self, frame: int, tempo_map: TempoMap) -> float:
+        """Song tick at ``frame`` frames into this window."""
+        return tempo_map.tick(self.start_seconds + frame / self.sample_rate)
+
+
+def build_schedule(song: Song, channels: list[int], sample_rate: int = 44100, start_tick: int = 0,
+                   end_tick: int | None = None, tempo_map: TempoMap | None = None) -> Schedule:
+    """Events of the audible tracks between ``start_tick`` and ``end_tick`` (default: the
+    song's end).  A note that begins before ``start_tick`` and is still sounding there is
+    started at the window's start, so playing from the middle of a long note sounds it."""
+    tm = tempo_map or TempoMap(song)
+    end = song.end_tick if end_tick is None else end_tick
+    start = max(0, int(start_tick))
+    end = max(start, int(end))
+    t0 = tm.seconds(start)
+    sr = int(sample_rate)
+
+    def frame(tick: int) -> int:
+        return int(round((tm.seconds(tick) - t0) * sr))
+
+    raw: list[tuple[int, int, int, int, int]] = []  # (frame, on 0/1, channel, pitch, velocity)
+    for track, ch, on in zip(song.tracks, channels, audible(song)):
+        if not on:
+            continue
+        for n in track.notes:
+            s, e = max(n.start, start), min(n.end, end)
+            if e <= s or not 0 <= n.pitch <= 127:
+                continue
+            fs, fe = frame(s), frame(e)
+            if fe <= fs:
+                fe = fs + 1
+            raw.append((fs, 1, ch, n.pitch, n.velocity))
+            raw.append((fe, 0, ch, n.pitch, 0))
+    raw.sort(key=lambda ev: (ev[0], ev[1], ev[2], ev[3]))
+    held: dict[tuple[int, int], int] = {}
+    events = []
+    for fr, on, ch, pitch, vel in raw:
+        key = (ch, pitch)
+        if on:
+            held[key] = held.get(key, 0) + 1
+            events.append((fr, True, ch, pitch, vel))
+        else:
+            left = held.get(key, 0) - 1
+            held[key] = max(0, left)
+            if left <= 0:
+                events.append((fr, False, ch, pitch, 0))
+    return Schedule(start, end, sr, t0, frame(end), events)
+
+
+class Sequencer:
+    """Plays one :class:`Schedule` into a synth, a run of frames at a time."""
+
+    def __init__(self, synth: Synth, schedule: Schedule):
+        self.synth = synth
+        self.schedule = schedule
+        self.pos = 0  # frames rendered so far
+        self._i = 0  # next event
+
+    @property
+    def done(self) -> bool:
+        return self.pos >= self.schedule.length
+
+    def _apply_until(self, frame: int) -> None:
+        events, i, synth = self.schedule.events, self._i, self.synth
+        while i < len(events) and events[i][0] <= frame:
+            _f, on, ch, pitch, vel = events[i]
+            if on:
+                synth.note_on(ch, pitch, vel)
+            else:
+                synth.note_off(ch, pitch)
+            i += 1
+        self._i = i
+
+    def render(self, out: np.ndarray, offset: int, frames: int) -> int:
+        """Render up to ``frames`` frames into ``out`` from row ``offset``; returns how many
+        were written (fewer when the schedule ends).  At the end every remaining event
+        (the note-offs at the window's end) is applied."""
+        end = min(self.pos + frames, self.schedule.length)
+        events, base = self.schedule.events, self.pos
+        while True:
+            self._apply_until(self.pos)
+            nxt = events[self._i][0] if self._i < len(events) else end
+            stop = min(max(nxt, self.pos), end)
+            if stop > self.pos:
+                self.synth.write_into(out, offset + self.pos - base, stop - self.pos)
+                self.pos = stop
+            if self.pos >= end:
+                break
+        if self.done:
+            self._apply_until(1 << 62)
+        return self.pos - base
+
+
+def render_with(synth: Synth, song: Song, progress: Progress | None = None, tail_seconds: float = 1.5,
+                chunk_seconds: float = 1.0) -> np.ndarray:
+    """Render ``song`` through an already loaded ``synth`` (its tracks set up here)."""
+    channels = synth.setup(song.tracks)
+    sched = build_schedule(song, channels, synth.sample_rate)
+    sr = synth.sample_rate
+    tail = max(0, int(round(tail_seconds * sr)))
+    total = sched.length + tail
+    out = np.zeros((total, 2), dtype=np.float32)
+    chunk = max(64, int(chunk_seconds * sr))
+    seq = Sequencer(synth, sched)
+    pos = 0
+    while pos < total:
+        if progress is not None and progress(pos / total if total else 1.0) is False:
+            raise Cancelled("render cancelled")
+        if not seq.done:
+            n = seq.render(out, pos, min(chunk, total - pos))
+        else:
+            n = min(chunk, total - pos)
+            synth.write_into(out, pos, n)
+        pos += n
+    peak = float(np.max(np.abs(out))) if total else 0.0
+    if peak > HEADROOM:
+        out *= np.float32(HEADROOM / peak)
+    if progress is not None:
+        progress(1.0)
+    return out
+
+
+def render_array(song: Song, soundfont: str | os.PathLike | None = None, sample_rate: int = 44100,
+                 progress: Progress | None = None, tail_seconds: float = 1.5) -> np.ndarray:
+    """The song as float32 stereo, shape ``(frames, 2)``: its length through the tempo map
+    plus ``tail_seconds`` of release.  ``progress(fraction)`` returning ``False`` cancels
+    (:class:`~studio.core.errors.Cancelled`).  Mute and solo are honoured."""
+    cores = max(1, min(4, os.cpu_count() or 1))  # FluidSynth renders voices in parallel
+    with Synth(soundfont, sample_rate, channels=channels_needed(len(song.tracks)), cpu_cores=cores) as synth:
+        return render_with(synth, song, progress, tail_seconds)
+
+
+def output_format(path: str | os.PathLike) -> tuple[str, str]:
+    """(soundfile format, subtype) for an output path, or a StudioError naming the path."""
+    ext = Path(path).suffix.lower()
+    if ext not in FORMATS:
+        raise StudioError(f"{path}: unknown audio format {ext or '(no extension)'!r}; use .wav or .flac")
+    return FORMATS[ext]
+
+
+def render_file(song: Song, path: str | os.PathLike, soundfont: str | os.PathLike | None = None,
+                sample_rate: int = 44100, progress: Progress | None = None, tail_seconds: float = 1.5) -> Path:
+    """Render to ``path`` (.wav or .flac, 16-bit stereo), atomically: on any error or a
+    cancel nothing is left at ``path`` (an older file there stays as it was)."""
+    import soundfile  # noqa: PLC0415 - only exports need libsndfile
+
+    from ..io.atomic import atomic_write  # noqa: PLC0415
+
+    fmt, subtype = output_format(path)
+    out_dir = Path(path).parent if str(Path(path).parent) else Path(".")
+    if not out_dir.is_dir():
+        raise StudioError(f"{path}: folder {str(out_dir)!r} does not exist")
+
+    def inner(frac: float):
+        return None if progress is None else progress(0.97 * frac)
+
+    data = render_array(song, soundfont, sample_rate, inner, tail_seconds)
+
+    def write(tmp: str) -> None:
+        soundfile.write(tmp, data, int(sample_rate), format=fmt, subtype=subtype)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # a normal file's mode, not the temp file's private one
+
+    try:
+        atomic_write(path, write)
+    except OSError as exc:
+        raise StudioError(f"{path}: cannot write ({exc.strerror or exc})") from None
+    if progress is not None:
+        progress(1.0)
+    return Path(path)

@@ -1,0 +1,51 @@
+"""``studio render IN -o OUT.wav|OUT.flac [--soundfont SF2] [--sample-rate HZ]``."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from ..core.errors import StudioError
+
+
+def render(args) -> int:
+    from ..audio.render import output_format, render_file  # noqa: PLC0415
+    from ..audio.synth import find_soundfont, fluidsynth_available  # noqa: PLC0415
+    from ..core.timing import song_seconds  # noqa: PLC0415
+    from ..io import load  # noqa: PLC0415
+
+    out = args.output
+    output_format(out)  # a wrong extension is reported before any work
+    folder = os.path.dirname(os.path.abspath(out))
+    if not os.path.isdir(folder):
+        raise StudioError(f"{out}: the folder {folder} does not exist")
+    if os.path.isdir(out):
+        raise StudioError(f"{out}: is a folder")
+    rate = int(args.sample_rate)
+    if not 8000 <= rate <= 192000:
+        raise StudioError(f"--sample-rate {rate}: must be between 8000 and 192000 Hz")
+    soundfont = find_soundfont(args.soundfont)
+    ok, why = fluidsynth_available()
+    if not ok:
+        raise StudioError(f"cannot render audio: {why}")
+    song = load(args.input)
+    if song.note_count == 0:
+        raise StudioError(f"{os.path.basename(args.input)}: the song has no notes to render")
+
+    tty = sys.stderr.isatty()
+
+    def progress(frac: float) -> bool:
+        if tty:
+            print(f"\rrendering {frac * 100:5.1f}%", end="", file=sys.stderr, flush=True)
+        return True
+
+    t0 = time.perf_counter()
+    render_file(song, out, soundfont, rate, progress)
+    wall = time.perf_counter() - t0
+    if tty:
+        print(file=sys.stderr)
+    secs = song_seconds(song)
+    print(f"wrote {out}: {secs:.1f} s of music, {rate} Hz stereo, soundfont {soundfont.name} "
+          f"({wall:.1f} s, {secs / wall if wall > 0 else 0:.0f}x real time)")
+    return 0
