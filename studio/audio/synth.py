@@ -56,7 +56,7 @@ def fluidsynth_available() -> tuple[bool, str]:
         text = str(exc) or type(exc).__name__
         if "Couldn't find the FluidSynth library" in text or isinstance(exc, OSError):
             why = "the FluidSynth library is not installed (install the system package libfluidsynth3)"
-        elif "No module named" in text:
+        elif isinstance(exc, ModuleNotFoundError) and exc.name == "fluidsynth":
             why = "the Python package pyfluidsynth is not installed (pip install pyfluidsynth)"
         else:
             why = f"FluidSynth could not be loaded: {text}"
