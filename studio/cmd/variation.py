@@ -1,0 +1,142 @@
+"""``studio vary``, ``studio train variation`` and ``studio eval variation``."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+
+from ..core.errors import StudioError
+
+
+def _threads() -> int:
+    """Half the cores (at least one): leaves room for the rest of the machine, avoids oversubscription."""
+    return max(1, (os.cpu_count() or 2) // 2)
+
+
+def _command_line() -> str:
+    return "studio " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if len(sys.argv) > 1 else ""
+
+
+# ---- studio vary ----------------------------------------------------------------------
+def parse_bars(text: str | None, song) -> tuple[int | None, int | None]:
+    """``"A:B"`` (1-based, inclusive) -> (start_tick, end_tick); None -> the whole song."""
+    from ..core.timing import bars
+
+    if text is None:
+        return None, None
+    parts = text.split(":")
+    try:
+        if len(parts) == 1:
+            a = b = int(parts[0])
+        elif len(parts) == 2:
+            a, b = int(parts[0]), int(parts[1])
+        else:
+            raise ValueError
+    except ValueError:
+        raise StudioError(f"--bars {text!r}: expected A:B, e.g. 3:6 (1-based, inclusive)") from None
+    bs = bars(song)
+    if a < 1 or b < a:
+        raise StudioError(f"--bars {text}: bars count from 1 and A must not exceed B")
+    if b > len(bs):
+        raise StudioError(f"--bars {text}: the song has only {len(bs)} bars")
+    return bs[a - 1].start, bs[b - 1].end
+
+
+def parse_tracks(text: str | None, song) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        nums = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise StudioError(f"--tracks {text!r}: expected 1-based track numbers such as 1,2") from None
+    if not nums:
+        raise StudioError("--tracks: no track given")
+    n = len(song.tracks)
+    for t in nums:
+        if not 1 <= t <= n:
+            raise StudioError(f"--tracks {text}: no track {t} (the song has {n})")
+    return [t - 1 for t in nums]
+
+
+def take_paths(out: str, takes: int) -> list[str]:
+    if takes == 1:
+        return [out]
+    p = Path(out)
+    return [str(p.with_name(f"{p.stem}-{i + 1}{p.suffix}")) for i in range(takes)]
+
+
+def vary(args) -> int:
+    from .. import io
+
+    if not 0.0 <= args.strength <= 1.0:
+        raise StudioError(f"--strength {args.strength}: must be between 0 and 1")
+    if args.takes < 1 or args.takes > 16:
+        raise StudioError(f"--takes {args.takes}: must be between 1 and 16")
+    io.check_output(args.output)
+    song = io.load(args.input)
+    if not song.note_count:
+        raise StudioError(f"{os.path.basename(args.input)}: has no notes to vary")
+    start, end = parse_bars(args.bars, song)
+    tracks = parse_tracks(args.tracks, song)
+    import torch
+
+    torch.set_num_threads(_threads())
+    from ..ml.vary_api import vary as vary_song
+
+    t0 = time.perf_counter()
+    songs = vary_song(song, args.strength, start_tick=start, end_tick=end, tracks=tracks, takes=args.takes,
+                      seed=args.seed, device=args.device)
+    dt = time.perf_counter() - t0
+    for s, path in zip(songs, take_paths(args.output, args.takes)):
+        io.save(s, path)
+        print(path)
+    print(f"varied in {dt:.2f} s", file=sys.stderr)
+    return 0
+
+
+# ---- studio train variation -----------------------------------------------------------
+def train(args) -> int:
+    import torch
+
+    from ..ml import checkpoint
+    from ..ml import variation_train as vt
+
+    if args.minutes <= 0:
+        raise StudioError("--minutes must be positive")
+    device = checkpoint.pick_device(args.device)
+    if device.type == "cpu":
+        torch.set_num_threads(1)
+    out = Path(args.out) if args.out else checkpoint.model_dir("variation")
+    log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
+    # use what the corpus cache holds; parse the corpus only when the cache is (nearly) empty
+    train_p = vt.load_pieces("train", build=False)
+    if len(train_p) < 100:
+        train_p = vt.load_pieces("train", build=True)
+    valid_p = vt.load_pieces("valid", build=False)
+    if args.data:
+        train_p += vt.pieces_from_folder(args.data)
+    if not train_p or not valid_p:
+        raise StudioError("no training data: the corpus cache is empty and music21's corpus could not be read")
+    tc = vt.TrainConfig(minutes=args.minutes, seed=args.seed)
+    r = vt.train(out, tc, train_p, valid_p, device=str(device), log_print=log, command=_command_line(),
+                 refresh=lambda: vt.load_pieces("train", build=False))
+    print(f"variation: {r['steps']} steps, best held-out loss {r['best_valid_loss']:.4f} nats/cell -> {out}")
+    return 0
+
+
+# ---- studio eval variation ------------------------------------------------------------
+def evaluate(args) -> int:
+    from ..ml.variation_eval import run_eval
+
+    import torch
+
+    torch.set_num_threads(_threads())
+    out = run_eval(weights=args.weights, out=args.out, device=args.device, limit=args.limit,
+                   log=lambda m: print(m, file=sys.stderr, flush=True))
+    import json
+
+    print(json.dumps(out, indent=2))
+    return 0

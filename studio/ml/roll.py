@@ -1,0 +1,207 @@
+"""Song <-> multi-track piano-roll grid in sixteenth steps, as the variation model sees it.
+
+A roll holds up to :data:`MAX_TRACKS` tracks; each cell (track, step, pitch) is REST, ONSET
+(a note starts on this step) or HOLD (a note started earlier still sounds).  Tracks may be
+monophonic or polyphonic.  Notes are quantized to the sixteenth grid (``ppq // 4`` ticks);
+a note that starts off the grid goes to the nearest step and lasts at least one step.
+
+Besides the cells a roll carries what the model is conditioned on: the step's position in
+its bar and the bar's length (both in steps, from the song's meter map), and the key's
+scale as twelve pitch-class flags.
+
+This module is plain numpy (no torch) so it can be tested and used for data preparation
+without the model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..core.song import KeySignature, Note, Song
+
+MAX_TRACKS = 8
+LOW, HIGH = 21, 108  # piano range, inclusive
+N_PITCH = HIGH - LOW + 1
+REST, ONSET, HOLD = 0, 1, 2
+STEPS_PER_QUARTER = 4
+MAX_BAR_STEPS = 64  # longer bars are clamped (the position embedding has this many slots)
+
+# Krumhansl-Kessler key profiles, for songs whose key signature does not fit their notes
+_KK_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
+_KK_MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
+
+
+def step_ticks(song: Song) -> int:
+    return max(1, song.ppq // STEPS_PER_QUARTER)
+
+
+def quantize(note: Note, st: int) -> tuple[int, int, int]:
+    """``(start_step, end_step, pitch)`` of a note on a grid of ``st`` ticks (at least one step long)."""
+    s = (note.start + st // 2) // st
+    e = (note.end + st // 2) // st
+    return s, max(s + 1, e), note.pitch
+
+
+# ---- key ---------------------------------------------------------------------------------
+def key_scale(key: KeySignature) -> np.ndarray:
+    """Twelve flags: the key's scale; minor keys also get the raised sixth and seventh."""
+    flags = np.zeros(12, dtype=bool)
+    for pc in key.scale_pcs():
+        flags[pc] = True
+    if key.minor:
+        flags[(key.tonic_pc + 9) % 12] = True
+        flags[(key.tonic_pc + 11) % 12] = True
+    return flags
+
+
+def estimate_key(pitches) -> KeySignature:
+    """The best-correlating major or minor key for a set of pitches (Krumhansl-Schmuckler)."""
+    hist = np.bincount(np.asarray(list(pitches), dtype=np.int64) % 12, minlength=12).astype(float)
+    if hist.sum() == 0:
+        return KeySignature(0, 0, False)
+    best, best_r = (0, False), -2.0
+    for tonic in range(12):
+        for minor, prof in ((False, _KK_MAJOR), (True, _KK_MINOR)):
+            r = np.corrcoef(hist, np.roll(prof, tonic))[0, 1]
+            if r > best_r:
+                best, best_r = (tonic, minor), r
+    tonic, minor = best
+    names = ["C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B"]
+    return KeySignature.from_name(names[tonic] + (" minor" if minor else ""))
+
+
+def song_key(song: Song, tick: int = 0, pitches=None) -> KeySignature:
+    """The key at ``tick``: the song's key signature if its scale fits the notes, else an estimate."""
+    key = song.key_at(tick)
+    if pitches is None:
+        pitches = [n.pitch for t in song.tracks if not t.is_drum for n in t.notes]
+    pitches = list(pitches)
+    if not pitches:
+        return key
+    scale = key_scale(key)
+    inside = np.mean([scale[p % 12] for p in pitches])
+    return key if inside >= 0.8 else estimate_key(pitches)
+
+
+# ---- meter -------------------------------------------------------------------------------
+def meter_steps(song: Song, n_steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per step: its position in the bar and the bar's length, both in steps (clamped)."""
+    st = step_ticks(song)
+    pos = np.zeros(n_steps, dtype=np.int64)
+    length = np.zeros(n_steps, dtype=np.int64)
+    sigs = sorted(song.time_signatures, key=lambda s: s.tick)
+    if not sigs or sigs[0].tick != 0:
+        from ..core.song import TimeSignature
+
+        sigs = [TimeSignature(0)] + list(sigs)
+    step, si = 0, 0
+    while step < n_steps:
+        tick = step * st
+        while si + 1 < len(sigs) and sigs[si + 1].tick <= tick:
+            si += 1
+        bar = max(1, sigs[si].bar_ticks(song.ppq) // st)
+        if si + 1 < len(sigs):  # a meter change inside the bar shortens it
+            bar = max(1, min(bar, (sigs[si + 1].tick - tick + st - 1) // st))
+        hi = min(n_steps, step + bar)
+        pos[step:hi] = np.arange(hi - step)
+        length[step:hi] = bar
+        step = hi
+    return np.minimum(pos, MAX_BAR_STEPS - 1), np.minimum(length, MAX_BAR_STEPS)
+
+
+# ---- cells -------------------------------------------------------------------------------
+def paint(cells: np.ndarray, notes, offset: int = 0, transpose: int = 0) -> None:
+    """Draw quantized notes ``(start, end, pitch)`` into one track's ``[T, N_PITCH]`` cells.
+
+    ``offset`` is the step of ``cells[0]``.  Onsets win over holds, so repeated notes stay apart.
+    Notes outside the pitch range are left out.
+    """
+    T = cells.shape[0]
+    for s, e, p in notes:
+        q = p + transpose - LOW
+        if not 0 <= q < N_PITCH:
+            continue
+        a, b = max(s - offset, 0), min(e - offset, T)
+        if a >= b:
+            continue
+        seg = cells[a:b, q]
+        seg[seg == REST] = HOLD
+        if s - offset >= 0:
+            cells[s - offset, q] = ONSET
+
+
+def decode(cells: np.ndarray, offset: int = 0) -> list[tuple[int, int, int]]:
+    """Notes ``(start, end, pitch)`` of one track's ``[T, N_PITCH]`` cells.
+
+    A HOLD with nothing sounding before it starts a note (a model may write one).
+    """
+    T, P = cells.shape
+    out = []
+    sounding = cells != REST
+    starts = (cells == ONSET) | (sounding & ~np.vstack([np.zeros((1, P), bool), sounding[:-1]]))
+    for t, q in zip(*np.nonzero(starts)):
+        e = t + 1
+        while e < T and cells[e, q] == HOLD:
+            e += 1
+        out.append((int(t) + offset, int(e) + offset, int(q) + LOW))
+    out.sort()
+    return out
+
+
+def max_polyphony(notes) -> int:
+    """The most notes sounding at once among quantized ``(start, end, pitch)`` notes."""
+    events = sorted([(s, 1) for s, _, _ in notes] + [(e, -1) for _, e, _ in notes])
+    best = cur = 0
+    for _, d in events:
+        cur += d
+        best = max(best, cur)
+    return best
+
+
+@dataclass
+class Roll:
+    """A window of a song as the model sees it."""
+
+    cells: np.ndarray  # uint8 [K, T, N_PITCH]
+    offset: int  # song step of column 0
+    bar_pos: np.ndarray  # int64 [T]
+    bar_len: np.ndarray  # int64 [T]
+    scale: np.ndarray  # bool [12]
+    mono: np.ndarray  # bool [K]
+    tracks: list[int]  # song track index of each roll track
+
+    @property
+    def n_steps(self) -> int:
+        return self.cells.shape[1]
+
+
+def playable_tracks(song: Song) -> list[int]:
+    """Indices of the tracks the model can read: pitched (not drums), at most MAX_TRACKS."""
+    return [i for i, t in enumerate(song.tracks) if not t.is_drum][:MAX_TRACKS]
+
+
+def song_to_roll(song: Song, tracks=None, first_step: int = 0, n_steps: int | None = None, key=None) -> Roll:
+    """The roll of ``tracks`` (song indices, default the playable ones) over a window of steps."""
+    st = step_ticks(song)
+    tracks = playable_tracks(song) if tracks is None else list(tracks)
+    if len(tracks) > MAX_TRACKS:
+        raise ValueError(f"a roll holds at most {MAX_TRACKS} tracks")
+    if n_steps is None:
+        n_steps = max(1, -(-song.end_tick // st) - first_step)
+    cells = np.zeros((len(tracks), n_steps, N_PITCH), dtype=np.uint8)
+    mono = np.zeros(len(tracks), dtype=bool)
+    for k, ti in enumerate(tracks):
+        q = [quantize(n, st) for n in song.tracks[ti].notes]
+        paint(cells[k], q, offset=first_step)
+        mono[k] = max_polyphony(q) <= 1
+    pos, length = meter_steps(song, first_step + n_steps)
+    if key is None:
+        key = song_key(song, first_step * st)
+    return Roll(cells, first_step, pos[first_step:], length[first_step:], key_scale(key), mono, tracks)
+
+
+def roll_to_notes(roll: Roll, k: int, st: int, velocity: int = 80) -> list[Note]:
+    """Track ``k`` of a roll as song notes (ticks of ``st`` per step)."""
+    return [Note(s * st, p, (e - s) * st, velocity) for s, e, p in decode(roll.cells[k], roll.offset)]
