@@ -1,0 +1,154 @@
+"""Dialogs: song properties (title, tempo, meter, key) and audio export with progress."""
+
+from __future__ import annotations
+
+import threading
+
+from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFormLayout, QHBoxLayout,
+                               QLabel, QLineEdit, QProgressDialog, QSpinBox, QWidget)
+
+from ..core.errors import Cancelled, StudioError
+from ..core.song import KeySignature, _MAJOR_BY_FIFTHS, _MINOR_BY_FIFTHS
+
+
+def key_names() -> list[str]:
+    majors = [f"{_MAJOR_BY_FIFTHS[f]} major" for f in range(-7, 8)]
+    minors = [f"{_MINOR_BY_FIFTHS[f]} minor" for f in range(-7, 8)]
+    return majors + minors
+
+
+class SongPropertiesDialog(QDialog):
+    """Title, tempo, time signature and key at the start of the song."""
+
+    def __init__(self, song, parent=None):
+        super().__init__(parent)
+        self.setWindowTitle("Song properties")
+        self.title = QLineEdit(song.title)
+        self.tempo = QDoubleSpinBox()
+        self.tempo.setRange(10.0, 400.0)
+        self.tempo.setDecimals(1)
+        self.tempo.setSuffix(" BPM")
+        self.tempo.setValue(song.tempo_at(0).bpm)
+        ts = song.time_signature_at(0)
+        self.numerator = QSpinBox()
+        self.numerator.setRange(1, 32)
+        self.numerator.setValue(ts.numerator)
+        self.denominator = QComboBox()
+        for d in (1, 2, 4, 8, 16, 32):
+            self.denominator.addItem(str(d), d)
+        self.denominator.setCurrentText(str(ts.denominator))
+        meter = QWidget()
+        ml = QHBoxLayout(meter)
+        ml.setContentsMargins(0, 0, 0, 0)
+        ml.addWidget(self.numerator)
+        ml.addWidget(QLabel("/"))
+        ml.addWidget(self.denominator)
+        self.key = QComboBox()
+        self.key.addItems(key_names())
+        self.key.setCurrentText(song.key_at(0).name)
+        form = QFormLayout(self)
+        form.addRow("Title", self.title)
+        form.addRow("Tempo", self.tempo)
+        form.addRow("Time signature", meter)
+        form.addRow("Key", self.key)
+        if len(song.tempos) > 1 or len(song.time_signatures) > 1 or len(song.key_signatures) > 1:
+            form.addRow(QLabel("Later tempo, meter and key changes are kept."))
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        form.addRow(buttons)
+
+    def values(self) -> tuple:
+        return (self.title.text().strip() or "Untitled", self.tempo.value(), self.numerator.value(),
+                int(self.denominator.currentData()), KeySignature.from_name(self.key.currentText()))
+
+
+class _Relay(QObject):
+    progress = Signal(float)
+    finished = Signal(str)  # "" on success, else the error line ("cancelled" when cancelled)
+
+
+class BackgroundExport(QObject):
+    """Runs ``work(progress)`` in a thread behind a progress dialog with Cancel.
+
+    ``progress(fraction) -> bool`` returns False once the user cancelled; ``work`` raises
+    :class:`Cancelled` (or returns) then. With ``determinate=False`` the bar just shows activity.
+    """
+
+    finished = Signal(str)
+
+    def __init__(self, work, label: str, parent_widget=None, determinate: bool = True):
+        super().__init__(parent_widget)
+        self.work = work
+        self.cancelled = False
+        self.dialog = QProgressDialog(label, "Cancel", 0, 1000 if determinate else 0, parent_widget)
+        self.dialog.setWindowTitle("Export")
+        self.dialog.setWindowModality(Qt.WindowModality.WindowModal)
+        self.dialog.setMinimumDuration(0)
+        self.dialog.setMinimumWidth(440)
+        self.dialog.setAutoClose(False)
+        self.dialog.setAutoReset(False)
+        self.dialog.canceled.connect(self._cancel)
+        self.relay = _Relay()
+        self.relay.progress.connect(lambda f: self.dialog.setValue(int(f * 1000)) if determinate else None)
+        self.relay.finished.connect(self._done)
+        self.running = False
+
+    def start(self) -> None:
+        self.dialog.setValue(0)
+        self.dialog.show()
+        self.running = True
+        threading.Thread(target=self._run, name="export", daemon=True).start()
+
+    def _cancel(self) -> None:
+        self.cancelled = True
+
+    def _progress(self, fraction: float) -> bool:
+        self.relay.progress.emit(float(fraction))
+        return not self.cancelled
+
+    def _run(self) -> None:
+        try:
+            self.work(self._progress)
+            msg = "cancelled" if self.cancelled else ""
+        except Cancelled:
+            msg = "cancelled"
+        except StudioError as exc:
+            msg = str(exc)
+        except ImportError as exc:
+            msg = f"export is not available: {exc}"
+        except Exception as exc:  # report, never crash the editor
+            msg = f"{type(exc).__name__}: {exc}"
+        self.relay.finished.emit(msg)
+
+    def _done(self, msg: str) -> None:
+        self.running = False
+        self.dialog.hide()
+        self.finished.emit(msg)
+
+
+def audio_export(song, path: str, soundfont: str = "", parent_widget=None) -> BackgroundExport:
+    """A BackgroundExport that renders ``song`` to WAV or FLAC."""
+    song = song.copy()
+
+    def work(progress):
+        from ..audio.render import render_file  # noqa: PLC0415
+
+        render_file(song, path, soundfont=soundfont or None, progress=progress)
+
+    name = path.replace("\\", "/").rsplit("/", 1)[-1]
+    return BackgroundExport(work, f"Rendering {name} with FluidSynth…", parent_widget)
+
+
+def file_export(song, path: str, parent_widget=None) -> BackgroundExport:
+    """A BackgroundExport that writes MIDI, MusicXML or a project (MusicXML can take a while)."""
+    song = song.copy()
+
+    def work(progress):
+        from ..io import save  # noqa: PLC0415
+
+        save(song, path)
+
+    name = path.replace("\\", "/").rsplit("/", 1)[-1]
+    return BackgroundExport(work, f"Writing {name}…", parent_widget, determinate=False)

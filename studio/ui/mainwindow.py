@@ -1,0 +1,332 @@
+"""The main window: assembles the piano roll, score, track list and transport, and holds the
+menus and actions. The right dock area is kept free for the assistant panel."""
+
+from __future__ import annotations
+
+import os
+
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDockWidget, QLabel, QMainWindow, QSplitter, QVBoxLayout,
+                               QWidget)
+
+from ..core.timing import bar_of
+from . import commands
+from .autosave import Autosaver
+from .dialogs import SongPropertiesDialog
+from .document import Document
+from .files import FileActions
+from .pianoroll import tools
+from .pianoroll.editor import RollEditor
+from .pianoroll.geometry import GRID_NAMES
+from .score.view import ScoreView, engraving_enabled
+from .settings import Settings
+from .tracklist import TrackList
+from .transport import Transport
+
+W = Qt.ShortcutContext.WidgetWithChildrenShortcut
+
+
+class MainWindow(FileActions, QMainWindow):
+    def __init__(self, settings: Settings | None = None, doc: Document | None = None, autosave_folder: str | None = None,
+                 start_audio: bool = True, score: bool | None = None):
+        super().__init__()
+        self.settings = settings or Settings()
+        self.doc = doc or Document()
+        self.source_name = ""
+        self.quiet = False  # screenshots and tests: report errors in the status bar only
+        self.setAcceptDrops(True)
+        self.setDockNestingEnabled(True)
+        self.setObjectName("MainWindow")
+
+        self.editor = RollEditor(self.doc)
+        self.transport = Transport(self.doc, self.settings.soundfont, self)
+        self.autosaver = Autosaver(self.doc, autosave_folder, parent=self)
+        self.score = ScoreView(self.doc) if (score if score is not None else engraving_enabled()) else None
+
+        self.banner = QLabel()
+        self.banner.setWordWrap(True)
+        self.banner.setStyleSheet("background:#fff3cd; color:#664d03; padding:4px 8px; border-bottom:1px solid #e0c36a;")
+        self.banner.hide()
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.addWidget(self.editor)
+        if self.score is not None:
+            self.splitter.addWidget(self.score)
+            self.splitter.setStretchFactor(0, 3)
+            self.splitter.setStretchFactor(1, 2)
+        central = QWidget()
+        lay = QVBoxLayout(central)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(0)
+        lay.addWidget(self.banner)
+        lay.addWidget(self.splitter)
+        self.setCentralWidget(central)
+
+        self.tracklist = TrackList(self.doc)
+        dock = QDockWidget("Tracks", self)
+        dock.setObjectName("TracksDock")
+        dock.setWidget(self.tracklist)
+        self.tracklist.setMinimumWidth(330)
+        dock.setAllowedAreas(Qt.DockWidgetArea.LeftDockWidgetArea | Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
+        self.tracks_dock = dock
+        # the right dock area is left free for the assistant panel
+
+        self._build_actions()
+        self._build_menus()
+        self._build_toolbars()
+        self._connect()
+        self.resize(1600, 1000)
+        self.restore_layout()
+        self.update_title()
+        if start_audio:
+            self.transport.start_engine()
+        self.statusBar().showMessage("Ready", 2000)
+
+    # ---- actions --------------------------------------------------------------------------
+    def _act(self, text, slot, shortcut=None, tip=None, context=None, checkable=False) -> QAction:
+        a = QAction(text, self)
+        if shortcut is not None:
+            seqs = shortcut if isinstance(shortcut, list) else [shortcut]
+            a.setShortcuts([QKeySequence(s) if isinstance(s, str) else QKeySequence(s) for s in seqs])
+        if context is not None:
+            a.setShortcutContext(context)
+        a.setCheckable(checkable)
+        keys = a.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
+        a.setToolTip(f"{tip or text.replace('&', '').rstrip('…')}" + (f" ({keys})" if keys else ""))
+        a.setStatusTip(a.toolTip())
+        a.triggered.connect(slot)
+        if context == W:
+            self.editor.addAction(a)
+        else:
+            self.addAction(a)
+        return a
+
+    def _build_actions(self) -> None:
+        SK = QKeySequence.StandardKey
+        ed, doc = self.editor, self.doc
+        A = self._act
+        self.a_new = A("&New", self.new_file, SK.New)
+        self.a_open = A("&Open…", self.open_dialog, SK.Open)
+        self.a_save = A("&Save", self.save, SK.Save)
+        self.a_save_as = A("Save &As…", self.save_as, SK.SaveAs)
+        self.a_quit = A("&Quit", self.close, SK.Quit)
+        self.a_export = {k: A(f"Export {k.upper() if k != 'musicxml' else 'MusicXML'}…",
+                              lambda _=False, k=k: self.export_dialog(k)) for k in ("midi", "musicxml", "wav", "flac")}
+        self.a_undo = doc.undo.createUndoAction(self, "&Undo")
+        self.a_undo.setShortcuts(QKeySequence.keyBindings(SK.Undo))
+        self.a_redo = doc.undo.createRedoAction(self, "&Redo")
+        self.a_redo.setShortcuts(QKeySequence.keyBindings(SK.Redo) + [QKeySequence("Ctrl+Shift+Z")])
+        for a in (self.a_undo, self.a_redo):
+            self.addAction(a)
+        self.a_cut = A("Cu&t", ed.cut, SK.Cut, context=W)
+        self.a_copy = A("&Copy", ed.copy, SK.Copy, context=W)
+        self.a_paste = A("&Paste", ed.paste, SK.Paste, tip="Paste at the playhead", context=W)
+        self.a_dup = A("&Duplicate", ed.duplicate, "Ctrl+D", context=W)
+        self.a_delete = A("De&lete", ed.delete_selection, [Qt.Key.Key_Delete, Qt.Key.Key_Backspace], context=W)
+        self.a_select_all = A("Select &All", ed.select_all, SK.SelectAll, context=W)
+        self.a_up = A("Transpose Up", lambda: ed.transpose(1), "Up", context=W)
+        self.a_down = A("Transpose Down", lambda: ed.transpose(-1), "Down", context=W)
+        self.a_oct_up = A("Octave Up", lambda: ed.transpose(12), "Shift+Up", context=W)
+        self.a_oct_down = A("Octave Down", lambda: ed.transpose(-12), "Shift+Down", context=W)
+        self.a_right = A("Move Right by Grid", lambda: ed.shift(1), "Right", context=W)
+        self.a_left = A("Move Left by Grid", lambda: ed.shift(-1), "Left", context=W)
+        self.a_quantize = A("&Quantize", ed.quantize, "Q", tip="Quantize the selection (or the track) to the grid", context=W)
+        self.a_props = A("Song &Properties…", self.song_properties, "Ctrl+P", tip="Tempo, time signature and key")
+        self.a_zoom_in = A("Zoom &In", lambda: ed.zoom(1.25), "Z", context=W)
+        self.a_zoom_out = A("Zoom &Out", lambda: ed.zoom(0.8), "Shift+Z", context=W)
+        self.a_taller = A("Taller Keys", lambda: ed.zoom(1.2, vertical=True), "Alt+Z", context=W)
+        self.a_shorter = A("Shorter Keys", lambda: ed.zoom(1 / 1.2, vertical=True), "Alt+Shift+Z", context=W)
+        self.a_play = A("&Play / Stop", self.transport.toggle, "Space", tip="Play or stop")
+        self.a_loop = A("&Loop", self._loop_toggled, "L", tip="Loop the region dragged in the ruler", checkable=True)
+        self.a_home = A("To &Start", lambda: self.transport.seek(0), "Home")
+        self.a_add_track = A("&Add Track", lambda: doc.undo.push(commands.AddTrack(doc)), "Ctrl+T")
+        self.a_remove_track = A("&Remove Track", lambda: doc.undo.push(commands.RemoveTrack(doc, doc.current_track)))
+        self.tool_group = QActionGroup(self)
+        self.a_tools = {}
+        for name, label, key in ((tools.SELECT, "Select", "S"), (tools.DRAW, "Draw", "D"), (tools.ERASE, "Erase", "E")):
+            a = A(label, lambda _=False, n=name: ed.set_tool(n), key, tip=f"{label} tool", context=W, checkable=True)
+            self.tool_group.addAction(a)
+            self.a_tools[name] = a
+        self.a_tools[tools.SELECT].setChecked(True)
+
+    def _build_menus(self) -> None:
+        mb = self.menuBar()
+        m = mb.addMenu("&File")
+        for a in (self.a_new, self.a_open):
+            m.addAction(a)
+        self.recent_menu = m.addMenu("Open &Recent")
+        m.addSeparator()
+        m.addAction(self.a_save)
+        m.addAction(self.a_save_as)
+        ex = m.addMenu("&Export")
+        for a in self.a_export.values():
+            ex.addAction(a)
+        m.addSeparator()
+        m.addAction(self.a_quit)
+        self.rebuild_recent_menu()
+        m = mb.addMenu("&Edit")
+        for a in (self.a_undo, self.a_redo, None, self.a_cut, self.a_copy, self.a_paste, self.a_dup, self.a_delete,
+                  self.a_select_all, None, self.a_up, self.a_down, self.a_oct_up, self.a_oct_down, self.a_left,
+                  self.a_right, self.a_quantize, None, self.a_props):
+            m.addSeparator() if a is None else m.addAction(a)
+        m = mb.addMenu("&View")
+        for a in (self.a_zoom_in, self.a_zoom_out, self.a_taller, self.a_shorter):
+            m.addAction(a)
+        m.addSeparator()
+        m.addAction(self.tracks_dock.toggleViewAction())
+        m = mb.addMenu("&Transport")
+        for a in (self.a_play, self.a_loop, self.a_home):
+            m.addAction(a)
+        m = mb.addMenu("T&rack")
+        for a in (self.a_add_track, self.a_remove_track):
+            m.addAction(a)
+
+    def _build_toolbars(self) -> None:
+        tb = self.addToolBar("Transport")
+        tb.setObjectName("TransportBar")
+        for a in (self.a_play, self.a_home, self.a_loop):
+            tb.addAction(a)
+        self.position_label = QLabel(" 1.1 ")
+        self.position_label.setMinimumWidth(90)
+        self.position_label.setToolTip("Playhead: bar.beat")
+        self.position_label.setStyleSheet("font-family: monospace; font-size: 14px; padding: 0 8px;")
+        tb.addWidget(self.position_label)
+        tb = self.addToolBar("Tools")
+        tb.setObjectName("ToolsBar")
+        for a in self.a_tools.values():
+            tb.addAction(a)
+        tb.addSeparator()
+        tb.addWidget(QLabel(" Snap "))
+        self.grid_combo = QComboBox()
+        self.grid_combo.addItems(GRID_NAMES)
+        self.grid_combo.setToolTip("Snap grid (hold Alt while dragging to bypass)")
+        self.grid_combo.setCurrentText(self.settings.grid if self.settings.grid in GRID_NAMES else "1/16")
+        self.grid_combo.currentTextChanged.connect(self._grid_changed)
+        self.editor.set_grid(self.grid_combo.currentText())
+        tb.addWidget(self.grid_combo)
+        tb.addSeparator()
+        for a in (self.a_zoom_in, self.a_zoom_out, self.a_quantize, self.a_props):
+            tb.addAction(a)
+
+    def _connect(self) -> None:
+        doc, ed, tr = self.doc, self.editor, self.transport
+        doc.modifiedChanged.connect(lambda _m: self.update_title())
+        doc.pathChanged.connect(lambda _p: self.update_title())
+        doc.mapsChanged.connect(self.update_title)
+        ed.previewRequested.connect(lambda p: tr.preview(p, doc.track.program))
+        ed.playToggleRequested.connect(tr.toggle)
+        ed.seekRequested.connect(tr.seek)
+        ed.loopChanged.connect(self._loop_region)
+        ed.toolChanged.connect(lambda n: self.a_tools[n].setChecked(True))
+        tr.position.connect(self._position)
+        tr.playingChanged.connect(lambda on: self.a_play.setText("Stop" if on else "Play"))
+        tr.ready.connect(self._audio_ready)
+        for sig in (doc.mapsChanged, doc.tracksChanged):
+            sig.connect(tr.restart_if_playing)
+        if self.score is not None:
+            self.score.noteClicked.connect(self.select_from_score)
+            self._score_follow = QTimer(self)
+            self._score_follow.setSingleShot(True)
+            self._score_follow.setInterval(400)
+            self._score_follow.timeout.connect(self._follow_roll)
+            ed.geom.changed.connect(self._score_follow.start)
+
+    # ---- behaviour -----------------------------------------------------------------------------
+    def update_title(self) -> None:
+        name = self.doc.path and os.path.basename(self.doc.path) or self.source_name or self.doc.song.title or "Untitled"
+        self.setWindowTitle(f"{name}[*] — Cantor Studio")
+        self.setWindowModified(self.doc.modified)
+
+    def _grid_changed(self, name: str) -> None:
+        self.editor.set_grid(name)
+        self.settings.grid = name
+
+    def _loop_region(self, loop) -> None:
+        self.a_loop.setChecked(bool(loop))
+        self.transport.set_loop(loop)
+
+    def _loop_toggled(self, on: bool) -> None:
+        region = self.editor.view.loop
+        if on and not region:  # no region yet: loop the bar under the playhead
+            bar = self.editor.geom.bar_at(self.editor.view.playhead)
+            region = (bar.start, bar.end) if bar else None
+            self.editor._loop_changed(region)
+            self.editor.ruler.loop = region
+        self.transport.set_loop(region if on else None)
+
+    def _position(self, tick: int) -> None:
+        playing = self.transport.playing
+        self.editor.set_playhead(tick, follow=playing)
+        if self.score is not None:
+            self.score.set_playhead(tick, follow=playing)
+        song = self.doc.song
+        bar = self.editor.geom.bar_at(tick)
+        if bar is not None:
+            beat = (tick - bar.start) // bar.meter.beat_ticks(song.ppq) + 1
+            self.position_label.setText(f" {bar.index + 1}.{beat} ")
+
+    def _audio_ready(self, ok: bool, why: str) -> None:
+        if ok:
+            self.banner.hide()
+        else:
+            self.banner.setText(f"Playback is off: {why}. Editing, saving and export to MIDI/MusicXML still work.")
+            self.banner.show()
+        self.a_play.setEnabled(ok)
+
+    def _follow_roll(self) -> None:
+        if self.score is not None and not self.transport.playing:
+            g = self.editor.geom
+            bar = g.bar_at(g.tick_at(0) + 1)
+            if bar is not None:
+                self.score.show_bar(bar.index)
+
+    def select_from_score(self, track: int, tick: int, pitch: int) -> None:
+        song = self.doc.song
+        if not (0 <= track < len(song.tracks)):
+            return
+        notes = song.tracks[track].notes
+        hit = [n for n in notes if n.start == tick and n.pitch == pitch] or \
+              [n for n in notes if n.pitch == pitch and n.start <= tick < n.end]
+        if hit:
+            self.doc.set_selection(hit[:1], track=track)
+            g = self.editor.geom
+            if not (0 <= g.x_of(hit[0].start) <= self.editor.view.viewport().width()):
+                self.editor.view.scroll_to_tick(hit[0].start, 0.3)
+            self.editor.view.center_on_pitch(pitch)
+
+    def song_properties(self) -> None:
+        dlg = SongPropertiesDialog(self.doc.song, self)
+        if dlg.exec():
+            self.doc.undo.push(commands.SongProperties(self.doc, *dlg.values()))
+
+    # ---- layout persistence ---------------------------------------------------------------------
+    def restore_layout(self) -> None:
+        s = self.settings
+        if not s.window_geometry.isEmpty():
+            self.restoreGeometry(s.window_geometry)
+        if not s.window_state.isEmpty():
+            self.restoreState(s.window_state)
+        if not s.splitter_state.isEmpty():
+            self.splitter.restoreState(s.splitter_state)
+        else:
+            self.splitter.setSizes([900, 600])
+
+    def save_layout(self) -> None:
+        s = self.settings
+        s.window_geometry = self.saveGeometry()
+        s.window_state = self.saveState()
+        s.splitter_state = self.splitter.saveState()
+        s.sync()
+
+    def closeEvent(self, event) -> None:
+        if not self.maybe_discard():
+            event.ignore()
+            return
+        self.save_layout()
+        self.autosaver.stop()
+        self.autosaver.discard()
+        self.transport.close()
+        if self.score is not None:
+            self.score.close_engraver()
+        event.accept()

@@ -1,0 +1,128 @@
+"""The editor's settings: one typed object over QSettings, the only place that touches QSettings.
+
+Every value has a type and a default; a settings file written by an older version is migrated
+(or reset) by :meth:`Settings._migrate` through the stored ``version`` key.
+"""
+
+from __future__ import annotations
+
+import os
+
+from PySide6.QtCore import QByteArray, QSettings, QStandardPaths
+
+VERSION = 1
+MAX_RECENT = 10
+
+
+class Settings:
+    """Typed access to the persistent settings. ``Settings(path)`` uses an ini file (tests)."""
+
+    def __init__(self, path: str | None = None):
+        if path is None:
+            folder = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppConfigLocation)
+            path = os.path.join(folder or os.path.expanduser("~/.config/cantor-studio"), "studio.ini")
+        self._q = QSettings(path, QSettings.Format.IniFormat)
+        self._migrate()
+
+    @property
+    def path(self) -> str:
+        return self._q.fileName()
+
+    def _migrate(self) -> None:
+        stored = self._int("version", 0)
+        if stored > VERSION:  # written by a newer release: keep what we understand, touch nothing else
+            return
+        if stored < 1 and self._q.allKeys():
+            # before version 1 nothing was typed; start clean rather than misread old values
+            self._q.clear()
+        self._q.setValue("version", VERSION)
+
+    # ---- typed helpers ---------------------------------------------------------------
+    def _int(self, key: str, default: int) -> int:
+        v = self._q.value(key, default)
+        try:
+            return int(v)
+        except (TypeError, ValueError):
+            return default
+
+    def _str(self, key: str, default: str) -> str:
+        v = self._q.value(key, default)
+        return v if isinstance(v, str) else default
+
+    def _bytes(self, key: str) -> QByteArray:
+        v = self._q.value(key)
+        return v if isinstance(v, QByteArray) else QByteArray()
+
+    def sync(self) -> None:
+        self._q.sync()
+
+    # ---- window layout ---------------------------------------------------------------
+    @property
+    def window_geometry(self) -> QByteArray:
+        return self._bytes("window/geometry")
+
+    @window_geometry.setter
+    def window_geometry(self, value: QByteArray) -> None:
+        self._q.setValue("window/geometry", value)
+
+    @property
+    def window_state(self) -> QByteArray:
+        return self._bytes("window/state")
+
+    @window_state.setter
+    def window_state(self, value: QByteArray) -> None:
+        self._q.setValue("window/state", value)
+
+    @property
+    def splitter_state(self) -> QByteArray:
+        return self._bytes("window/splitter")
+
+    @splitter_state.setter
+    def splitter_state(self, value: QByteArray) -> None:
+        self._q.setValue("window/splitter", value)
+
+    # ---- editing -----------------------------------------------------------------------
+    @property
+    def grid(self) -> str:
+        """The snap grid by name, e.g. ``"1/16"`` or ``"1/8T"``."""
+        return self._str("edit/grid", "1/16")
+
+    @grid.setter
+    def grid(self, value: str) -> None:
+        self._q.setValue("edit/grid", str(value))
+
+    # ---- audio -------------------------------------------------------------------------
+    @property
+    def soundfont(self) -> str:
+        """Path of a General MIDI soundfont; empty means the system's default."""
+        return self._str("audio/soundfont", "")
+
+    @soundfont.setter
+    def soundfont(self, value: str) -> None:
+        self._q.setValue("audio/soundfont", str(value or ""))
+
+    # ---- files -------------------------------------------------------------------------
+    @property
+    def recent_files(self) -> list[str]:
+        v = self._q.value("files/recent", [])
+        if isinstance(v, str):
+            v = [v]
+        return [str(p) for p in (v or []) if p][:MAX_RECENT]
+
+    @recent_files.setter
+    def recent_files(self, paths: list[str]) -> None:
+        self._q.setValue("files/recent", list(paths)[:MAX_RECENT])
+
+    def add_recent(self, path: str) -> list[str]:
+        path = os.path.abspath(path)
+        paths = [path] + [p for p in self.recent_files if p != path]
+        self.recent_files = paths
+        return self.recent_files
+
+    @property
+    def last_folder(self) -> str:
+        return self._str("files/last_folder", "")
+
+    @last_folder.setter
+    def last_folder(self, value: str) -> None:
+        self._q.setValue("files/last_folder", str(value))
