@@ -256,6 +256,12 @@ def test_cancel_and_errors_leave_nothing_half_written(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.wav"]
 
 
+def test_absurdly_long_song_is_refused_before_allocating():
+    song = Song(tracks=[Track("a", notes=[Note(0, 60, 480), Note(480 * 2 * 60 * 60 * 5, 62, 480)])])  # 5 hours
+    with pytest.raises(StudioError, match="too long"):
+        render_array(song, SMALL_SF)
+
+
 def test_real_piece_renders(tmp_path):
     from studio.io import load
 

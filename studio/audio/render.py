@@ -25,6 +25,7 @@ from .synth import Synth, channels_needed
 Progress = Callable[[float], "bool | None"]
 FORMATS = {".wav": ("WAV", "PCM_16"), ".flac": ("FLAC", "PCM_16")}
 HEADROOM = 0.99  # a mix peaking above this is scaled down as a whole, never clipped
+MAX_SECONDS = 3600.0  # longest render (held in memory: about 1.3 GB of float32 stereo an hour)
 
 
 def audible(song: Song) -> list[bool]:
@@ -152,6 +153,9 @@ def render_with(synth: Synth, song: Song, progress: Progress | None = None, tail
     sr = synth.sample_rate
     tail = max(0, int(round(tail_seconds * sr)))
     total = sched.length + tail
+    if total > MAX_SECONDS * sr:
+        minutes = total / sr / 60
+        raise StudioError(f"{song.title or 'song'}: {minutes:.0f} minutes is too long to render (at most {MAX_SECONDS / 60:.0f})")
     out = np.zeros((total, 2), dtype=np.float32)
     chunk = max(64, int(chunk_seconds * sr))
     seq = Sequencer(synth, sched)

@@ -171,11 +171,13 @@ class Synth:
     """A FluidSynth synthesizer with one soundfont, writing float32 stereo.
 
     Not thread-safe by itself: one thread at a time drives it (the player's audio
-    callback, or the offline renderer).
+    callback, or the offline renderer).  The chorus unit is off by default: a song sends
+    nothing to it (no CC 93), so running it would only cost time.  Reverb stays on (GM's
+    default send level).
     """
 
     def __init__(self, soundfont: str | os.PathLike | None = None, sample_rate: int = 44100,
-                 channels: int = 16, gain: float = 0.5, reverb: bool = True, chorus: bool = True,
+                 channels: int = 16, gain: float = 0.5, reverb: bool = True, chorus: bool = False,
                  polyphony: int = 256, cpu_cores: int = 1):
         fs = _require()
         if not 8000 <= int(sample_rate) <= 192000:

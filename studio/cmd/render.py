@@ -33,6 +33,12 @@ def render(args) -> int:
     if song.note_count == 0:
         raise StudioError(f"{os.path.basename(args.input)}: the song has no notes to render")
 
+    from ..audio.render import MAX_SECONDS  # noqa: PLC0415
+
+    secs = song_seconds(song)
+    if secs > MAX_SECONDS:
+        raise StudioError(f"{os.path.basename(args.input)}: {secs / 60:.0f} minutes of music is too long to render "
+                          f"(at most {MAX_SECONDS / 60:.0f})")
     tty = sys.stderr.isatty()
 
     def progress(frac: float) -> bool:
@@ -45,7 +51,6 @@ def render(args) -> int:
     wall = time.perf_counter() - t0
     if tty:
         print(file=sys.stderr)
-    secs = song_seconds(song)
     print(f"wrote {out}: {secs:.1f} s of music, {rate} Hz stereo, soundfont {soundfont.name} "
           f"({wall:.1f} s, {secs / wall if wall > 0 else 0:.0f}x real time)")
     return 0
