@@ -1,0 +1,257 @@
+"""The continuation model: a decoder-only Transformer with Music-Transformer relative attention.
+
+Relative attention (Huang et al., 2018): besides ``q·k``, each query scores the *distance*
+to each key through a learned embedding per head and distance.  Training computes it with
+the "skewing" trick, which turns ``Q @ E_r^T`` (L x L) into distance-aligned logits by a
+pad-reshape-slice, without the L x L x D tensor of the naive method.  There are no absolute
+positions, so a key/value cache can slide: old keys drop out and distances stay right.
+
+Sampling (:func:`sample`) runs K takes in one batch with a KV cache, temperature and top-p
+from a small table of filters, and a :class:`~studio.ml.tokens.Grammar` per take that masks
+every token that would break the sequence.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from . import tokens as T
+
+
+@dataclass
+class Config:
+    vocab_size: int = T.VOCAB_SIZE
+    n_layer: int = 4
+    n_head: int = 4
+    d_model: int = 256
+    d_ff: int = 1024
+    ctx: int = 768  # training window; also the longest relative distance learned
+    dropout: float = 0.1
+
+
+# ---- relative attention -----------------------------------------------------------------------
+def skew(qe: torch.Tensor) -> torch.Tensor:
+    """``qe[..., i, m]`` scores distance ``L-1-m``; return ``s[..., i, j]`` scoring ``i-j`` (j <= i)."""
+    *lead, L, _ = qe.shape
+    padded = F.pad(qe, (1, 0))  # (..., L, L+1)
+    return padded.reshape(*lead, L + 1, L)[..., 1:, :]
+
+
+def rel_logits_skewed(q: torch.Tensor, er: torch.Tensor) -> torch.Tensor:
+    """q: (B, H, L, D); er: (H, R, D) embeddings of distances 0..R-1 -> (B, H, L, L)."""
+    L = q.shape[-2]
+    idx = (L - 1 - torch.arange(L, device=q.device)).clamp(max=er.shape[1] - 1)
+    e = er[:, idx]  # (H, L, D): column m <-> distance L-1-m
+    return skew(torch.matmul(q, e.unsqueeze(0).transpose(-1, -2)))
+
+
+def rel_logits_naive(q: torch.Tensor, er: torch.Tensor) -> torch.Tensor:
+    """The same as :func:`rel_logits_skewed` by building the L x L x D tensor (for tests)."""
+    L = q.shape[-2]
+    ar = torch.arange(L, device=q.device)
+    dist = (ar[:, None] - ar[None, :]).clamp(min=0, max=er.shape[1] - 1)  # (L, L)
+    e = er[:, dist]  # (H, L, L, D)
+    out = torch.einsum("bhid,hijd->bhij", q, e)
+    return out.masked_fill(ar[None, :] > ar[:, None], 0.0)
+
+
+def rel_logits_at(q: torch.Tensor, er: torch.Tensor, q_pos: torch.Tensor, k_pos: torch.Tensor) -> torch.Tensor:
+    """Relative logits for queries at absolute ``q_pos`` (T,) against keys at ``k_pos`` (S,)."""
+    R = er.shape[1]
+    all_d = torch.matmul(q, er.unsqueeze(0).transpose(-1, -2))  # (B, H, T, R)
+    dist = (q_pos[:, None] - k_pos[None, :]).clamp(min=0, max=R - 1)  # (T, S)
+    B, H, Tq, _ = all_d.shape
+    return torch.gather(all_d, 3, dist.expand(B, H, Tq, dist.shape[1]))
+
+
+class RelativeSelfAttention(nn.Module):
+    def __init__(self, cfg: Config):
+        super().__init__()
+        self.h, self.dh = cfg.n_head, cfg.d_model // cfg.n_head
+        self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model)
+        self.proj = nn.Linear(cfg.d_model, cfg.d_model)
+        self.er = nn.Parameter(torch.randn(cfg.n_head, cfg.ctx, self.dh) * 0.02)
+        self.drop = cfg.dropout
+
+    def forward(self, x, cache=None, q_pos=None, k_pos=None):
+        B, L, C = x.shape
+        q, k, v = self.qkv(x).split(C, dim=2)
+        q, k, v = (t.view(B, L, self.h, self.dh).transpose(1, 2) for t in (q, k, v))
+        scale = 1.0 / math.sqrt(self.dh)
+        if cache is None:
+            bias = rel_logits_skewed(q, self.er) * scale
+            causal = torch.ones(L, L, dtype=torch.bool, device=x.device).tril()
+            bias = bias.masked_fill(~causal, float("-inf"))
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias,
+                                               dropout_p=self.drop if self.training else 0.0)
+        else:
+            if cache.get("k") is not None:
+                k = torch.cat([cache["k"], k], dim=2)
+                v = torch.cat([cache["v"], v], dim=2)
+            cache["k"], cache["v"] = k, v
+            bias = rel_logits_at(q, self.er, q_pos, k_pos) * scale
+            if L > 1:
+                bias = bias.masked_fill(k_pos[None, :] > q_pos[:, None], float("-inf"))
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+        return self.proj(y.transpose(1, 2).reshape(B, L, C))
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: Config):
+        super().__init__()
+        self.ln1 = nn.LayerNorm(cfg.d_model)
+        self.attn = RelativeSelfAttention(cfg)
+        self.ln2 = nn.LayerNorm(cfg.d_model)
+        self.mlp = nn.Sequential(nn.Linear(cfg.d_model, cfg.d_ff), nn.GELU(), nn.Linear(cfg.d_ff, cfg.d_model))
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x, cache=None, q_pos=None, k_pos=None):
+        x = x + self.drop(self.attn(self.ln1(x), cache, q_pos, k_pos))
+        return x + self.drop(self.mlp(self.ln2(x)))
+
+
+class MusicTransformer(nn.Module):
+    def __init__(self, cfg: Config):
+        super().__init__()
+        self.cfg = cfg
+        self.emb = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
+        self.ln_f = nn.LayerNorm(cfg.d_model)
+        self.head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        self.head.weight = self.emb.weight  # tied
+        self.apply(self._init)
+
+    @staticmethod
+    def _init(m):
+        if isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, std=0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Embedding):
+            nn.init.normal_(m.weight, std=0.02)
+
+    def n_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
+        """Logits (B, L, V); with ``targets`` (PAD ignored) also the mean cross-entropy in nats."""
+        x = self.drop(self.emb(idx))
+        for b in self.blocks:
+            x = b(x)
+        logits = self.head(self.ln_f(x))
+        if targets is None:
+            return logits, None
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=T.PAD)
+        return logits, loss
+
+    # ---- cached decoding ----------------------------------------------------------------------
+    def new_cache(self) -> dict:
+        return {"layers": [{} for _ in self.blocks], "pos": torch.zeros(0, dtype=torch.long), "next": 0}
+
+    def forward_cached(self, idx: torch.Tensor, cache: dict, keep_head: int = 0) -> torch.Tensor:
+        """Logits of the last position after feeding ``idx`` (B, T) on top of ``cache``.
+
+        When the cache would exceed ``cfg.ctx`` keys, the oldest keys after the first
+        ``keep_head`` (the header naming the tracks) are dropped.
+        """
+        B, Tn = idx.shape
+        dev = idx.device
+        q_pos = torch.arange(cache["next"], cache["next"] + Tn, device=dev)
+        k_pos = torch.cat([cache["pos"].to(dev), q_pos])
+        x = self.emb(idx)
+        for b, lc in zip(self.blocks, cache["layers"]):
+            x = b(x, lc, q_pos, k_pos)
+        cache["pos"], cache["next"] = k_pos, cache["next"] + Tn
+        over = k_pos.numel() - self.cfg.ctx
+        if over > 0:
+            drop = max(over, self.cfg.ctx // 8)  # drop in chunks: fewer copies
+            keep = torch.cat([torch.arange(keep_head, device=dev),
+                              torch.arange(keep_head + drop, k_pos.numel(), device=dev)])
+            cache["pos"] = k_pos[keep]
+            for lc in cache["layers"]:
+                lc["k"], lc["v"] = lc["k"][:, :, keep], lc["v"][:, :, keep]
+        return self.head(self.ln_f(x[:, -1]))
+
+
+def build(config: dict) -> MusicTransformer:
+    return MusicTransformer(Config(**config))
+
+
+# ---- sampling -----------------------------------------------------------------------------------
+def _temperature(logits, value):
+    return logits / max(1e-4, float(value))
+
+
+def _top_p(logits, p):
+    if p is None or p >= 1.0:
+        return logits
+    sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
+    cum = torch.softmax(sorted_logits, dim=-1).cumsum(-1)
+    remove = cum - torch.softmax(sorted_logits, dim=-1) > p  # keep the smallest set reaching p
+    sorted_logits = sorted_logits.masked_fill(remove, float("-inf"))
+    return torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
+
+
+FILTERS = {"temperature": _temperature, "top_p": _top_p}
+
+
+@torch.inference_mode()
+def sample(model: MusicTransformer, prompt: list[int], grammars: list[T.Grammar], n_bars: int,
+           temperature: float = 1.0, top_p: float | None = 0.95, seed: int | None = None,
+           max_tokens: int = 4096, n_header: int = 0, progress=None, use_cache: bool = True) -> list[list[int]]:
+    """Sample one body per grammar (a batch of takes) after ``prompt``; stop at the bar after ``n_bars``.
+
+    Returns the new tokens of each take, starting with its first BAR and holding exactly
+    ``n_bars`` bars (fewer only if ``max_tokens`` runs out).  ``progress(fraction)``
+    returning False stops early (raises :class:`studio.core.errors.Cancelled`).
+    """
+    from ..core.errors import Cancelled
+
+    dev = next(model.parameters()).device
+    K = len(grammars)
+    gen = torch.Generator(device="cpu")
+    gen.manual_seed(int(seed) if seed is not None else int(torch.randint(0, 2**31 - 1, (1,)).item()))
+    outs: list[list[int]] = [[] for _ in range(K)]
+    done = [False] * K
+    ctx = model.cfg.ctx
+    if use_cache:
+        cache = model.new_cache()
+        start = torch.tensor([prompt[-ctx:]] * K, dtype=torch.long, device=dev)
+        logits = model.forward_cached(start, cache, keep_head=min(n_header, ctx // 4))
+    seqs = [list(prompt) for _ in range(K)]
+    for step in range(max_tokens):
+        if not use_cache:
+            window = [s[:n_header] + s[-(ctx - n_header):] if len(s) > ctx else s for s in seqs]
+            logits = model(torch.tensor(window, dtype=torch.long, device=dev))[0][:, -1]
+        masks = torch.from_numpy(np.stack([g.allowed() for g in grammars])).to(dev)
+        lg = logits.float().masked_fill(~masks, float("-inf"))
+        lg = FILTERS["top_p"](FILTERS["temperature"](lg, temperature), top_p)
+        probs = torch.softmax(lg, dim=-1).cpu()
+        nxt = torch.multinomial(probs, 1, generator=gen).squeeze(1)
+        for i, g in enumerate(grammars):
+            if done[i]:
+                continue
+            t = int(nxt[i])
+            if t == T.BAR and g.bars_done == n_bars:
+                done[i] = True
+                continue
+            g.step(t)
+            outs[i].append(t)
+            seqs[i].append(t)
+        if all(done):
+            break
+        if progress is not None:
+            frac = sum(min(1.0, g.bars_done / n_bars) for g in grammars) / K
+            if progress(min(0.99, frac)) is False:
+                raise Cancelled()
+        if use_cache:
+            feed = torch.tensor([[seqs[i][-1]] for i in range(K)], dtype=torch.long, device=dev)
+            logits = model.forward_cached(feed, cache, keep_head=min(n_header, ctx // 4))
+    return outs
