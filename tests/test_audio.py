@@ -381,6 +381,9 @@ PLAYER_SCRIPT = textwrap.dedent("""
     time.sleep(0.2)
     out["loop_pos"] = p.position_tick()
     out["loop_playing"] = p.playing
+    song.tracks[0].mute = True
+    out["update"] = p.update(song)
+    out["loop_after_update"] = p.loop
     p.stop()
     out["stopped"] = not p.playing
     p.close()
@@ -417,6 +420,15 @@ def test_player_switched_off_by_environment(monkeypatch):
     p.close()
 
 
+def test_player_with_a_bad_soundfont_says_why(tmp_path, monkeypatch):
+    from studio.audio.player import Player
+
+    monkeypatch.delenv("STUDIO_NO_AUDIO", raising=False)
+    p = Player(soundfont=tmp_path / "missing.sf2")
+    assert not p.available and "soundfont not found" in p.reason
+    assert p.preview(60) is False
+
+
 def test_player_plays_on_a_null_device():
     got = _run_player(NULL_CONF)
     if not got["available"]:
@@ -427,4 +439,5 @@ def test_player_plays_on_a_null_device():
     assert got["frames"] >= round(2.0 * SR)  # driven by frames delivered, not wall time
     assert got["preview"] is True and got["loop_play"] is True
     assert got["loop_playing"] is True and 0 <= got["loop_pos"] <= 960
+    assert got["update"] is True and got["loop_after_update"] == [0, 960]
     assert got["stopped"] is True
