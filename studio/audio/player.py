@@ -125,10 +125,14 @@ class Engine:
 
 class Player:
     """Realtime playback of a Song.  Constructing it never raises: when playback cannot
-    work, ``available`` is False and ``reason`` says why, once, in one sentence."""
+    work, ``available`` is False and ``reason`` says why, once, in one sentence.
+
+    With ``preload`` the soundfont loads in a background thread right away, so the first
+    ``play`` or ``preview`` does not wait for it (if it comes sooner, it waits for the load
+    to finish)."""
 
     def __init__(self, soundfont: str | os.PathLike | None = None, sample_rate: int = 44100,
-                 blocksize: int = 512, latency: float | str = 0.08):
+                 blocksize: int = 512, latency: float | str = 0.08, preload: bool = True):
         self.sample_rate = int(sample_rate)
         self.available = False
         self.reason = ""
@@ -145,6 +149,7 @@ class Player:
         self._song: Song | None = None
         self._loop: tuple[int, int] | None = None
         self._stopping = False
+        self._closed = False
         try:
             self._check(soundfont)
             self.available = True
@@ -152,6 +157,8 @@ class Player:
             self.reason = f"Playback is off: {exc}."
         except Exception as exc:  # noqa: BLE001 - never let playback take the app down
             self.reason = f"Playback is off: {type(exc).__name__}: {exc}."
+        if self.available and preload:  # load the soundfont now, off the caller's thread
+            threading.Thread(target=self.prepare, name="soundfont-load", daemon=True).start()
 
     def _check(self, soundfont) -> None:
         if os.environ.get("STUDIO_NO_AUDIO"):
@@ -188,6 +195,8 @@ class Player:
         with self._lock:
             if self._engine is not None:
                 return True
+            if self._closed or not self.available:
+                return False
             try:
                 synth = Synth(self._soundfont, self.sample_rate, channels=PLAYER_CHANNELS)
             except StudioError as exc:
@@ -325,6 +334,7 @@ class Player:
     def close(self) -> None:
         """Stop the stream and free the synthesizer.  The player is unusable afterwards."""
         with self._lock:
+            self._closed = True
             stream, self._stream = self._stream, None
             if stream is not None:
                 try:
