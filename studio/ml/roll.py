@@ -204,4 +204,4 @@ def song_to_roll(song: Song, tracks=None, first_step: int = 0, n_steps: int | No
 
 def roll_to_notes(roll: Roll, k: int, st: int, velocity: int = 80) -> list[Note]:
     """Track ``k`` of a roll as song notes (ticks of ``st`` per step)."""
-    return [Note(s * st, p, (e - s) * st, velocity) for s, e, p in decode(roll.cells[k], roll.offset)]
+    return sorted(Note(s * st, p, (e - s) * st, velocity) for s, e, p in decode(roll.cells[k], roll.offset))

@@ -1,0 +1,198 @@
+"""The variation model, its sampler and the vary API, with tiny untrained models (no real training)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from studio.core.errors import Cancelled, StudioError
+from studio.core.song import KeySignature, Note, Song, TimeSignature, Track
+from studio.ml import roll as R
+from studio.ml import variation as V
+from studio.ml import vary_api
+
+Q = 480
+TINY = V.Config(d_model=32, n_layers=1, n_heads=2, mlp_mult=2)
+
+
+def tiny_model(seed: int = 0) -> V.VariationModel:
+    torch.manual_seed(seed)
+    return V.build(TINY).eval()
+
+
+def quartet(bars: int = 8) -> Song:
+    """A little four-track piece in G major, 4/4: a melody, two inner parts, a bass with a chord track."""
+    g_major = [67, 69, 71, 72, 74, 72, 71, 69]
+    mel = [Note(i * Q, g_major[i % 8], Q, 90) for i in range(bars * 4)]
+    alto = [Note(i * 2 * Q, [62, 64, 62, 60][i % 4], 2 * Q, 70) for i in range(bars * 2)]
+    chords = [Note(i * 4 * Q, p, 4 * Q, 60) for i in range(bars) for p in (55, 59, 62)]
+    bass = [Note(i * 2 * Q + 120, [43, 47, 48, 50][i % 4], 2 * Q - 120, 75) for i in range(bars * 2)]  # off the beat
+    return Song(title="q", tracks=[Track("Violin", 40, notes=mel), Track("Viola", 41, notes=alto),
+                                   Track("Piano", 0, notes=chords), Track("Cello", 42, notes=bass)],
+                time_signatures=[TimeSignature(0, 4, 4)], key_signatures=[KeySignature(0, 1, False)])
+
+
+def outside(song: Song, start: int, end: int, tracks) -> list[list[Note]]:
+    return [[n for n in t.notes if not (i in tracks and start <= n.start < end)] for i, t in enumerate(song.tracks)]
+
+
+# ---- the network ---------------------------------------------------------------------
+def test_forward_shape_and_padding_does_not_leak():
+    m = tiny_model()
+    K, T, P = 2, 24, R.N_PITCH
+    cells = torch.randint(0, 3, (1, K, T, P))
+    masked = torch.rand(1, K, T, P) < 0.3
+    scale = torch.zeros(1, 12, dtype=torch.bool)
+    scale[0, [0, 2, 4, 5, 7, 9, 11]] = True
+    pos = torch.arange(T)[None] % 16
+    blen = torch.full((1, T), 16)
+    mono = torch.tensor([[True, False]])
+    out = m(cells, masked, scale, pos, blen, mono)
+    assert out.shape == (1, K, T, P, 3)
+    # a padded track and padded steps must not change what the real ones see
+    cells2 = torch.cat([cells, torch.randint(0, 3, (1, 1, T, P))], 1)
+    cells2 = torch.cat([cells2, torch.randint(0, 3, (1, 3, 5, P))], 2)
+    masked2 = torch.zeros(1, 3, T + 5, P, dtype=torch.bool)
+    masked2[:, :K, :T] = masked
+    out2 = m(cells2, masked2, scale, torch.cat([pos, torch.zeros(1, 5, dtype=torch.long)], 1),
+             torch.cat([blen, blen[:, :5]], 1), torch.tensor([[True, False, True]]),
+             time_valid=torch.arange(T + 5)[None] < T, track_valid=torch.tensor([[True, True, False]]))
+    assert torch.allclose(out, out2[:, :K, :T], atol=1e-5)
+
+
+def test_masked_cell_values_are_ignored():
+    m = tiny_model()
+    cells = torch.randint(0, 3, (1, 1, 16, R.N_PITCH))
+    masked = torch.zeros_like(cells, dtype=torch.bool)
+    masked[..., 4:9, :] = True
+    other = cells.clone()
+    other[masked] = (other[masked] + 1) % 3
+    args = (torch.zeros(1, 12, dtype=torch.bool), torch.zeros(1, 16, dtype=torch.long),
+            torch.full((1, 16), 16), torch.tensor([[False]]))
+    assert torch.equal(m(cells, masked, *args), m(other, masked, *args))
+
+
+# ---- the sampler ---------------------------------------------------------------------
+def test_sample_columns_obeys_the_constraints():
+    torch.manual_seed(0)
+    N, P = 400, R.N_PITCH
+    logp = torch.log_softmax(torch.randn(N, P, 3) * 3, -1)
+    allowed = torch.rand(N, P) < 0.5
+    prev = torch.rand(N, P) < 0.2
+    nxt = torch.zeros(N, P, dtype=torch.bool)
+    mono = torch.arange(N) % 2 == 0
+    out = V.sample_columns(logp, allowed, prev, nxt, mono, generator=torch.Generator().manual_seed(1))
+    assert not ((out == R.ONSET) & ~allowed).any()
+    assert not ((out == R.HOLD) & ~prev).any()
+    assert ((out[mono] != R.REST).sum(-1) <= 1).all()
+    assert (out[~mono] != R.REST).sum() > (out[mono] != R.REST).sum()  # polyphonic columns may hold chords
+    # a known held note on the next step forces this cell to sound
+    nxt = torch.zeros(N, P, dtype=torch.bool)
+    nxt[:, 30] = True
+    allowed[:, 30] = True
+    out = V.sample_columns(logp, allowed, prev, nxt, mono)
+    assert (out[:, 30] != R.REST).all()
+
+
+def test_denoise_fills_masked_cells_only_and_is_reproducible():
+    m = tiny_model()
+    song = quartet(4)
+    r = R.song_to_roll(song)
+    cells = torch.from_numpy(r.cells.astype(np.int64))
+    masked = torch.zeros_like(cells, dtype=torch.bool)
+    masked[1:3, 8:40] = True
+    args = (torch.from_numpy(r.scale), torch.from_numpy(r.bar_pos), torch.from_numpy(r.bar_len),
+            torch.from_numpy(r.mono), torch.ones(4, R.N_PITCH, dtype=torch.bool))
+    a = V.denoise(m, cells, masked, *args, n_iters=4, generator=torch.Generator().manual_seed(3))
+    b = V.denoise(m, cells, masked, *args, n_iters=4, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(a, b)
+    assert torch.equal(a[~masked], cells[~masked])
+    calls = []
+    assert V.denoise(m, cells, masked, *args, n_iters=5, progress=lambda f: calls.append(f) or len(calls) < 2) is None
+    assert len(calls) == 2
+
+
+# ---- the vary API --------------------------------------------------------------------
+def test_strength_zero_returns_the_input():
+    song = quartet()
+    outs = vary_api.vary(song, 0.0, takes=2, model=tiny_model())
+    assert len(outs) == 2 and all(o.notes_equal(song) and o is not song for o in outs)
+
+
+@pytest.mark.parametrize("strength", [0.25, 0.5, 1.0])
+def test_context_and_locked_notes_stay_exact(strength):
+    song = quartet()
+    start, end, tracks = 8 * Q, 20 * Q, [0, 2, 3]
+    locked = {(0, song.tracks[0].notes[10]), (3, song.tracks[3].notes[5]), (2, song.tracks[2].notes[7])}
+    before = song.copy()
+    out = vary_api.vary(song, strength, start_tick=start, end_tick=end, tracks=tracks, locked=locked, seed=5,
+                        model=tiny_model())[0]
+    assert song.notes_equal(before)  # the input is not touched
+    assert outside(out, start, end, tracks) == outside(song, start, end, tracks)
+    for ti, n in locked:
+        assert n in out.tracks[ti].notes
+    assert out.end_tick <= song.end_tick
+    # new notes only use the key's scale (G major) or pitch classes the selection already had
+    allowed = set(np.nonzero(R.key_scale(KeySignature(0, 1, False)))[0])
+    allowed |= {n.pitch % 12 for i in tracks for n in song.tracks[i].notes if start <= n.start < end}
+    for i in tracks:
+        for n in out.tracks[i].notes:
+            if start <= n.start < end:
+                assert n.pitch % 12 in allowed
+                assert n.start % 120 == 0 or n in song.tracks[i].notes
+
+
+def test_takes_are_reproducible_by_seed_and_differ_from_each_other():
+    song, m = quartet(), tiny_model()
+    a = vary_api.vary(song, 1.0, takes=2, seed=11, model=m)
+    b = vary_api.vary(song, 1.0, takes=2, seed=11, model=m)
+    assert a[0].notes_equal(b[0]) and a[1].notes_equal(b[1])
+    assert not a[0].notes_equal(a[1])
+
+
+def test_low_strength_keeps_more_than_full_strength():
+    song, m = quartet(), tiny_model()
+
+    def kept(s):
+        out = vary_api.vary(song, s, seed=2, model=m)[0]
+        src = {(i, n.start, n.pitch) for i, t in enumerate(song.tracks) for n in t.notes}
+        return len(src & {(i, n.start, n.pitch) for i, t in enumerate(out.tracks) for n in t.notes}) / len(src)
+
+    assert kept(0.1) > kept(1.0)
+
+
+def test_progress_reports_and_cancels():
+    song, seen = quartet(), []
+    vary_api.vary(song, 0.5, seed=1, model=tiny_model(), progress=lambda f: seen.append(f) or True)
+    assert seen and seen[-1] == pytest.approx(1.0) and seen == sorted(seen)
+    with pytest.raises(Cancelled):
+        vary_api.vary(song, 0.5, seed=1, model=tiny_model(), progress=lambda f: False)
+
+
+def test_long_selection_and_many_tracks_are_processed_in_pieces():
+    song = quartet(20)  # 320 steps: three windows
+    song.tracks += [t.copy() for t in song.tracks] + [Track("Drums", is_drum=True, channel=9, notes=[Note(0, 36, 120)])]
+    out = vary_api.vary(song, 1.0, seed=0, model=tiny_model())[0]
+    assert len(out.tracks) == 9 and out.tracks[8].notes == song.tracks[8].notes
+    assert all(any(n.start >= 300 * 120 for n in t.notes) for t in out.tracks[:8] if t.notes)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(strength=1.5), "between 0 and 1"),
+    (dict(strength=-0.1), "between 0 and 1"),
+    (dict(strength=0.5, start_tick=960, end_tick=960), "empty"),
+    (dict(strength=0.5, start_tick=10**7, end_tick=10**7 + 10), "after the end"),
+    (dict(strength=0.5, tracks=[7]), "no track 8"),
+    (dict(strength=0.5, tracks=[]), "no track"),
+])
+def test_bad_requests_are_user_errors(kwargs, message):
+    with pytest.raises(StudioError, match=message):
+        vary_api.vary(quartet(), model=tiny_model(), **kwargs)
+
+
+def test_only_drums_selected_is_a_user_error():
+    song = quartet()
+    song.tracks.append(Track("Drums", is_drum=True, channel=9, notes=[Note(0, 36, 120)]))
+    with pytest.raises(StudioError, match="drum"):
+        vary_api.vary(song, 0.5, tracks=[4], model=tiny_model())
