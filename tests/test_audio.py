@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from studio.audio import synth as synth_mod
-from studio.audio.render import audible, build_schedule, render_array, render_file, render_with
+from studio.audio.render import audible, build_schedule, measure_render, render_array, render_file, render_with
 from studio.audio.synth import (DRUM_BANK, DRUM_CHANNEL, Synth, assign_channels, bundled_soundfont,
                                 find_soundfont, fluidsynth_available)
 from studio.core.errors import Cancelled, StudioError
@@ -254,6 +254,12 @@ def test_cancel_and_errors_leave_nothing_half_written(tmp_path):
     with pytest.raises(StudioError, match="not found"):
         render_file(song, tmp_path / "x.wav", tmp_path / "none.sf2")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.wav"]
+
+
+def test_measure_render_reports_speed():
+    m = measure_render(tone_song((60, 64, 67), program=0, beats=8), SMALL_SF, tail_seconds=0.5)
+    assert m["audio_seconds"] == pytest.approx(4.5, abs=1e-3) and m["audio"].shape == (round(4.5 * SR), 2)
+    assert m["x_realtime"] > 5 and m["render_cpu_seconds"] > 0 and m["rms"] > 0.01
 
 
 def test_absurdly_long_song_is_refused_before_allocating():
