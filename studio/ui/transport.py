@@ -60,7 +60,8 @@ class Transport(QObject):
     def playing(self) -> bool:
         return self._playing
 
-    def play(self, start_tick: int | None = None) -> bool:
+    def play(self, start_tick: int | None = None, song=None) -> bool:
+        """Play the document's song (or ``song``: the assistant auditions a take with it)."""
         if not self.available or self.player is None:
             return False
         if start_tick is not None:
@@ -68,7 +69,7 @@ class Transport(QObject):
         start = self.start_tick
         if self.loop and not (self.loop[0] <= start < self.loop[1]):
             start = self.loop[0]
-        self.player.play(self.doc.song, start_tick=start, loop=self.loop)
+        self.player.play(song if song is not None else self.doc.song, start_tick=start, loop=self.loop)
         self._set_playing(True)
         self._timer.start()
         return True
