@@ -75,31 +75,109 @@ def _voices(pieces):
     return voices
 
 
-def _fill(container, pieces, bar_start: int, bar_len: int, flats: bool) -> None:
-    """Put chords (and rests between them) into a Measure or Voice."""
+# lengths (ticks at PPQ 480) that one note head can show: plain, dotted and triplet values
+_BINARY = [3840 >> k for k in range(9)]  # breve .. 128th
+_WRITABLE = sorted(set(_BINARY + [b * 3 // 2 for b in _BINARY if b >= 30] + [b * 2 // 3 for b in _BINARY]), reverse=True)
+
+
+def split_length(ticks: int) -> list[int]:
+    """Cut a length into note values that can be written (largest first)."""
+    out = []
+    for w in _WRITABLE:
+        while ticks >= w:
+            out.append(w)
+            ticks -= w
+    return out or [_WRITABLE[-1]]
+
+
+# number of flags (beams) per writable length; 0 for quarter notes and longer
+_FLAGS = {}
+for _b, _n in ((240, 1), (120, 2), (60, 3), (30, 4), (15, 5)):
+    _FLAGS[_b] = _n
+    if _b * 3 % 2 == 0 and _b >= 30:
+        _FLAGS[_b * 3 // 2] = _n
+for _b, _n in ((240, 1), (120, 2), (60, 3), (30, 4), (15, 5)):
+    _FLAGS[_b * 2 // 3] = _n  # triplets: an eighth triplet lasts 2/3 of an eighth
+_TRIPLETS = {b * 2 // 3 for b in _BINARY}
+
+
+def _beam(run) -> None:
+    """Beam a run of (element, flags) that share one beat."""
+    if len(run) < 2:
+        return
+    depth = max(f for _, f, _ in run)
+    for level in range(1, depth + 1):
+        i = 0
+        while i < len(run):
+            if run[i][1] < level:
+                i += 1
+                continue
+            j = i
+            while j + 1 < len(run) and run[j + 1][1] >= level:
+                j += 1
+            if j > i:
+                for k in range(i, j + 1):
+                    run[k][0].beams.append("start" if k == i else "stop" if k == j else "continue")
+            elif level > 1:  # a lone shorter note: a stub pointing at its neighbour
+                run[i][0].beams.append("partial", "right" if i == 0 else "left")
+            i = j + 1
+
+
+def _tie_for(t: str | None, i: int, k: int) -> str | None:
+    tied_in = t in ("stop", "continue") or i > 0
+    tied_out = t in ("start", "continue") or i < k - 1
+    return "continue" if tied_in and tied_out else "start" if tied_out else "stop" if tied_in else None
+
+
+def _fill(container, pieces, bar_start: int, bar_len: int, flats: bool, beat: int) -> bool:
+    """Put chords (and rests between them) into a Measure or Voice, beamed by ``beat``.
+
+    Returns whether any triplet values were used (they need tuplet brackets).
+    """
     from music21 import chord, note, tie
 
-    pos = bar_start
+    at = bar_start  # where the next note or rest goes
+    run: list = []  # notes beamed together so far
+    triplets = False
+
+    def put(el, length):
+        nonlocal at, run, triplets
+        rel = at - bar_start
+        container.coreInsert(_ql(rel), el)
+        triplets = triplets or length in _TRIPLETS
+        flags = 0 if el.isRest else _FLAGS.get(length, 0)
+        same_beat = run and (rel // beat) == run[-1][2] and (rel + length - 1) // beat == rel // beat
+        if not flags or not same_beat:
+            _beam(run)
+            run = []
+        if flags and (rel + length - 1) // beat == rel // beat:
+            run.append((el, flags, rel // beat))
+        at += length
+
+    def rests(length):
+        for w in split_length(length):
+            r = note.Rest(quarterLength=_ql(w))
+            r.fullMeasure = length == bar_len  # saves music21 a slow look-up per rest
+            put(r, w)
+
     for start, end, members in pieces:
-        if start > pos:
-            container.append(note.Rest(quarterLength=_ql(start - pos)))
-        if len(members) == 1:
-            p, t = members[0]
-            el = note.Note(_pitch(p, flats), quarterLength=_ql(end - start))
-            if t:
-                el.tie = tie.Tie(t)
-        else:
+        if start > at:
+            rests(start - at)
+        lengths = split_length(end - start)
+        for i, w in enumerate(lengths):
             notes = []
             for p, t in sorted(members):
-                n = note.Note(_pitch(p, flats))
-                if t:
-                    n.tie = tie.Tie(t)
+                n = note.Note(_pitch(p, flats), quarterLength=_ql(w))
+                tt = _tie_for(t, i, len(lengths))
+                if tt:
+                    n.tie = tie.Tie(tt)
                 notes.append(n)
-            el = chord.Chord(notes, quarterLength=_ql(end - start))
-        container.append(el)
-        pos = end
-    if pos < bar_start + bar_len:
-        container.append(note.Rest(quarterLength=_ql(bar_start + bar_len - pos)))
+            put(notes[0] if len(notes) == 1 else chord.Chord(notes, quarterLength=_ql(w)), w)
+    if at < bar_start + bar_len:
+        rests(bar_start + bar_len - at)
+    _beam(run)
+    container.coreElementsChanged()
+    return triplets
 
 
 def song_to_music21(song: Song):
@@ -182,21 +260,57 @@ def song_to_music21(song: Song):
             pieces = [(s, e, mem) for (s, e), mem in groups.items()]
             flats = current_key.fifths < 0
             voices = _voices(pieces)
+            beat = 720 if b.meter.denominator == 8 and b.meter.numerator % 3 == 0 and b.meter.numerator > 3 else 480
             if len(voices) <= 1:
-                _fill(m, voices[0] if voices else [], b.start, b.length, flats)
+                if _fill(m, voices[0] if voices else [], b.start, b.length, flats, beat):
+                    _brackets(m)
             else:
                 for vi, vp in enumerate(voices):
                     v = stream.Voice(id=str(vi + 1))
-                    _fill(v, vp, b.start, b.length, flats)
+                    if _fill(v, vp, b.start, b.length, flats, beat):
+                        _brackets(v)
                     m.insert(0, v)
             _set_velocities(m, by_bar.get(b.index, ()), b.start)
+            _accidentals(m, current_key.fifths)
             part.append(m)
-        try:
-            part.makeBeams(inPlace=True)
-        except Exception:  # beaming is cosmetic; odd tuplets can upset it
-            pass
         score.insert(0, part)
     return score
+
+
+def _accidentals(measure, fifths: int) -> None:
+    """Show an accidental where a pitch differs from the key or from earlier in the bar."""
+    from music21 import pitch as m21pitch
+
+    order = "FCGDAEB" if fifths >= 0 else "BEADGCF"
+    key_alter = {step: (1 if fifths > 0 else -1) for step in order[: abs(fifths)]}
+    state: dict[tuple[str, int], float] = {}
+    for el in sorted(measure.recurse().notes, key=lambda e: e.getOffsetInHierarchy(measure)):
+        for n in (el.notes if el.isChord else [el]):
+            p = n.pitch
+            if n.tie is not None and n.tie.type in ("stop", "continue"):
+                if p.accidental is not None:
+                    p.accidental.displayStatus = False
+                continue
+            where = (p.step, p.octave)
+            expected = state.get(where, key_alter.get(p.step, 0))
+            alter = p.alter
+            if alter != expected:
+                if p.accidental is None:
+                    p.accidental = m21pitch.Accidental("natural")
+                p.accidental.displayStatus = True
+                state[where] = alter
+            elif p.accidental is not None:
+                p.accidental.displayStatus = False
+
+
+def _brackets(container) -> None:
+    """Tuplet brackets for one measure or voice (display only)."""
+    from music21.stream import makeNotation
+
+    try:
+        makeNotation.makeTupletBrackets(container, inPlace=True)
+    except Exception:  # an odd tuplet mixture: the numbers still read correctly
+        pass
 
 
 def _set_velocities(measure, pieces, bar_start: int) -> None:
@@ -214,13 +328,9 @@ def _set_velocities(measure, pieces, bar_start: int) -> None:
 def song_to_musicxml_bytes(song: Song) -> bytes:
     from music21.musicxml.m21ToXml import GeneralObjectExporter
 
-    score = song_to_music21(song)
-    for part in score.parts:
-        try:
-            part.makeAccidentals(inPlace=True)
-        except Exception:  # accidentals are display only
-            pass
-    return GeneralObjectExporter(score).parse()
+    exporter = GeneralObjectExporter(song_to_music21(song))
+    exporter.makeNotation = False  # our measures are already well formed
+    return exporter.parse()
 
 
 def write_musicxml(song: Song, path: str | os.PathLike) -> None:
@@ -252,30 +362,13 @@ def song_from_music21(obj, title: str | None = None) -> Song:
 
     total = 0
     for pi, part in enumerate(parts):
-        flat = part.stripTies(inPlace=False).flatten()
+        flat = part.flatten()
         inst = part.getInstrument(returnDefault=False) if hasattr(part, "getInstrument") else None
         name = getattr(part, "partName", None) or (inst.partName if inst is not None else None) or f"Part {pi + 1}"
         program = inst.midiProgram if inst is not None and inst.midiProgram is not None else 0
         channel = inst.midiChannel if inst is not None and inst.midiChannel is not None else min(pi, 15)
         is_drum = channel == 9 or isinstance(inst, instrument.UnpitchedPercussion)
-        notes = []
-        for el in flat.notes:
-            ql = el.duration.quarterLength
-            if el.duration.isGrace or ql <= 0:
-                continue
-            pitches = [p for p in getattr(el, "pitches", ()) if p is not None]
-            if not pitches and hasattr(el, "displayPitch"):  # unpitched percussion
-                try:
-                    pitches = [el.displayPitch()]
-                except Exception:
-                    pitches = []
-            start = _tick(el.offset)
-            dur = max(1, _tick(ql))
-            vel = el.volume.velocity if el.volume is not None and el.volume.velocity else 80
-            for p in pitches:
-                midi = int(round(p.ps))
-                if 0 <= midi <= 127 and start >= 0:
-                    notes.append(Note(start, midi, dur, max(1, min(127, int(vel)))))
+        notes = _part_notes(flat)
         total += len(notes)
         if total > MAX_NOTES:
             raise FileFormatError(f"more than {MAX_NOTES:,} notes (limit)")
@@ -303,6 +396,45 @@ def song_from_music21(obj, title: str | None = None) -> Song:
         k = song.key_signatures[0]
         song.key_signatures.insert(0, KeySignature(0, k.fifths, k.minor))
     return song
+
+
+def _part_notes(flat) -> list[Note]:
+    """Notes of a flattened part: chords split, tied pieces joined into one note."""
+    acc: list[list[int]] = []  # [start, pitch, duration, velocity]
+    open_ties: dict[int, int] = {}  # pitch -> index in acc of the note a tie continues
+    for el in flat.notes:
+        ql = el.duration.quarterLength
+        if el.duration.isGrace or ql <= 0:
+            continue
+        start, dur = _tick(el.offset), max(1, _tick(ql))
+        vel = el.volume.velocity if el.volume is not None and el.volume.velocity else 80
+        vel = max(1, min(127, int(vel)))
+        if el.isChord:
+            members = [(n.pitch, n.tie) for n in el.notes]
+        elif hasattr(el, "pitch"):
+            members = [(el.pitch, el.tie)]
+        else:  # unpitched percussion: its display position
+            try:
+                members = [(el.displayPitch(), el.tie)]
+            except Exception:
+                members = []
+        for p, tie in members:
+            midi = int(round(p.ps))
+            if not 0 <= midi <= 127 or start < 0:
+                continue
+            kind = tie.type if tie is not None else None
+            k = open_ties.get(midi)
+            if kind in ("stop", "continue") and k is not None and abs(acc[k][0] + acc[k][2] - start) <= 1:
+                acc[k][2] = start + dur - acc[k][0]
+                if kind == "stop":
+                    del open_ties[midi]
+                continue
+            acc.append([start, midi, dur, vel])
+            if kind in ("start", "continue"):
+                open_ties[midi] = len(acc) - 1
+            else:
+                open_ties.pop(midi, None)
+    return sorted({Note(s, p, d, v) for s, p, d, v in acc})
 
 
 def _check_size(path: str, label: str) -> None:
