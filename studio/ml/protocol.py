@@ -62,6 +62,21 @@ class VaryRequest(Request):
 
 
 @dataclass(frozen=True)
+class RegenerateRequest(Request):
+    """Redraw some voices of a four-voice (SATB) song between two ticks, keeping the rest
+    (the harmonizer's infilling)."""
+
+    voices: tuple[int, ...] = (1,)  # 0 soprano .. 3 bass
+    start_tick: int | None = None
+    end_tick: int | None = None
+    temperature: float | None = None
+    candidates: int | None = None
+    takes: int = 1
+
+    kind = "regenerate"
+
+
+@dataclass(frozen=True)
 class ProbeRequest(Request):
     """A model-free job for checking the worker itself: ``steps`` steps of ``step_seconds``
     each, reporting progress; ``crash`` makes the process die mid-job (``os._exit``)."""

@@ -45,6 +45,24 @@ def run_harmonize(req: P.HarmonizeRequest, report) -> list[P.Take]:
     return takes
 
 
+def run_regenerate(req: P.RegenerateRequest, report) -> list[P.Take]:
+    from .harmonize_api import regenerate
+
+    seed = _seed_for(req)
+    takes = []
+    for i in range(max(1, req.takes)):
+        t0 = time.perf_counter()
+        frac0, span = i / req.takes, 1.0 / req.takes
+        song = regenerate(
+            req.song, list(req.voices), start=req.start_tick, end=req.end_tick, temperature=req.temperature,
+            candidates=req.candidates, seed=seed + i, device=req.device,
+            progress=lambda f, _a=frac0, _s=span: report(_a + _s * f),
+        )
+        params = {**req.params(), "seed": seed + i, "takes": 1}
+        takes.append(P.Take(song, "harmonizer", params, seed + i, time.perf_counter() - t0))
+    return takes
+
+
 def run_continue(req: P.ContinueRequest, report) -> list[P.Take]:
     from .continue_api import continue_song
 
@@ -84,7 +102,8 @@ def run_probe(req: P.ProbeRequest, report) -> list[P.Take]:
     return [P.Take(req.song, "probe", req.params(), req.seed)]
 
 
-JOBS = {"probe": run_probe, "harmonize": run_harmonize, "continue": run_continue, "vary": run_vary}
+JOBS = {"probe": run_probe, "harmonize": run_harmonize, "regenerate": run_regenerate, "continue": run_continue,
+        "vary": run_vary}
 
 
 def _warm(name: str) -> bool:

@@ -52,8 +52,7 @@ def wait_until(app, predicate, timeout: float) -> bool:
 
 
 def run_gui(args) -> int:
-    if getattr(args, "assist", None):
-        raise StudioError("--assist needs the assistant panel, not built yet")
+    assist = getattr(args, "assist", None)
     size = _parse_size(getattr(args, "size", None) or "1600x1000")
     shot = getattr(args, "screenshot", None)
     path = getattr(args, "file", None)
@@ -70,12 +69,20 @@ def run_gui(args) -> int:
     app = make_app()
     from .mainwindow import MainWindow
 
+    if shot and assist:
+        from .assistant.run import assist_screenshot
+
+        return assist_screenshot(app, MainWindow, path, shot, size, assist)
     if shot:
         return _screenshot(app, MainWindow, path, shot, size)
     win = MainWindow()
     win.show()
     if path:
         win.open_path(path, ask=False)
+    win.assistant.start_worker()  # the models load and warm up in the background
+    if assist:
+        win.assistant.set_kind(assist)
+        win.assistant.generate()
     _windows.append(win)
     if not os.environ.get("STUDIO_NO_AUTOSAVE_RESTORE"):
         from PySide6.QtCore import QTimer

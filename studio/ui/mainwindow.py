@@ -76,6 +76,9 @@ class MainWindow(FileActions, QMainWindow):
         self._build_menus()
         self._build_toolbars()
         self._connect()
+        from .assistant import install_assistant  # the AI panel, docked on the right
+
+        self.assistant = install_assistant(self)
         self.resize(1600, 1000)
         self.restore_layout()
         self.update_title()

@@ -1,0 +1,166 @@
+"""The voice-leading checker in the assistant panel.
+
+On four-voice (SATB) material — the song itself, or the take being auditioned — it lists the
+problems :mod:`studio.core.voiceleading` finds (parallel fifths and octaves, crossing,
+spacing, range, unresolved leading tones; optionally non-triadic sonorities), marks them in the
+roll, and selects the notes of an issue when it is clicked.  "Redraw" asks the harmonizer to
+rewrite one voice over the issue's span (or over the selection), keeping everything else.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QListWidget, QListWidgetItem,
+                               QPushButton, QVBoxLayout, QWidget)
+
+from ...core import voiceleading as vl
+from ...core.song import Note, Song
+from ...core.timing import bars
+
+VOICES = ("soprano", "alto", "tenor", "bass")
+DEFAULT_KINDS = frozenset(vl.KINDS) - {"non_tertian"}
+
+
+def satb_tracks(song: Song) -> list[int] | None:
+    """Track indices of soprano, alto, tenor, bass, or None when the song is not four voices.
+
+    Tracks named Soprano/Alto/Tenor/Bass win; otherwise exactly four non-empty pitched
+    tracks, ordered from the highest to the lowest average pitch.
+    """
+    named = {}
+    for i, t in enumerate(song.tracks):
+        key = t.name.strip().lower()
+        if key in VOICES and key not in named and t.notes:
+            named[key] = i
+    if len(named) == 4:
+        return [named[v] for v in VOICES]
+    cands = [i for i, t in enumerate(song.tracks) if t.notes and not t.is_drum]
+    if len(cands) == 4:
+        return sorted(cands, key=lambda i: -sum(n.pitch for n in song.tracks[i].notes) / len(song.tracks[i].notes))
+    return None
+
+
+def beat_ticks(song: Song) -> list[int]:
+    """Onsets of the beats (dotted quarters in compound meters) through the end of the song."""
+    out = []
+    for b in bars(song):
+        ts = b.meter
+        beat = ts.beat_ticks(song.ppq)
+        if ts.denominator == 8 and ts.numerator in (6, 9, 12):
+            beat *= 3
+        out.extend(range(b.start, b.end, max(1, beat)))
+    return out
+
+
+def check_song(song: Song, kinds=DEFAULT_KINDS) -> tuple[list, list[int] | None]:
+    """``(issues, voice tracks)`` for a four-voice song; ``([], None)`` otherwise."""
+    idx = satb_tracks(song)
+    if idx is None:
+        return [], None
+    parts = [song.tracks[i].notes for i in idx]
+    key = song.key_signatures[0] if song.key_signatures else None
+    key_arg = (key.tonic_pc, key.minor) if key is not None and (key.fifths or key.minor) else None
+    issues = vl.check(parts, ppq=song.ppq, beats=beat_ticks(song), key=key_arg)
+    return [i for i in issues if i.kind in kinds], idx
+
+
+def issue_notes(song: Song, idx: list[int], issue) -> dict[int, list[Note]]:
+    """Notes of the voices involved in ``issue`` that sound during its span, by track index."""
+    out = {}
+    for v in issue.voices:
+        if v < len(idx):
+            t = idx[v]
+            out[t] = [n for n in song.tracks[t].notes if n.start < issue.end and n.end > issue.tick]
+    return out
+
+
+def describe(song: Song, issue) -> str:
+    from ...core.timing import bar_of
+
+    bar = bar_of(song, issue.tick)
+    bs = bars(song, until=issue.tick + 1)
+    b = bs[bar] if bar < len(bs) else bs[-1]
+    beat = (issue.tick - b.start) // max(1, b.meter.beat_ticks(song.ppq)) + 1
+    return f"bar {bar + 1}, beat {beat}: {issue.message}"
+
+
+class CheckerWidget(QWidget):
+    issueActivated = Signal(int)  # row in ``issues``
+    redrawRequested = Signal(int, int, int)  # voice (0-3), start tick, end tick
+    kindsChanged = Signal()
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.issues: list = []
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        self.summary = QLabel("No four-voice material to check.")
+        self.summary.setWordWrap(True)
+        lay.addWidget(self.summary)
+        self.list = QListWidget()
+        self.list.setToolTip("Click an issue to select its notes and see it in the roll")
+        self.list.setMinimumHeight(90)
+        lay.addWidget(self.list, 1)
+        row = QHBoxLayout()
+        self.chords = QCheckBox("Chords")
+        self.chords.setToolTip("Also list beats whose notes are not a triad or seventh chord")
+        self.chords.toggled.connect(lambda _on: self.kindsChanged.emit())
+        row.addWidget(self.chords)
+        row.addStretch(1)
+        self.voice = QComboBox()
+        self.voice.addItems(["Soprano", "Alto", "Tenor", "Bass"])
+        self.voice.setCurrentIndex(1)
+        self.voice.setToolTip("The voice the harmonizer rewrites over the issue's span")
+        row.addWidget(self.voice)
+        self.redraw = QPushButton("Redraw voice")
+        self.redraw.setToolTip("Let the harmonizer rewrite this voice over the picked issue's span "
+                               "(or over the selection), keeping the other voices")
+        self.redraw.clicked.connect(self._redraw)
+        row.addWidget(self.redraw)
+        lay.addLayout(row)
+        self.list.currentRowChanged.connect(self._row_changed)
+        self.list.itemClicked.connect(lambda item: self.issueActivated.emit(self.list.row(item)))
+        self._span_fallback = None  # callable -> (start, end) or None: the selection's span
+        self._set_enabled(False)
+
+    def kinds(self):
+        return DEFAULT_KINDS | ({"non_tertian"} if self.chords.isChecked() else set())
+
+    def _set_enabled(self, on: bool) -> None:
+        self.redraw.setEnabled(on)
+        self.voice.setEnabled(on)
+
+    def show_issues(self, song: Song | None, issues: list, satb: bool, where: str = "") -> None:
+        self.issues = list(issues)
+        self.list.blockSignals(True)
+        self.list.clear()
+        for iss in self.issues:
+            item = QListWidgetItem(describe(song, iss))
+            item.setToolTip(f"{iss.kind.replace('_', ' ')} · voices {', '.join(VOICES[v] for v in iss.voices if v < 4)}")
+            self.list.addItem(item)
+        self.list.blockSignals(False)
+        if not satb:
+            self.summary.setText("No four-voice material to check (harmonize a melody, or open a four-part piece).")
+        elif not issues:
+            self.summary.setText(f"No voice-leading problems{where}.")
+        else:
+            n = len(issues)
+            self.summary.setText(f"{n} voice-leading issue{'s' if n != 1 else ''}{where}. Click one to select its notes.")
+        self._set_enabled(satb)
+
+    def _row_changed(self, row: int) -> None:
+        if 0 <= row < len(self.issues):
+            iss = self.issues[row]
+            # redraw the lower voice of a pair by default (the soprano is usually the tune)
+            self.voice.setCurrentIndex(max(v for v in iss.voices if v < 4) if iss.voices else 1)
+            self.issueActivated.emit(row)
+
+    def _redraw(self) -> None:
+        row = self.list.currentRow()
+        if 0 <= row < len(self.issues):
+            iss = self.issues[row]
+            self.redrawRequested.emit(self.voice.currentIndex(), iss.tick, iss.end)
+        else:
+            span = self._span_fallback() if self._span_fallback else None
+            start, end = span if span else (-1, -1)
+            self.redrawRequested.emit(self.voice.currentIndex(), start, end)

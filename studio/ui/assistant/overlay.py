@@ -1,0 +1,201 @@
+"""Drawing a take and the voice-leading marks over the piano roll.
+
+:class:`RollOverlay` is a transparent child widget laid over the roll's viewport: it lets
+every mouse event through to the roll, follows the roll's zoom and scroll through the shared
+geometry, and paints
+
+* the selected take as a note-level diff: added notes green, removed notes red and hatched,
+  changed notes amber (the old note as a dashed outline, the new one filled); the notes of
+  tracks the take would add are drawn in their future track colour with a green rim;
+* the checker's marks: a box around the voices involved over the issue's span, and for
+  parallels a line joining the two voices at both chords; the issue picked in the list is
+  drawn stronger.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QEvent, QObject, QPointF, QRectF, Qt
+from PySide6.QtGui import QBrush, QColor, QFont, QPainter, QPen
+from PySide6.QtWidgets import QWidget
+
+from ...core.song import Note
+from ..pianoroll.geometry import PALETTE
+
+ADDED = QColor(34, 160, 70)
+REMOVED = QColor(214, 48, 64)
+CHANGED = QColor(230, 150, 0)
+MARK = QColor(150, 40, 190)
+KIND_SHORT = {"parallel_fifths": "P5", "parallel_octaves": "P8", "crossing": "cross", "spacing": "space",
+              "range": "range", "leading_tone": "LT", "non_tertian": "chord"}
+
+
+class RollOverlay(QWidget):
+    def __init__(self, view, doc):
+        super().__init__(view.viewport())
+        self.view = view
+        self.doc = doc
+        self.geom = view.geom
+        self.entry = None  # TakeEntry shown, or None
+        self.issues: list = []  # voiceleading.Issue
+        self.issue_parts: list[list[Note]] = []  # the four voices the issues refer to
+        self.current_issue: int = -1
+        self.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        self.setAttribute(Qt.WidgetAttribute.WA_NoSystemBackground)
+        self.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self._font = QFont()
+        self._font.setPixelSize(10)
+        self._bold = QFont(self._font)
+        self._bold.setBold(True)
+        self.setGeometry(view.viewport().rect())
+        view.viewport().installEventFilter(self)
+        self.geom.changed.connect(self.update)
+        self.geom.zoomed.connect(self.update)
+        doc.notesChanged.connect(lambda *_: self.update())
+        doc.tracksChanged.connect(self.update)
+        self.raise_()
+        self.show()
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:
+        if obj is self.view.viewport() and event.type() == QEvent.Type.Resize:
+            self.setGeometry(obj.rect())
+            self.raise_()
+        return False
+
+    # ---- state ------------------------------------------------------------------------
+    def set_take(self, entry) -> None:
+        self.entry = entry
+        self.update()
+
+    def set_issues(self, issues, parts, current: int = -1) -> None:
+        self.issues, self.issue_parts, self.current_issue = list(issues), [list(p) for p in parts], current
+        self.update()
+
+    def set_current_issue(self, i: int) -> None:
+        self.current_issue = i
+        self.update()
+
+    # ---- painting ---------------------------------------------------------------------
+    def _rect(self, n: Note) -> QRectF:
+        g = self.geom
+        x0 = g.x_of(n.start)
+        return QRectF(x0, g.y_of(n.pitch) + 1, max(3.0, g.x_of(n.end) - x0 - 1), max(3.0, g.key_h - 1))
+
+    def _visible(self, notes, t0, t1):
+        return [n for n in notes if n.end > t0 and n.start < t1]
+
+    def paintEvent(self, _event) -> None:
+        p = QPainter(self)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing, False)
+        g = self.geom
+        t0, t1 = g.tick_at(0), g.tick_at(self.width())
+        if self.issues:
+            self._paint_issues(p, t0, t1)
+        if self.entry is not None:
+            self._paint_take(p, t0, t1)
+            self._paint_legend(p)
+        p.end()
+
+    def _paint_take(self, p: QPainter, t0: float, t1: float) -> None:
+        d = self.entry.diff
+        n_tracks = len(self.doc.song.tracks)
+        p.setFont(self._bold)
+        for k, tr in enumerate(d.new_tracks):
+            base = QColor(tr.color) if tr.color else QColor(PALETTE[(n_tracks + k) % len(PALETTE)])
+            base.setAlpha(215)
+            p.setPen(QPen(ADDED.darker(120), 2))
+            p.setBrush(base)
+            vis = self._visible(tr.notes, t0, t1)
+            for n in vis:
+                p.drawRect(self._rect(n))
+            if vis and self.geom.key_h >= 7:
+                first = vis[0]
+                r = self._rect(first)
+                p.setPen(base.darker(160))
+                p.drawText(QPointF(max(2.0, r.left()), r.top() - 2), tr.name)
+        for td in d.tracks:
+            hatch = QBrush(REMOVED, Qt.BrushStyle.BDiagPattern)
+            p.setPen(QPen(REMOVED, 1.5, Qt.PenStyle.DashLine))
+            p.setBrush(hatch)
+            for n in self._visible(td.removed, t0, t1):
+                p.drawRect(self._rect(n))
+            p.setBrush(Qt.BrushStyle.NoBrush)
+            p.setPen(QPen(CHANGED.darker(130), 1.5, Qt.PenStyle.DashLine))
+            for old, _new in td.changed:
+                if old.end > t0 and old.start < t1:
+                    p.drawRect(self._rect(old))
+            fill = QColor(CHANGED)
+            fill.setAlpha(220)
+            p.setPen(QPen(CHANGED.darker(160), 1.5))
+            p.setBrush(fill)
+            for _old, new in td.changed:
+                if new.end > t0 and new.start < t1:
+                    p.drawRect(self._rect(new))
+            fill = QColor(ADDED)
+            fill.setAlpha(220)
+            p.setPen(QPen(ADDED.darker(160), 1.5))
+            p.setBrush(fill)
+            for n in self._visible(td.added, t0, t1):
+                p.drawRect(self._rect(n))
+
+    def _paint_legend(self, p: QPainter) -> None:
+        e = self.entry
+        c = e.diff.counts()
+        items = [(ADDED, f"added {c['added']}"), (REMOVED, f"removed {c['removed']}"),
+                 (CHANGED, f"changed {c['changed']}")]
+        title = f"Take {e.number} (not applied: Accept to keep it)"
+        p.setFont(self._font)
+        fm = p.fontMetrics()
+        w = max(fm.horizontalAdvance(title), sum(fm.horizontalAdvance(t) + 26 for _, t in items)) + 16
+        h = 2 * fm.height() + 14
+        r = QRectF(self.width() - w - 10, 8, w, h)
+        p.setPen(QPen(QColor(120, 120, 120), 1))
+        p.setBrush(QColor(255, 255, 255, 235))
+        p.drawRoundedRect(r, 4, 4)
+        p.setPen(QColor(30, 30, 30))
+        p.drawText(QPointF(r.left() + 8, r.top() + 4 + fm.ascent()), title)
+        x, y = r.left() + 8, r.top() + 8 + fm.height()
+        for col, text in items:
+            p.setPen(QPen(col.darker(150), 1))
+            p.setBrush(col)
+            p.drawRect(QRectF(x, y + 2, 12, fm.height() - 4))
+            p.setPen(QColor(30, 30, 30))
+            p.drawText(QPointF(x + 16, y + fm.ascent()), text)
+            x += fm.horizontalAdvance(text) + 26
+
+    def _sounding(self, v: int, tick: int) -> Note | None:
+        best = None
+        for n in self.issue_parts[v] if v < len(self.issue_parts) else ():
+            if n.start <= tick < n.end:
+                best = n
+        return best
+
+    def _paint_issues(self, p: QPainter, t0: float, t1: float) -> None:
+        g = self.geom
+        p.setFont(self._bold)
+        for i, iss in enumerate(self.issues):
+            if iss.end <= t0 or iss.tick >= t1:
+                continue
+            strong = i == self.current_issue
+            notes = [n for v in iss.voices for n in (self.issue_parts[v] if v < len(self.issue_parts) else ())
+                     if n.start < iss.end and n.end > iss.tick]
+            if not notes:
+                continue
+            hi = max(n.pitch for n in notes)
+            lo = min(n.pitch for n in notes)
+            x0, x1 = g.x_of(iss.tick), g.x_of(iss.end)
+            r = QRectF(x0 - 2, g.y_of(hi) - 3, max(6.0, x1 - x0 + 4), g.y_of(lo) - g.y_of(hi) + g.key_h + 6)
+            fill = QColor(MARK)
+            fill.setAlpha(70 if strong else 28)
+            p.setPen(QPen(MARK, 2.5 if strong else 1.2, Qt.PenStyle.SolidLine if strong else Qt.PenStyle.DashLine))
+            p.setBrush(fill)
+            p.drawRoundedRect(r, 3, 3)
+            if iss.kind in ("parallel_fifths", "parallel_octaves") and len(iss.voices) == 2:
+                p.setPen(QPen(MARK, 2.0 if strong else 1.2))
+                for tick in (iss.tick, iss.end):
+                    a, b = (self._sounding(v, tick) for v in iss.voices)
+                    if a is not None and b is not None:
+                        x = g.x_of(tick) + 4
+                        p.drawLine(QPointF(x, g.y_of(a.pitch) + g.key_h / 2), QPointF(x, g.y_of(b.pitch) + g.key_h / 2))
+            label = KIND_SHORT.get(iss.kind, iss.kind)
+            p.setPen(MARK.darker(130))
+            p.drawText(QPointF(r.left() + 1, r.top() - 3), label)

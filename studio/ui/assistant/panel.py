@@ -1,0 +1,524 @@
+"""The assistant dock: Continue / Harmonize / Vary parameters, Generate and Cancel with
+progress, the takes list (audition, A/B, Accept, Discard) and the voice-leading checker.
+
+The panel never changes the song except through :class:`~.takes.AcceptTake` on the undo
+stack.  Requests go to the model worker process through :class:`~.worker_qt.AssistantWorker`.
+"""
+
+from __future__ import annotations
+
+import time
+
+from PySide6.QtCore import QItemSelectionModel, Qt, QTimer, Signal
+from PySide6.QtWidgets import (QCheckBox, QDockWidget, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout,
+                               QLabel, QListView, QProgressBar, QPushButton, QRadioButton, QSlider, QSpinBox,
+                               QTabWidget, QVBoxLayout, QWidget)
+
+from ...core import takediff
+from ...core.song import Song
+from ...core.timing import bars
+from . import checker as chk
+from . import requests as rq
+from .takes import AcceptTake, TakeEntry, TakesModel
+from .worker_qt import AssistantWorker
+
+KINDS = ("continue", "harmonize", "vary")
+VERB = {"continue": "Continuing", "harmonize": "Harmonizing", "vary": "Varying", "regenerate": "Redrawing",
+        "probe": "Working"}
+
+
+def _spin(lo, hi, value, special="", tip="", step=1):
+    s = QSpinBox()
+    s.setRange(lo, hi)
+    s.setValue(value)
+    s.setSingleStep(step)
+    if special:
+        s.setSpecialValueText(special)
+    s.setToolTip(tip)
+    return s
+
+
+def _dspin(lo, hi, value, step, special="", tip=""):
+    s = QDoubleSpinBox()
+    s.setRange(lo, hi)
+    s.setDecimals(2)
+    s.setSingleStep(step)
+    s.setValue(value)
+    if special:
+        s.setSpecialValueText(special)
+    s.setToolTip(tip)
+    return s
+
+
+class AssistantPanel(QDockWidget):
+    takeShown = Signal(object)  # TakeEntry or None
+    takesArrived = Signal(int)  # how many
+    jobFinished = Signal(str)  # "takes", "failed", "cancelled"
+
+    def __init__(self, doc, worker: AssistantWorker | None = None, parent=None):
+        super().__init__("Assistant", parent)
+        self.setObjectName("AssistantDock")
+        self.doc = doc
+        self.worker = worker or AssistantWorker(parent=self)
+        self.cursor_tick = lambda: 0  # set by install_assistant: the playhead
+        self.loop_region = lambda: None  # the ruler's loop region
+        self.play_song = None  # callable(song, start_tick) or None
+        self.stop_playing = None
+        self.model = TakesModel(self)
+        self.shown: TakeEntry | None = None
+        self._plan: rq.Plan | None = None
+        self._t_submit = 0.0
+        self.last_latency: float | None = None  # seconds from click to first take
+        self.issues: list = []
+        self._issue_song: Song | None = None
+        self._issue_tracks: list[int] | None = None
+        self._build()
+        self._connect()
+        self._check_timer = QTimer(self)
+        self._check_timer.setSingleShot(True)
+        self._check_timer.setInterval(200)
+        self._check_timer.timeout.connect(self.run_checker)
+        self._check_timer.start()
+
+    # ---- widgets ------------------------------------------------------------------------------
+    def _build(self) -> None:
+        body = QWidget()
+        lay = QVBoxLayout(body)
+        lay.setContentsMargins(6, 6, 6, 6)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self._continue_page(), "Continue")
+        self.tabs.addTab(self._harmonize_page(), "Harmonize")
+        self.tabs.addTab(self._vary_page(), "Vary")
+        self.tabs.setToolTip("Choose what the assistant writes")
+        lay.addWidget(self.tabs)
+        self.where = QLabel()
+        self.where.setWordWrap(True)
+        self.where.setMinimumHeight(2 * self.where.fontMetrics().lineSpacing() + 2)
+        self.where.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+        self.where.setStyleSheet("color:#555;")
+        lay.addWidget(self.where)
+        row = QHBoxLayout()
+        self.generate_btn = QPushButton("Generate")
+        self.generate_btn.setDefault(True)
+        self.generate_btn.setToolTip("Send the request to the model (Ctrl+G)")
+        self.generate_btn.setShortcut("Ctrl+G")
+        self.generate_btn.setStyleSheet("font-weight:bold; padding:4px 14px;")
+        self.cancel_btn = QPushButton("Cancel")
+        self.cancel_btn.setToolTip("Stop the model (Esc)")
+        self.cancel_btn.setEnabled(False)
+        row.addWidget(self.generate_btn, 1)
+        row.addWidget(self.cancel_btn)
+        lay.addLayout(row)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress.setValue(0)
+        self.progress.setTextVisible(True)
+        self.progress.setFormat("Idle")
+        lay.addWidget(self.progress)
+        self.status = QLabel("The model worker starts with the first request.")
+        self.status.setWordWrap(True)
+        self.status.setMinimumHeight(2 * self.status.fontMetrics().lineSpacing() + 4)
+        self.status.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+        lay.addWidget(self.status)
+
+        box = QGroupBox("Takes")
+        bl = QVBoxLayout(box)
+        self.takes_view = QListView()
+        self.takes_view.setModel(self.model)
+        self.takes_view.setMinimumHeight(90)
+        self.takes_view.setToolTip("Pick a take to see it over the roll; nothing changes until you Accept it")
+        bl.addWidget(self.takes_view, 1)
+        r1 = QHBoxLayout()
+        self.play_take_btn = QPushButton("▶ Take")
+        self.play_take_btn.setToolTip("Play the song with this take (A)")
+        self.play_orig_btn = QPushButton("▶ Original")
+        self.play_orig_btn.setToolTip("Play the song as it is, from the same place (B)")
+        self.stop_btn = QPushButton("■")
+        self.stop_btn.setToolTip("Stop playback")
+        self.stop_btn.setMaximumWidth(34)
+        for b in (self.play_take_btn, self.play_orig_btn, self.stop_btn):
+            r1.addWidget(b)
+        bl.addLayout(r1)
+        r2 = QHBoxLayout()
+        self.accept_btn = QPushButton("Accept")
+        self.accept_btn.setToolTip("Apply this take to the song (one undo step)")
+        self.accept_btn.setStyleSheet("font-weight:bold;")
+        self.discard_btn = QPushButton("Discard")
+        self.discard_btn.setToolTip("Drop this take")
+        self.clear_btn = QPushButton("Discard all")
+        self.clear_btn.setToolTip("Drop every take in the list")
+        for b in (self.accept_btn, self.discard_btn, self.clear_btn):
+            r2.addWidget(b)
+        bl.addLayout(r2)
+        lay.addWidget(box, 2)
+
+        vbox = QGroupBox("Voice leading")
+        vl = QVBoxLayout(vbox)
+        self.checker = chk.CheckerWidget()
+        self.checker._span_fallback = self._selection_span
+        vl.addWidget(self.checker)
+        lay.addWidget(vbox, 2)
+        self.setWidget(body)
+        self.setMinimumWidth(330)
+        self._update_buttons()
+
+    def _continue_page(self) -> QWidget:
+        w = QWidget()
+        f = QFormLayout(w)
+        self.c_bars = _spin(1, 32, 4, tip="How many bars to write")
+        self.c_temp = _dspin(0.0, 2.0, 0.0, 0.05, "model default", "Higher: more adventurous; lower: safer")
+        self.c_top_p = _dspin(0.0, 1.0, 0.0, 0.01, "model default", "Nucleus sampling: keep the likeliest tokens "
+                                                                     "that make up this much probability")
+        self.c_takes = _spin(1, 8, 2, tip="How many different takes to write")
+        self.c_seed = _spin(0, 2**31 - 1, 0, "random", "Seed for a reproducible take (random: a new one each time)")
+        f.addRow("Bars", self.c_bars)
+        f.addRow("Temperature", self.c_temp)
+        f.addRow("Top-p", self.c_top_p)
+        f.addRow("Takes", self.c_takes)
+        f.addRow("Seed", self.c_seed)
+        return w
+
+    def _harmonize_page(self) -> QWidget:
+        w = QWidget()
+        f = QFormLayout(w)
+        self.h_keep_s = QRadioButton("Soprano — write alto, tenor, bass")
+        self.h_keep_sb = QRadioButton("Soprano and bass — write alto, tenor")
+        self.h_keep_s.setChecked(True)
+        self.h_keep_s.setToolTip("The current track is the soprano (the tune)")
+        self.h_keep_sb.setToolTip("Keep the lowest other track (or the one named Bass) as the bass")
+        keep = QVBoxLayout()
+        keep.setSpacing(2)
+        keep.addWidget(self.h_keep_s)
+        keep.addWidget(self.h_keep_sb)
+        f.addRow("Keep", keep)
+        self.h_cands = _spin(0, 16, 0, "model default", "Candidates drawn and re-ranked by the model and the "
+                                                          "voice-leading rules; the best one is the take")
+        self.h_temp = _dspin(0.0, 2.0, 0.0, 0.05, "model default", "Higher: bolder harmony; lower: plainer")
+        self.h_takes = _spin(1, 8, 1, tip="How many different takes to write")
+        self.h_seed = _spin(0, 2**31 - 1, 0, "random", "Seed for a reproducible take")
+        f.addRow("Candidates", self.h_cands)
+        f.addRow("Temperature", self.h_temp)
+        f.addRow("Takes", self.h_takes)
+        f.addRow("Seed", self.h_seed)
+        return w
+
+    def _vary_page(self) -> QWidget:
+        w = QWidget()
+        f = QFormLayout(w)
+        row = QHBoxLayout()
+        self.v_strength = QSlider(Qt.Orientation.Horizontal)
+        self.v_strength.setRange(0, 100)
+        self.v_strength.setValue(50)
+        self.v_strength.setToolTip("How much of the passage is rewritten: 0 keeps it, 100 rewrites all of it")
+        self.v_strength_label = QLabel("0.50")
+        self.v_strength_label.setMinimumWidth(32)
+        self.v_strength.valueChanged.connect(lambda v: self.v_strength_label.setText(f"{v / 100:.2f}"))
+        row.addWidget(self.v_strength, 1)
+        row.addWidget(self.v_strength_label)
+        f.addRow("Strength", row)
+        self.v_takes = _spin(1, 8, 2, tip="How many different takes to write")
+        self.v_lock = QCheckBox("Lock selected notes")
+        self.v_lock.setToolTip("Keep the selected notes exactly; vary the rest of the loop region (or the track)")
+        self.v_seed = _spin(0, 2**31 - 1, 0, "random", "Seed for a reproducible take")
+        f.addRow("Takes", self.v_takes)
+        f.addRow("", self.v_lock)
+        f.addRow("Seed", self.v_seed)
+        return w
+
+    def _connect(self) -> None:
+        w = self.worker
+        w.progress.connect(self._progress)
+        w.takesReady.connect(self._takes_ready)
+        w.failed.connect(self._failed)
+        w.cancelled.connect(self._cancelled)
+        w.deviceChanged.connect(self._device)
+        w.warmed.connect(self._warmed)
+        w.busyChanged.connect(lambda _b: self._update_buttons())
+        self.generate_btn.clicked.connect(self.generate)
+        self.cancel_btn.clicked.connect(self.cancel)
+        self.takes_view.selectionModel().currentChanged.connect(lambda cur, _prev: self._show_row(cur.row()))
+        self.model.rowsRemoved.connect(lambda *_: self._update_buttons())
+        self.model.modelReset.connect(lambda *_: self._update_buttons())
+        self.accept_btn.clicked.connect(self.accept_current)
+        self.discard_btn.clicked.connect(self.discard_current)
+        self.clear_btn.clicked.connect(self.discard_all)
+        self.play_take_btn.clicked.connect(lambda: self.audition(take=True))
+        self.play_orig_btn.clicked.connect(lambda: self.audition(take=False))
+        self.stop_btn.clicked.connect(lambda: self.stop_playing() if self.stop_playing else None)
+        self.tabs.currentChanged.connect(lambda _i: self._update_where())
+        self.v_lock.toggled.connect(lambda _on: self._update_where())
+        self.h_keep_sb.toggled.connect(lambda _on: self._update_where())
+        self.c_bars.valueChanged.connect(lambda _v: self._update_where())
+        for sig in (self.doc.selectionChanged, self.doc.currentTrackChanged, self.doc.tracksChanged):
+            sig.connect(lambda *_: self._update_where())
+        self.doc.notesChanged.connect(lambda *_: self._check_timer.start())
+        self.doc.tracksChanged.connect(lambda *_: self._check_timer.start())
+        self.checker.issueActivated.connect(self._issue_activated)
+        self.checker.redrawRequested.connect(self.redraw_voice)
+        self.checker.kindsChanged.connect(self.run_checker)
+
+    # ---- worker -------------------------------------------------------------------------------
+    def start_worker(self) -> None:
+        """Start the model worker (it warms the models up in the background)."""
+        if not self.worker.client.alive:
+            self.worker.start()
+            self._set_status("Starting the model worker…")
+
+    def _device(self, name: str) -> None:
+        self._set_status(f"Models run on {name}; loading them in the background…" if not self.worker.busy
+                         else self.status.text())
+
+    def _warmed(self, models, seconds: float) -> None:
+        if not self.worker.busy:
+            if models:
+                self._set_status(f"Ready on {self.worker.device}: {', '.join(models)} loaded in {seconds:.1f} s.")
+            else:
+                self._set_status(f"Ready on {self.worker.device}. (No model weights found yet.)")
+
+    # ---- requests -----------------------------------------------------------------------------
+    @property
+    def kind(self) -> str:
+        return KINDS[self.tabs.currentIndex()]
+
+    def set_kind(self, kind: str) -> None:
+        self.tabs.setCurrentIndex(KINDS.index(kind))
+
+    def context(self) -> rq.Context:
+        doc = self.doc
+        return rq.Context(doc.song, doc.current_track, doc.selected_notes(), int(self.cursor_tick() or 0),
+                          self.loop_region())
+
+    def plan(self, kind: str | None = None) -> rq.Plan:
+        kind = kind or self.kind
+        ctx = self.context()
+        seed = lambda s: s.value() or None  # noqa: E731
+        if kind == "continue":
+            return rq.continue_plan(ctx, self.c_bars.value(), rq._none_if_min(self.c_temp.value(), 0.0),
+                                    rq._none_if_min(self.c_top_p.value(), 0.0), self.c_takes.value(), seed(self.c_seed))
+        if kind == "harmonize":
+            return rq.harmonize_plan(ctx, self.h_keep_sb.isChecked(), rq._none_if_min(self.h_temp.value(), 0.0),
+                                     self.h_cands.value() or None, self.h_takes.value(), seed(self.h_seed))
+        if kind == "vary":
+            return rq.vary_plan(ctx, self.v_strength.value() / 100.0, self.v_takes.value(), self.v_lock.isChecked(),
+                                seed(self.v_seed))
+        raise ValueError(kind)
+
+    def _update_where(self) -> None:
+        try:
+            self.where.setText(self.plan().where)
+        except Exception as exc:  # the summary is a hint; never let it break the panel
+            self.where.setText(str(exc))
+
+    def generate(self) -> int | None:
+        """Send the current tab's request; returns the job id (None when there is nothing to do)."""
+        if not any(t.notes for t in self.doc.song.tracks):
+            self._set_status("Draw or open some notes first: the assistant works from the music in the song.", error=True)
+            return None
+        return self.submit(self.plan())
+
+    def submit(self, plan: rq.Plan) -> int:
+        self.start_worker()
+        self._plan = plan
+        self._t_submit = time.perf_counter()
+        job = self.worker.submit(plan.request)
+        verb = VERB.get(plan.request.kind, "Working")
+        self.progress.setValue(0)
+        self.progress.setFormat(f"{verb}… %p%")
+        self._set_status(f"{verb}: {plan.where}.")
+        self._update_buttons()
+        return job
+
+    def cancel(self) -> None:
+        if self.worker.busy:
+            self.worker.cancel()
+            self.progress.setFormat("Cancelling…")
+
+    def redraw_voice(self, voice: int, start: int, end: int) -> int | None:
+        """Ask the harmonizer to rewrite one voice between two ticks (-1: the whole piece)."""
+        source, base = self._checked_song(), self.doc.song.copy()
+        if chk.satb_tracks(source) is None:
+            self._set_status("Redrawing a voice needs four voices (harmonize the melody first).", error=True)
+            return None
+        if start >= 0 and end > start:
+            start, end = self._pad_to_beats(source, start, end)
+        else:
+            start = end = None
+        plan = rq.regenerate_plan(source, base, [voice], start, end, rq._none_if_min(self.h_temp.value(), 0.0),
+                                  self.h_cands.value() or None, self.h_seed.value() or None)
+        return self.submit(plan)
+
+    @staticmethod
+    def _pad_to_beats(song: Song, start: int, end: int) -> tuple[int, int]:
+        """Widen a span to whole beats with one beat of room on each side (the model needs context
+        to write a new line that joins the old one)."""
+        beats = chk.beat_ticks(song) or [0]
+        before = [b for b in beats if b <= start]
+        after = [b for b in beats if b >= end]
+        a = before[-2] if len(before) >= 2 else (before[-1] if before else 0)
+        b = after[1] if len(after) >= 2 else (after[0] if after else end)
+        return a, max(b, a + 1)
+
+    def _selection_span(self):
+        sel = self.doc.selected_notes()
+        if not sel:
+            return None
+        return min(n.start for n in sel), max(n.end for n in sel)
+
+    # ---- replies ------------------------------------------------------------------------------
+    def _progress(self, _job: int, fraction: float, message: str) -> None:
+        self.progress.setValue(int(round(1000 * fraction)))
+        if message:
+            self.progress.setFormat(f"{message} %p%")
+
+    def _takes_ready(self, _job: int, takes: list) -> None:
+        plan = self._plan
+        dt = time.perf_counter() - self._t_submit
+        self.last_latency = dt
+        entries = []
+        for t in takes:
+            d = takediff.diff(plan.base, t.song, plan.anchor, plan.by_index)
+            entries.append(TakeEntry(t, plan.request.kind, plan.base, d))
+        first_row = len(self.model.entries)
+        self.model.add(entries)
+        self.progress.setValue(1000)
+        self.progress.setFormat("Done")
+        n = len(entries)
+        same = sum(1 for e in entries if e.diff.empty)
+        msg = f"{n} take{'s' if n != 1 else ''} in {dt:.1f} s on {self.worker.device or 'the worker'}."
+        if same:
+            msg += f" {same} of them change{'s' if same == 1 else ''} nothing."
+        self._set_status(msg + " Pick one to hear it; Accept keeps it.")
+        if entries:
+            self.takes_view.setCurrentIndex(self.model.index(first_row))
+        self._update_buttons()
+        self.takesArrived.emit(n)
+        self.jobFinished.emit("takes")
+
+    def _failed(self, _job: int, message: str) -> None:
+        self.progress.setValue(0)
+        self.progress.setFormat("Failed")
+        self._set_status(message, error=True)
+        self._update_buttons()
+        self.jobFinished.emit("failed")
+
+    def _cancelled(self, _job: int) -> None:
+        self.progress.setValue(0)
+        self.progress.setFormat("Cancelled")
+        self._set_status("Cancelled. The song is unchanged.")
+        self._update_buttons()
+        self.jobFinished.emit("cancelled")
+
+    def _set_status(self, text: str, error: bool = False) -> None:
+        self.status.setText(text)
+        self.status.setStyleSheet("color:#b00020;" if error else "color:#333;")
+
+    # ---- takes --------------------------------------------------------------------------------
+    def current_entry(self) -> TakeEntry | None:
+        return self.model.entry(self.takes_view.currentIndex().row())
+
+    def _show_row(self, row: int) -> None:
+        self.show_take(self.model.entry(row))
+
+    def show_take(self, entry: TakeEntry | None) -> None:
+        self.shown = entry
+        if entry is not None:
+            idx = self.model.index(self.model.entries.index(entry))
+            if self.takes_view.currentIndex() != idx:
+                self.takes_view.selectionModel().setCurrentIndex(idx, QItemSelectionModel.SelectionFlag.ClearAndSelect)
+        self.takeShown.emit(entry)
+        self._update_buttons()
+        self.run_checker()
+
+    def accept_current(self) -> bool:
+        e = self.current_entry()
+        if e is None:
+            return False
+        cmd = AcceptTake(self.doc, e)
+        self.doc.undo.push(cmd)
+        self.model.remove(e)
+        self.show_take(None)
+        self.takes_view.clearSelection()
+        self._set_status(f"Accepted: {e.diff.summary()}. Undo takes it back.")
+        return True
+
+    def discard_current(self) -> None:
+        e = self.current_entry()
+        if e is not None:
+            self.model.remove(e)
+            self.show_take(self.current_entry())
+
+    def discard_all(self) -> None:
+        self.model.clear()
+        self.show_take(None)
+
+    def audition(self, take: bool = True) -> bool:
+        e = self.current_entry()
+        if self.play_song is None:
+            self._set_status("Playback is not available here.", error=True)
+            return False
+        if e is None and take:
+            return False
+        song = e.applied(self.doc.song) if (e is not None and take) else self.doc.song
+        start = self._bar_start_before(e.diff.span[0]) if e is not None else int(self.cursor_tick() or 0)
+        ok = bool(self.play_song(song, start))
+        if not ok:
+            self._set_status("Playback is off (no audio device or soundfont).", error=True)
+        return ok
+
+    def _bar_start_before(self, tick: int) -> int:
+        bs = bars(self.doc.song, until=max(1, tick + 1))
+        prev = [b.start for b in bs if b.start <= tick]
+        return prev[-2] if len(prev) >= 2 and tick - prev[-1] < bs[0].length // 2 else (prev[-1] if prev else 0)
+
+    def _update_buttons(self) -> None:
+        busy = self.worker.busy
+        has = self.current_entry() is not None
+        self.generate_btn.setEnabled(True)
+        self.generate_btn.setText("Generate again" if busy else "Generate")
+        self.cancel_btn.setEnabled(busy)
+        for b in (self.accept_btn, self.discard_btn, self.play_take_btn):
+            b.setEnabled(has)
+        self.clear_btn.setEnabled(bool(self.model.entries))
+
+    # ---- checker ------------------------------------------------------------------------------
+    def _checked_song(self) -> Song:
+        """What the checker looks at: the song with the shown take applied, else the song."""
+        return self.shown.applied(self.doc.song) if self.shown is not None else self.doc.song
+
+    def run_checker(self) -> None:
+        song = self._checked_song()
+        if song.note_count > 6000:
+            issues, idx = [], None
+        else:
+            issues, idx = chk.check_song(song, self.checker.kinds())
+        self.issues, self._issue_song, self._issue_tracks = issues, song, idx
+        where = f" in take {self.shown.number}" if self.shown is not None else ""
+        self.checker.show_issues(song, issues, idx is not None, where)
+        self.issuesChanged()
+
+    def issuesChanged(self) -> None:
+        """Hook for the overlay (set by install_assistant)."""
+
+    def issue_parts(self) -> list:
+        if self._issue_tracks is None or self._issue_song is None:
+            return []
+        return [self._issue_song.tracks[i].notes for i in self._issue_tracks]
+
+    def _issue_activated(self, row: int) -> None:
+        if not 0 <= row < len(self.issues) or self._issue_tracks is None:
+            return
+        iss = self.issues[row]
+        self.issueSelected(row)
+        notes = chk.issue_notes(self._issue_song, self._issue_tracks, iss)
+        if self.shown is None:
+            # select the notes in the song: the lower voice's track becomes current
+            tracks = [t for t in notes if notes[t]]
+            if tracks:
+                cur = self.doc.current_track
+                track = cur if cur in tracks else tracks[-1]
+                self.doc.set_selection(notes[track], track=track)
+        else:
+            self._set_status("These notes belong to the take: Accept it to edit them, or Redraw the voice.")
+
+    def issueSelected(self, row: int) -> None:
+        """Hook for the overlay and the roll (set by install_assistant)."""

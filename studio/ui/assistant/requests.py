@@ -1,0 +1,136 @@
+"""Turning the editor's state (song, current track, selection, cursor, loop) into model requests.
+
+Plain functions over a Song and a few numbers, no widgets, so they are easy to test.  Each
+returns the request plus the two things the diff needs: the song the take will be compared
+with (``base``, a snapshot of the document's song) and the track anchor.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ...core.song import Note, Song
+from ...core.timing import bar_of, bars
+from ...ml import protocol as P
+from .checker import satb_tracks
+
+
+@dataclass
+class Plan:
+    request: P.Request
+    base: Song  # what the take is diffed against
+    anchor: dict = field(default_factory=dict)  # take track -> song track fixed pairs
+    by_index: bool = True
+    where: str = ""  # words for the user: which notes the request works on
+
+
+@dataclass
+class Context:
+    """What the user has in front of them when they click Generate."""
+
+    song: Song
+    track: int  # current track
+    selection: list[Note] = field(default_factory=list)  # selected notes of the current track
+    cursor: int = 0  # playhead tick
+    loop: tuple[int, int] | None = None
+
+
+def _none_if_min(value: float, minimum: float) -> float | None:
+    return None if value <= minimum + 1e-9 else float(value)
+
+
+def _bar_number_at_or_after(song: Song, tick: int) -> int:
+    """1-based number of the first bar that starts at or after ``tick``."""
+    if tick <= 0:
+        return 1
+    b = bar_of(song, tick)
+    bs = bars(song, until=tick + 1)
+    start = bs[b].start if b < len(bs) else tick
+    return b + 1 if start == tick else b + 2
+
+
+def continue_plan(ctx: Context, bars_: int, temperature: float | None, top_p: float | None, takes: int,
+                  seed: int | None) -> Plan:
+    song = ctx.song.copy()
+    if ctx.selection:
+        end = max(n.end for n in ctx.selection)
+        from_bar = _bar_number_at_or_after(song, end)
+        where = f"{bars_} bar{'s' if bars_ != 1 else ''} from bar {from_bar} (after the selection)"
+    elif 0 < ctx.cursor < song.end_tick:
+        from_bar = _bar_number_at_or_after(song, ctx.cursor)
+        where = f"{bars_} bar{'s' if bars_ != 1 else ''} from bar {from_bar} (at the cursor)"
+    else:
+        from_bar = None
+        where = f"{bars_} bar{'s' if bars_ != 1 else ''} after the end of the song"
+    req = P.ContinueRequest(0, song, seed=seed, bars=int(bars_), from_bar=from_bar, temperature=temperature,
+                            top_p=top_p, takes=int(takes))
+    return Plan(req, song, {}, True, where)
+
+
+def melody_track(song: Song, current: int) -> int | None:
+    """The current track when it has notes, else the highest track with notes."""
+    if 0 <= current < len(song.tracks) and song.tracks[current].notes:
+        return current
+    cands = [i for i, t in enumerate(song.tracks) if t.notes and not t.is_drum]
+    if not cands:
+        return None
+    return max(cands, key=lambda i: sum(n.pitch for n in song.tracks[i].notes) / len(song.tracks[i].notes))
+
+
+def harmonize_plan(ctx: Context, keep_bass: bool, temperature: float | None, candidates: int | None, takes: int,
+                   seed: int | None) -> Plan:
+    song = ctx.song.copy()
+    m = melody_track(song, ctx.track)
+    keep = ("soprano", "bass") if keep_bass else ("soprano",)
+    req = P.HarmonizeRequest(0, song, seed=seed, melody_track=m, keep=keep, temperature=temperature,
+                             candidates=candidates, takes=int(takes))
+    name = song.tracks[m].name if m is not None else "the melody"
+    where = f"melody: {name}; writes {'alto and tenor' if keep_bass else 'alto, tenor and bass'}"
+    anchor = {0: m} if m is not None else {}
+    idx = satb_tracks(song)
+    if keep_bass and idx is not None:
+        anchor[3] = idx[3]
+    return Plan(req, song, anchor, False, where)
+
+
+def regenerate_plan(source: Song, base: Song, voices, start: int | None, end: int | None,
+                    temperature: float | None, candidates: int | None, seed: int | None) -> Plan:
+    """Redraw ``voices`` of the four-voice ``source``: the song itself, or the song with a take
+    applied (whose first tracks are the song's own, and whose extra tracks are new)."""
+    idx = satb_tracks(source)
+    anchor = {}
+    if idx is not None:
+        for v, ti in enumerate(idx):
+            if ti < len(base.tracks):
+                anchor[v] = ti
+    req = P.RegenerateRequest(0, source, seed=seed, voices=tuple(int(v) for v in voices), start_tick=start,
+                              end_tick=end, temperature=temperature, candidates=candidates)
+    names = ", ".join(("soprano", "alto", "tenor", "bass")[v] for v in voices)
+    span = "the whole piece" if start is None else f"ticks {start}–{end}"
+    return Plan(req, base, anchor, False, f"redraws the {names} over {span}")
+
+
+def vary_span(ctx: Context, lock: bool) -> tuple[int, int] | None:
+    """Ticks the variation rewrites: the loop region, else the selection's extent (unless its
+    notes are locked), else the whole current track."""
+    if ctx.loop and ctx.loop[1] > ctx.loop[0]:
+        return int(ctx.loop[0]), int(ctx.loop[1])
+    if ctx.selection and not lock:
+        return min(n.start for n in ctx.selection), max(n.end for n in ctx.selection)
+    notes = ctx.song.tracks[ctx.track].notes if 0 <= ctx.track < len(ctx.song.tracks) else []
+    if not notes:
+        return None
+    return 0, max(n.end for n in notes)
+
+
+def vary_plan(ctx: Context, strength: float, takes: int, lock: bool, seed: int | None) -> Plan:
+    song = ctx.song.copy()
+    span = vary_span(ctx, lock)
+    start, end = span if span else (None, None)
+    locked = frozenset((ctx.track, n) for n in ctx.selection) if lock else frozenset()
+    req = P.VaryRequest(0, song, seed=seed, strength=float(strength), start_tick=start, end_tick=end,
+                        tracks=(ctx.track,), locked=locked, takes=int(takes))
+    name = song.tracks[ctx.track].name if 0 <= ctx.track < len(song.tracks) else "?"
+    what = "the loop region" if ctx.loop else ("the selection" if ctx.selection and not lock else "the whole track")
+    where = f"{name}: {what}" + (f", {len(locked)} locked note{'s' if len(locked) != 1 else ''}" if locked else "")
+    return Plan(req, song, {}, True, where)
