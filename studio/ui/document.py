@@ -35,11 +35,17 @@ class Document(QObject):
             self.song.tracks.append(Track(name="Track 1"))
         self.path = path
         self.undo = QUndoStack(self)
-        self.undo.cleanChanged.connect(lambda clean: self.modifiedChanged.emit(self.modified))
+        self.undo.cleanChanged.connect(self._clean_changed)
         self._current = 0
         self._selection: set[Note] = set()
         self.revision = 0  # bumps on every change; autosave and the score compare it
         self._restored = False  # a document brought back from an autosave counts as modified
+
+    def _clean_changed(self, clean: bool) -> None:
+        try:
+            self.modifiedChanged.emit(self.modified)
+        except RuntimeError:  # the stack is being destroyed with the document
+            pass
 
     # ---- file state --------------------------------------------------------------------
     @property

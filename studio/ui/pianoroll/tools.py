@@ -30,6 +30,7 @@ class Gesture:
     hidden: frozenset = frozenset()
     preview: list = []
     band: QRectF | None = None
+    free = False  # Alt was held when the drag began: no snapping
 
     def __init__(self, roll):
         self.roll = roll

@@ -132,6 +132,7 @@ class VelocityLane(QWidget):
         self.update()
 
     def mouseReleaseEvent(self, event) -> None:
+        self.mouseMoveEvent(event)  # the release point counts as the end of the stroke
         pending = self._pending()
         self._paint, self._line = None, None
         pending = {n: v for n, v in pending.items() if n.velocity != v}

@@ -167,6 +167,8 @@ class PianoRollView(QAbstractScrollArea):
             self.notePressed.emit(pitch)
         else:
             self.gesture = tools.RubberBandGesture(self, tick, pitch, shift)
+        if self.gesture is not None:
+            self.gesture.free = free  # Alt held at the press keeps the whole drag off the grid
         self.viewport().update()
 
     def mouseMoveEvent(self, event) -> None:
@@ -181,7 +183,7 @@ class PianoRollView(QAbstractScrollArea):
                 shape = Qt.CursorShape.CrossCursor if self.tool == tools.DRAW else Qt.CursorShape.ArrowCursor
             self.viewport().setCursor(shape)
             return
-        free = bool(event.modifiers() & Qt.KeyboardModifier.AltModifier)
+        free = bool(event.modifiers() & Qt.KeyboardModifier.AltModifier) or self.gesture.free
         g = self.geom
         self.gesture.move(g.tick_at(pos.x()), g.pitch_at(pos.y()), free)
         self._autoscroll(pos)
