@@ -8,22 +8,11 @@ import os
 from ..core.song import Song
 from ..core.timing import bars, song_seconds
 
-_GM_FAMILIES = (
-    "Piano", "Chromatic percussion", "Organ", "Guitar", "Bass", "Strings", "Ensemble", "Brass",
-    "Reed", "Pipe", "Synth lead", "Synth pad", "Synth effects", "Ethnic", "Percussive", "Sound effects",
-)
-
-
 def program_name(program: int, is_drum: bool = False) -> str:
     """The General MIDI instrument name of a program number (0-127)."""
-    if is_drum:
-        return "Drum kit"
-    try:
-        from pretty_midi import program_to_instrument_name
+    from ..io.midi import GM_PROGRAM_NAMES
 
-        return program_to_instrument_name(int(program))
-    except Exception:  # pretty_midi missing or an odd number: fall back to the GM family
-        return _GM_FAMILIES[max(0, min(127, int(program))) // 8]
+    return "Drum kit" if is_drum else GM_PROGRAM_NAMES[max(0, min(127, int(program)))]
 
 
 def _clock(seconds: float) -> str:
