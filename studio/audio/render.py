@@ -207,6 +207,8 @@ def render_file(song: Song, path: str | os.PathLike, soundfont: str | os.PathLik
     out_dir = Path(path).parent if str(Path(path).parent) else Path(".")
     if not out_dir.is_dir():
         raise StudioError(f"{path}: folder {str(out_dir)!r} does not exist")
+    if not os.access(out_dir, os.W_OK):
+        raise StudioError(f"{path}: cannot write in folder {str(out_dir)!r}")
 
     def inner(frac: float):
         return None if progress is None else progress(0.97 * frac)

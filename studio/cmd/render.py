@@ -10,7 +10,7 @@ from ..core.errors import StudioError
 
 
 def render(args) -> int:
-    from ..audio.render import output_format, render_file  # noqa: PLC0415
+    from ..audio.render import MAX_SECONDS, output_format, render_file  # noqa: PLC0415
     from ..audio.synth import find_soundfont, fluidsynth_available  # noqa: PLC0415
     from ..core.timing import song_seconds  # noqa: PLC0415
     from ..io import load  # noqa: PLC0415
@@ -22,6 +22,8 @@ def render(args) -> int:
         raise StudioError(f"{out}: the folder {folder} does not exist")
     if os.path.isdir(out):
         raise StudioError(f"{out}: is a folder")
+    if not os.access(folder, os.W_OK):
+        raise StudioError(f"{out}: cannot write in the folder {folder}")
     rate = int(args.sample_rate)
     if not 8000 <= rate <= 192000:
         raise StudioError(f"--sample-rate {rate}: must be between 8000 and 192000 Hz")
@@ -32,8 +34,6 @@ def render(args) -> int:
     song = load(args.input)
     if song.note_count == 0:
         raise StudioError(f"{os.path.basename(args.input)}: the song has no notes to render")
-
-    from ..audio.render import MAX_SECONDS  # noqa: PLC0415
 
     secs = song_seconds(song)
     if secs > MAX_SECONDS:
