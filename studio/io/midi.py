@@ -143,7 +143,7 @@ def _parse_track(data: bytes, start: int, end: int, index: int, tick_cap: int, b
                     raise _Fail(f"track {index + 1}: impossible key signature ({sf} sharps, mode {body[1]})")
                 out.append((tick, "key", 0, sf, body[1]))
             elif mtype in (0x03, 0x04):  # track / instrument name
-                out.append((tick, "name", mtype, _decode_text(body), 0))
+                out.append((tick, "name", mtype, *_decode_text(body)))
             # other meta events (text, lyrics, markers, SMPTE offset ...) carry nothing we keep
         elif b in (0xF0, 0xF7):  # sysex or escape: skip its body
             r.take(r.varlen())
@@ -175,12 +175,13 @@ def _parse_track(data: bytes, start: int, end: int, index: int, tick_cap: int, b
     return out, tick
 
 
-def _decode_text(body: bytes) -> str:
+def _decode_text(body: bytes) -> tuple[str, bool]:
+    """Text of a name event, and whether it was valid UTF-8 (else read as Latin-1)."""
     try:
-        text = body.decode("utf-8")
+        text, utf8 = body.decode("utf-8"), True
     except UnicodeDecodeError:
-        text = body.decode("latin-1")
-    return "".join(c for c in text if c.isprintable()).strip()
+        text, utf8 = body.decode("latin-1"), False
+    return "".join(c for c in text if c.isprintable()).strip(), utf8
 
 
 def _scaler(division: int):
@@ -296,6 +297,7 @@ def _build_song(tracks_events, scale, smpte: bool, title: str, fmt: int) -> Song
     title_from_file = None
     for ti, events in enumerate(tracks_events):
         names = [e[3] for e in events if e[1] == "name" and e[2] == 0x03 and e[3]]
+        trusted = any(e[4] for e in events if e[1] == "name" and e[2] == 0x03 and e[3])
         inst_names = [e[3] for e in events if e[1] == "name" and e[2] == 0x04 and e[3]]
         track_name = names[0] if names else (inst_names[0] if inst_names else "")
         open_notes: dict[tuple[int, int], deque] = defaultdict(deque)
@@ -325,7 +327,7 @@ def _build_song(tracks_events, scale, smpte: bool, title: str, fmt: int) -> Song
                 notes_by_ch[ch].append(_note(start, pitch, last_tick - start, vel))
         chans = sorted(c for c, ns in notes_by_ch.items() if ns)
         if not chans:
-            if ti == 0 and fmt == 1 and _looks_like_text(track_name):
+            if ti == 0 and fmt == 1 and track_name and (trusted or _looks_like_text(track_name)):
                 title_from_file = track_name
             continue
         for ch in chans:
