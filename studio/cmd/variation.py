@@ -379,3 +379,15 @@ def write_card(folder: Path, meta: dict, res: dict) -> None:
                      "eval": "studio eval variation"},
     }
     (folder / "card.json").write_text(json.dumps(card, indent=2))
+
+
+def evaluate(args) -> int:
+    import json
+
+    import torch
+
+    torch.set_num_threads(_threads())
+    out = run_eval(weights=args.weights, out=args.out, device=args.device, limit=args.limit,
+                   log=lambda m: print(m, file=sys.stderr, flush=True))
+    print(json.dumps(out, indent=2))
+    return 0

@@ -40,13 +40,26 @@ class Config:
 
 
 # ---- the network ---------------------------------------------------------------------
+_ROPE_CACHE: dict = {}
+
+
+def _rope_tables(T: int, D: int, device, dtype):
+    key = (T, D, str(device), dtype)
+    if key not in _ROPE_CACHE:
+        half = D // 2
+        freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32) / half)
+        ang = torch.arange(T, dtype=torch.float32)[:, None] * freqs[None]
+        if len(_ROPE_CACHE) > 64:
+            _ROPE_CACHE.clear()
+        _ROPE_CACHE[key] = (ang.cos().to(device, dtype), ang.sin().to(device, dtype))
+    return _ROPE_CACHE[key]
+
+
 def _rope(x: torch.Tensor) -> torch.Tensor:
     """Rotary position embedding along dim -2 (time) of ``[..., T, head_dim]``."""
     T, D = x.shape[-2], x.shape[-1]
     half = D // 2
-    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=x.device, dtype=torch.float32) / half)
-    ang = torch.arange(T, device=x.device, dtype=torch.float32)[:, None] * freqs[None]
-    cos, sin = ang.cos().to(x.dtype), ang.sin().to(x.dtype)
+    cos, sin = _rope_tables(T, D, x.device, x.dtype)
     x1, x2 = x[..., :half], x[..., half:]
     return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
 
@@ -156,8 +169,8 @@ def sample_columns(logp: torch.Tensor, allowed: torch.Tensor, prev_sounding: tor
                    generator: torch.Generator | None = None) -> torch.Tensor:
     """Sample whole columns: ``logp`` ``[N, P, 3]`` -> cells ``[N, P]``.
 
-    allowed ``[N, P]``: pitches that may start a note; prev_sounding ``[N, P]``: a known note
-    sounds on the step before (only then may a cell HOLD); next_hold ``[N, P]``: the known next
+    allowed ``[N, P]``: pitches that may start a note; prev_sounding ``[N, P]``: a note may sound
+    on the step before (only then may a cell HOLD); next_hold ``[N, P]``: the known next
     step holds (so this cell may not rest); mono ``[N]``: at most one pitch per column.
     """
     NEG = -1e9
@@ -218,7 +231,10 @@ def denoise(model: VariationModel, cells: torch.Tensor, masked: torch.Tensor, sc
                 continue
             k, t = sel[:, 0], sel[:, 1]
             known = ~masked
-            sounding = torch.cat([zero, (cells[:, :-1] != REST) & known[:, :-1]], dim=1)
+            # a cell may hold when the step before sounds, or is still unknown (it may yet sound,
+            # if its pitch is allowed at all)
+            sounding = torch.cat([zero, ((cells[:, :-1] != REST) & known[:, :-1])
+                                  | (masked[:, :-1] & allowed[:, None, :])], dim=1)
             holding = torch.cat([(cells[:, 1:] == HOLD) & known[:, 1:], zero], dim=1)
             new = sample_columns(logp[k, t], allowed[k], sounding[k, t], holding[k, t], mono[k],
                                  temperature, generator)
