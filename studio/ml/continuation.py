@@ -29,9 +29,9 @@ class Config:
     vocab_size: int = T.VOCAB_SIZE
     n_layer: int = 4
     n_head: int = 4
-    d_model: int = 256
-    d_ff: int = 1024
-    ctx: int = 768  # training window; also the longest relative distance learned
+    d_model: int = 192
+    d_ff: int = 768
+    ctx: int = 384  # training window; also the longest relative distance learned
     dropout: float = 0.1
 
 

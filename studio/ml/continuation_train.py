@@ -170,14 +170,15 @@ class Batches:
         if len(self.pieces) == 0:
             raise ValueError(f"no {split} pieces in the dataset")
         w = np.minimum(data["p_len"][self.pieces], 4 * ctx).astype(np.float64)
-        self.p = w / w.sum()
+        self.cum = np.cumsum(w / w.sum())
         self.rng = np.random.default_rng(seed)
 
     def sample(self) -> tuple[torch.Tensor, torch.Tensor]:
         L = self.ctx + 1
         arr = np.zeros((self.batch, L), np.int64)
+        picks = np.searchsorted(self.cum, self.rng.random(self.batch) * self.cum[-1], side="right")
         for r in range(self.batch):
-            p = int(self.rng.choice(self.pieces, p=self.p))
+            p = int(self.pieces[min(int(picks[r]), len(self.pieces) - 1)])
             nb = int(self.data["p_nbars"][p])
             seq = piece_window(self.data, p, int(self.rng.integers(0, max(1, nb - 1))), L)
             if self.augment:
@@ -257,8 +258,14 @@ def plot_curve(log_path: Path, png: Path) -> None:
 def train(out: Path, minutes: float, device: torch.device, data: dict, cfg: Config | None = None,
           batch: int = 8, lr: float = 1e-3, seed: int = 0, eval_every_s: float = 180.0,
           resume: bool = True, command: str = "", log=print, max_steps: int | None = None,
-          amp: bool = True) -> dict:
-    """Train for ``minutes`` of wall time in total (a resumed run counts what was done before)."""
+          amp: bool = True, warmup: int = 300, refresh=None, refresh_every_s: float = 900.0,
+          valid_windows: int = 64) -> dict:
+    """Train for ``minutes`` of wall time in total (a resumed run counts what was done before).
+
+    ``refresh()``, if given, returns a fresh dataset (e.g. once more of the corpus is cached);
+    it is called every ``refresh_every_s`` seconds and the training windows come from it.
+    The held-out windows stay those of the first dataset, so the curve stays comparable.
+    """
     d, device = ddp.setup(device)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -278,9 +285,9 @@ def train(out: Path, minutes: float, device: torch.device, data: dict, cfg: Conf
                 log(f"resumed at step {state['step']} ({state['elapsed'] / 60:.1f} min done)")
     net = ddp.wrap(model, d, device)
     batches = Batches(data, "train", cfg.ctx, batch, seed * 1000 + d.rank + state["step"])
-    valid = fixed_windows(data, "valid", cfg.ctx, max_windows=192)
+    valid = fixed_windows(data, "valid", cfg.ctx, max_windows=valid_windows)
     budget = minutes * 60.0
-    warmup = 300
+    last_refresh = time.time()
     use_amp = amp and device.type == "cuda"
     t_start = time.time() - state["elapsed"]
     last_eval = time.time()
@@ -308,6 +315,14 @@ def train(out: Path, minutes: float, device: torch.device, data: dict, cfg: Conf
         state["tokens"] += int((y != T.PAD).sum()) * d.world
         run_loss += float(loss.detach())
         run_n += 1
+        if refresh is not None and time.time() - last_refresh >= refresh_every_s:
+            fresh = refresh()
+            if fresh is not None and len(fresh["p_len"]) > len(data["p_len"]):
+                data = fresh
+                batches = Batches(data, "train", cfg.ctx, batch, seed * 1000 + d.rank + state["step"])
+                if d.main:
+                    log("training data refreshed: " + json.dumps(summary(data)))
+            last_refresh = time.time()
         due = time.time() - last_eval >= eval_every_s
         if ddp.any_true(due, d, device):
             _checkpoint(model, opt, cfg, state, out, valid, device, d, run_loss / max(1, run_n), t_start,
@@ -359,6 +374,10 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--eval-every", type=float, default=180)
     ap.add_argument("--config", default=None, help="JSON of Config fields")
+    ap.add_argument("--warmup", type=int, default=300)
+    ap.add_argument("--max-steps", type=int, default=None)
+    ap.add_argument("--refresh-every", type=float, default=0,
+                    help="seconds; re-tokenize the corpus cache this often (while it is still being built)")
     a = ap.parse_args(argv)
     device = checkpoint.pick_device(a.device)
     if device.type == "cpu":
@@ -374,8 +393,15 @@ def main(argv=None) -> int:
     import sys
 
     command = "python -m studio.ml.continuation_train " + " ".join(shlex.quote(x) for x in (argv or sys.argv[1:]))
+    refresh = None
+    if a.refresh_every > 0:
+        def refresh():
+            fresh = build_dataset(None, a.data, build_corpus=False)
+            save_dataset(fresh, path)
+            return fresh
     train(Path(a.out), a.minutes, device, data, cfg, batch=a.batch, lr=a.lr, seed=a.seed,
-          eval_every_s=a.eval_every, command=command, log=lambda s: print(s, flush=True))
+          eval_every_s=a.eval_every, command=command, log=lambda s: print(s, flush=True),
+          warmup=a.warmup, max_steps=a.max_steps, refresh=refresh, refresh_every_s=a.refresh_every or 900)
     return 0
 
 

@@ -42,8 +42,8 @@ FILE_TIME_LIMIT = 150  # seconds for one file (one ABC tune: TUNE_TIME_LIMIT)
 TUNE_TIME_LIMIT = 20
 SKIP_SUFFIXES = {".rntxt", ".txt", ".py", ".json", ".csv", ".mid", ".midi"}  # analyses, not music
 # parse order: the small, varied collections first so a partial cache is already useful
-_PRIORITY = ("bach/", "monteverdi/", "beethoven/", "haydn/", "mozart/", "corelli/", "trecento/",
-             "josquin/", "palestrina/", "ryansMammoth/", "oneills1850/")
+_PRIORITY = ("bach/", "monteverdi/", "ryansMammoth/", "beethoven/", "haydn/", "mozart/", "palestrina/",
+             "josquin/", "oneills1850/", "corelli/", "airdsAirs/", "schumann", "handel/", "trecento/")
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,8 @@ def source_files() -> list[str]:
         for i, prefix in enumerate(_PRIORITY):
             if rel.startswith(prefix):
                 return (i, rel)
-        return (len(_PRIORITY) - 0.5 if not rel.startswith("essenFolksong/") else len(_PRIORITY), rel)
+        # the rest, then the big folk-song collections (slowest per note) last
+        return (len(_PRIORITY) + rel.startswith("essenFolksong/"), rel)
 
     return sorted(rels, key=rank)
 
@@ -363,7 +364,7 @@ def build_cache(processes: int = 2, progress=None, log=None) -> dict:
             import multiprocessing as mp
 
             ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
-            with ctx.Pool(max(1, min(2, processes)), maxtasksperchild=25) as pool:
+            with ctx.Pool(max(1, processes), maxtasksperchild=25) as pool:
                 for rel, np_, ne in pool.imap_unordered(_parse_and_store, todo):
                     done += 1
                     n_pieces += np_

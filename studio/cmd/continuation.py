@@ -1,0 +1,88 @@
+"""``studio continue``, ``studio train continuation`` and ``studio eval continuation``."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from pathlib import Path
+
+from ..core.errors import StudioError
+
+
+def _take_paths(out: str, takes: int) -> list[Path]:
+    p = Path(out)
+    if takes == 1:
+        return [p]
+    return [p.with_name(f"{p.stem}-{i}{p.suffix}") for i in range(1, takes + 1)]
+
+
+def continue_(args) -> int:
+    """Write ``--bars`` more bars after IN (or from ``--from-bar``) into OUT (OUT-1, OUT-2... for takes)."""
+    from .. import io
+    from ..ml.continue_api import continue_song
+
+    song = io.load(args.input)
+    io.check_output(args.output)
+    out_dir = Path(args.output).parent
+    if str(out_dir) and not out_dir.exists():
+        raise StudioError(f"{args.output}: the folder {out_dir} does not exist")
+    takes = continue_song(song, bars=args.bars, from_bar=args.from_bar, temperature=args.temperature,
+                          top_p=args.top_p, takes=args.takes, seed=args.seed, device=args.device)
+    paths = _take_paths(args.output, len(takes))
+    for take, path in zip(takes, paths):
+        io.save(take, path)
+    added = [t.note_count - song.note_count for t in takes]
+    print(f"continued {Path(args.input).name} by {args.bars} bar(s): "
+          + ", ".join(f"{p.name} ({a:+d} notes)" for p, a in zip(paths, added)))
+    return 0
+
+
+def train(args) -> int:
+    """Tokenize the corpus (once) and train for ``--minutes``; weights go to ``--out``."""
+    import torch
+
+    from ..ml import checkpoint
+    from ..ml import continuation_train as ct
+
+    if args.minutes <= 0:
+        raise StudioError("--minutes must be positive")
+    if args.data and not Path(args.data).is_dir():
+        raise StudioError(f"{args.data}: not a folder")
+    device = checkpoint.pick_device(args.device)
+    if device.type == "cpu":
+        torch.set_num_threads(1)
+    out = Path(args.out) if args.out else checkpoint.model_dir("continuation")
+    log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
+    path = ct.default_dataset_path()
+    if args.data:
+        path = path.with_name(path.stem + "_with_user.npz")
+        data = ct.build_dataset(path, args.data, log=log)
+    elif path.exists():
+        data = ct.load_dataset(path)
+    else:
+        data = ct.build_dataset(path, log=log)
+    log(json.dumps(ct.summary(data)))
+    command = "studio " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["train"] else ""
+    batch = 64 if device.type == "cuda" else 8
+    r = ct.train(out, args.minutes, device, data, batch=batch, seed=args.seed, command=command, log=log)
+    print(f"continuation: {r['step']} steps, {r['tokens']:,} tokens, best held-out NLL {r['best']:.4f} nats/token -> {out}")
+    return 0
+
+
+def evaluate(args) -> int:
+    """Held-out NLL, continuation metrics, speed; printed as JSON and written into card.json."""
+    from ..ml import checkpoint
+    from ..ml import continuation_eval as ce
+
+    folder = Path(args.weights) if args.weights else checkpoint.model_dir("continuation")
+    if not (folder / "model.safetensors").exists():
+        raise StudioError(f"no trained weights in {folder} (run `studio train continuation` first)")
+    report = ce.evaluate(folder, device=args.device, limit=args.limit or 60,
+                         log=lambda m: print(m, file=sys.stderr, flush=True))
+    ce.write_card(folder, report)
+    if args.out:
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        (Path(args.out) / "continuation_eval.json").write_text(json.dumps(report, indent=2))
+    print(json.dumps(report, indent=2))
+    return 0

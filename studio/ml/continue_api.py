@@ -1,0 +1,149 @@
+"""Continue a song by N bars with the shipped continuation model (used by the CLI and the worker).
+
+``continue_song`` returns one Song per take: the input with N new bars written into its
+own tracks (the track slots of the token header), the prompt left exactly as it was.
+By default the new bars start at the bar after the last note; with ``from_bar`` (1-based)
+they start there, replacing notes that begin inside the N bars and keeping later ones.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from ..core.errors import Cancelled, StudioError
+from ..core.song import Song
+from ..core.timing import bar_of, bars as song_bars
+
+DEFAULT_TEMPERATURE = 0.95
+DEFAULT_TOP_P = 0.95
+MAX_BARS = 64
+MAX_TAKES = 16
+RANGE_MARGIN = 5  # new notes stay within the track's prompt range widened by this many semitones
+
+_lock = threading.Lock()
+_loaded: dict = {}
+
+
+def model_folder() -> Path:
+    from . import checkpoint
+
+    return checkpoint.model_dir("continuation")
+
+
+def load_model(device: str = "auto", folder: str | Path | None = None):
+    """The model and its metadata, loaded once per process and device."""
+    from . import checkpoint
+    from .continuation import build
+
+    dev = checkpoint.pick_device(device)
+    folder = Path(folder) if folder else model_folder()
+    key = (str(folder), str(dev))
+    with _lock:
+        if key not in _loaded:
+            _loaded[key] = checkpoint.load(folder, build, dev)
+        return _loaded[key]
+
+
+def _check(song: Song, bars: int, from_bar, temperature, top_p, takes) -> None:
+    if not isinstance(bars, int) or not 1 <= bars <= MAX_BARS:
+        raise StudioError(f"--bars must be a whole number from 1 to {MAX_BARS} (got {bars})")
+    if not isinstance(takes, int) or not 1 <= takes <= MAX_TAKES:
+        raise StudioError(f"--takes must be from 1 to {MAX_TAKES} (got {takes})")
+    if temperature is not None and not 0.05 <= temperature <= 5.0:
+        raise StudioError(f"--temperature must be between 0.05 and 5 (got {temperature})")
+    if top_p is not None and not 0.0 < top_p <= 1.0:
+        raise StudioError(f"--top-p must be in (0, 1] (got {top_p})")
+    if from_bar is not None and (not isinstance(from_bar, int) or from_bar < 1):
+        raise StudioError(f"--from-bar must be 1 or more (got {from_bar})")
+    if not song.tracks or song.note_count == 0:
+        raise StudioError("the song has no notes to continue")
+
+
+def plan(song: Song, bars: int, from_bar: int | None):
+    """(first new bar, 0-based; the new bars as timing.Bar objects)."""
+    if from_bar is None:
+        first = bar_of(song, max(0, song.end_tick - 1)) + 1
+    else:
+        first = from_bar - 1
+    bl = song_bars(song, until=max(song.end_tick, 1))
+    while len(bl) < first + bars:
+        from ..core.timing import Bar
+
+        last = bl[-1]
+        meter = song.time_signature_at(last.end)
+        bl.append(Bar(last.index + 1, last.end, meter.bar_ticks(song.ppq), meter))
+    return first, bl[first: first + bars], bl[:first]
+
+
+def continue_song(song: Song, bars: int = 4, from_bar: int | None = None, temperature: float | None = None,
+                  top_p: float | None = None, takes: int = 1, seed: int | None = None, device: str = "auto",
+                  progress=None, folder: str | Path | None = None, use_cache: bool = True) -> list[Song]:
+    """``takes`` continuations of ``song`` by ``bars`` bars; ``progress(fraction)`` False cancels."""
+    from . import tokens as T
+    from .continuation import sample
+
+    _check(song, bars, from_bar, temperature, top_p, takes)
+    if progress is not None and progress(0.0) is False:
+        raise Cancelled()
+    model, meta = load_model(device, folder)
+    defaults = meta.get("sampling", {})
+    temperature = temperature if temperature is not None else defaults.get("temperature", DEFAULT_TEMPERATURE)
+    top_p = top_p if top_p is not None else defaults.get("top_p", DEFAULT_TOP_P)
+    first, new_bars, old_bars = plan(song, bars, from_bar)
+    n_tracks = min(T.MAX_TRACKS, len(song.tracks))
+    unit = T.unit_ticks(song)
+
+    # the prompt: everything before the first new bar, cut at a bar line to fit the context
+    enc = T.encode(song, until_bar=first)
+    ctx = model.cfg.ctx
+    budget = max(enc.n_header + 4, ctx - min(ctx // 2, 48 * bars + 16))
+    prompt = enc.tokens
+    if len(prompt) > budget and enc.bar_index:
+        for k in range(1, len(enc.bar_index)):
+            if enc.n_header + 3 + len(prompt) - enc.bar_index[k] <= budget:
+                prompt = T.window(enc, k, budget)
+                break
+        else:
+            prompt = T.window(enc, len(enc.bar_index) - 1, budget)
+
+    # what the grammar needs: bar lengths, restated meta, each track's range
+    prev = enc.bar_meta[-1] if enc.bar_meta else None
+    units, forced = [], []
+    for b in new_bars:
+        ts = T.meter_token(b.meter.numerator, b.meter.denominator, int(round(b.length / unit)))
+        tempo = T.tempo_token(song.tempo_at(b.start).bpm)
+        units.append(max(1, int(round(b.length / unit))))
+        forced.append([ts, tempo] if prev is None or prev[0] != ts else [tempo] if prev[1] != tempo else [])
+        prev = (ts, tempo)
+    ranges = []
+    region_start = new_bars[0].start
+    for tr in song.tracks[:n_tracks]:
+        ps = [n.pitch for n in tr.notes if n.start < region_start]
+        if len(ps) >= 4:
+            ranges.append((max(0, min(ps) - RANGE_MARGIN), min(127, max(ps) + RANGE_MARGIN)))
+        else:
+            ranges.append((0, 127) if tr.is_drum or not ps else (max(0, min(ps) - 12), min(127, max(ps) + 12)))
+    grammars = [T.Grammar(n_tracks, units, forced, ranges) for _ in range(takes)]
+
+    outs = sample(model, prompt, grammars, bars, temperature=temperature, top_p=top_p, seed=seed,
+                  max_tokens=max(256, 200 * bars * max(1, n_tracks)), n_header=enc.n_header,
+                  progress=progress, use_cache=use_cache)
+    region_end = new_bars[-1].end
+    starts = [b.start for b in new_bars]
+    result = []
+    for toks in outs:
+        per_track = T.decode_notes(toks, starts, unit, n_tracks)
+        take = song.copy()
+        for ti, notes in enumerate(per_track):
+            tr = take.tracks[ti]
+            tr.notes = [n for n in tr.notes if not region_start <= n.start < region_end]
+            for n in notes:
+                if n.start < region_end:
+                    dur = min(n.duration, region_end - n.start)
+                    tr.notes.append(type(n)(n.start, n.pitch, dur, n.velocity))
+            tr.sort()
+        result.append(take)
+    if progress is not None and progress(1.0) is False:
+        raise Cancelled()
+    return result
