@@ -220,6 +220,9 @@ class Player:
 
     def _callback(self, outdata, frames, time_info, status) -> None:
         engine = self._engine
+        if engine is None:  # closing
+            outdata.fill(0)
+            raise self._sd.CallbackStop
         try:
             keep = engine.process(outdata)
         except Exception as exc:  # noqa: BLE001 - a bug must not kill the audio thread noisily
@@ -237,6 +240,9 @@ class Player:
         with self._lock:
             stream = self._stream
             if stream is None:
+                return False
+            if self._engine is not None and self._engine.error:
+                self._fail(f"the audio engine failed ({self._engine.error})")
                 return False
             if stream.active and not self._stopping:
                 return True
