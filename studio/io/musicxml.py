@@ -360,6 +360,17 @@ def song_from_music21(obj, title: str | None = None) -> Song:
         meta_title = md.title or md.movementName
     song = Song(title=meta_title or title or "Untitled", tracks=[], tempos=[], time_signatures=[], key_signatures=[])
 
+    # a pickup bar: place it at the end of a full first bar so bar lines stay where they belong
+    shift = 0
+    if hasattr(parts[0], "getElementsByClass"):
+        first = parts[0].getElementsByClass(stream.Measure).first()
+        if first is not None and first.paddingLeft and first.paddingLeft > 0:
+            shift = _tick(first.paddingLeft)
+
+    def at(offset) -> int:  # map positions: whatever sits at the very start stays there
+        t = _tick(offset)
+        return t + shift if t > 0 else 0
+
     total = 0
     for pi, part in enumerate(parts):
         flat = part.flatten()
@@ -368,26 +379,26 @@ def song_from_music21(obj, title: str | None = None) -> Song:
         program = inst.midiProgram if inst is not None and inst.midiProgram is not None else 0
         channel = inst.midiChannel if inst is not None and inst.midiChannel is not None else min(pi, 15)
         is_drum = channel == 9 or isinstance(inst, instrument.UnpitchedPercussion)
-        notes = _part_notes(flat)
+        notes = _part_notes(flat, shift)
         total += len(notes)
         if total > MAX_NOTES:
             raise FileFormatError(f"more than {MAX_NOTES:,} notes (limit)")
         song.tracks.append(Track(name=str(name), program=max(0, min(127, program)), channel=max(0, min(15, channel)),
                                  is_drum=is_drum, notes=sorted(set(notes))))
         for el in flat.getElementsByClass(meter.TimeSignature):
-            song.time_signatures.append(TimeSignature(_tick(el.offset), el.numerator, el.denominator))
+            song.time_signatures.append(TimeSignature(at(el.offset), el.numerator, el.denominator))
         for el in flat.getElementsByClass(key.KeySignature):
             minor = getattr(el, "mode", "major") == "minor"
-            song.key_signatures.append(KeySignature(_tick(el.offset), max(-7, min(7, el.sharps)), minor))
+            song.key_signatures.append(KeySignature(at(el.offset), max(-7, min(7, el.sharps)), minor))
         for el in flat.getElementsByClass(tempo.MetronomeMark):
             bpm = el.getQuarterBPM()
             if bpm and 1 <= bpm <= 1000:
-                song.tempos.append(TempoChange(_tick(el.offset), round(float(bpm), 3)))
+                song.tempos.append(TempoChange(at(el.offset), round(float(bpm), 3)))
     if isinstance(obj, stream.Score):  # marks that sit on the score itself
         for el in obj.getElementsByClass(tempo.MetronomeMark):
             bpm = el.getQuarterBPM()
             if bpm and 1 <= bpm <= 1000:
-                song.tempos.append(TempoChange(_tick(el.offset), round(float(bpm), 3)))
+                song.tempos.append(TempoChange(at(el.offset), round(float(bpm), 3)))
     song.normalize()
     for lst, default in ((song.tempos, TempoChange(0, 120.0)), (song.time_signatures, TimeSignature(0, 4, 4))):
         if lst[0].tick != 0:
@@ -398,7 +409,7 @@ def song_from_music21(obj, title: str | None = None) -> Song:
     return song
 
 
-def _part_notes(flat) -> list[Note]:
+def _part_notes(flat, shift: int = 0) -> list[Note]:
     """Notes of a flattened part: chords split, tied pieces joined into one note."""
     acc: list[list[int]] = []  # [start, pitch, duration, velocity]
     open_ties: dict[int, int] = {}  # pitch -> index in acc of the note a tie continues
@@ -406,7 +417,7 @@ def _part_notes(flat) -> list[Note]:
         ql = el.duration.quarterLength
         if el.duration.isGrace or ql <= 0:
             continue
-        start, dur = _tick(el.offset), max(1, _tick(ql))
+        start, dur = _tick(el.offset) + shift, max(1, _tick(ql))
         vel = el.volume.velocity if el.volume is not None and el.volume.velocity else 80
         vel = max(1, min(127, int(vel)))
         if el.isChord:

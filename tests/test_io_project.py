@@ -1,0 +1,229 @@
+"""The .studio project file: round trip, migrations, refusals, crash safety, and the demo song.
+
+Run this file as a script to (re)write ``resources/demo.studio``::
+
+    .venv/bin/python tests/test_io_project.py
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from studio.core.errors import FileFormatError
+from studio.core.song import KeySignature, Note, Song, TempoChange, TimeSignature, Track
+from studio.io import load, project, save
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = ROOT / "resources" / "demo.studio"
+
+
+def sample_song(n_notes: int = 40) -> Song:
+    return Song(
+        title="Études – 1",
+        tracks=[
+            Track("Lead", 73, 0, notes=[Note(i * 120, 60 + i % 24, 110, 50 + i % 70) for i in range(n_notes)],
+                  color="#e0a030", mute=True),
+            Track("Kit", 0, 9, is_drum=True, notes=[Note(0, 36, 60)], solo=True),
+            Track("Empty", 19, 2),
+        ],
+        tempos=[TempoChange(0, 72.5), TempoChange(960, 90.0)],
+        time_signatures=[TimeSignature(0, 7, 8)],
+        key_signatures=[KeySignature(0, -2, True)],
+        meta={"history": [{"kind": "harmonize", "seed": 3}], "view": {"zoom": 1.5}},
+    )
+
+
+def test_round_trip_keeps_everything(tmp_path):
+    song = sample_song()
+    path = tmp_path / "a.studio"
+    save(song, path)
+    back = load(path)
+    assert back == song  # dataclass equality: title, maps, tracks (color/mute/solo), meta
+    doc = json.loads(path.read_text("utf-8"))
+    assert doc["format_version"] == project.FORMAT_VERSION == 1
+
+
+def test_save_keeps_a_backup_of_the_previous_version(tmp_path):
+    path = tmp_path / "b.studio"
+    first, second = sample_song(10), sample_song(20)
+    save(first, path)
+    assert not (tmp_path / "b.studio.bak").exists()
+    save(second, path)
+    assert load(path) == second
+    assert project.read_project_bytes((tmp_path / "b.studio.bak").read_bytes()) == first
+
+
+def test_old_version_zero_document_is_migrated(tmp_path):
+    v0 = {  # what an early build wrote: no format_version, one bpm, notes as dicts
+        "title": "Old tune",
+        "bpm": 100,
+        "meter": "3/4",
+        "tracks": [{"name": "Melody", "program": 40, "notes": [{"start": 0, "pitch": 67, "dur": 480, "vel": 90},
+                                                               {"start": 480, "pitch": 69, "dur": 960}]}],
+    }
+    path = tmp_path / "old.studio"
+    path.write_text(json.dumps(v0))
+    song = load(path)
+    assert song.title == "Old tune" and song.tempos == [TempoChange(0, 100.0)]
+    assert song.time_signatures == [TimeSignature(0, 3, 4)]
+    assert song.tracks[0].program == 40 and song.tracks[0].notes == [Note(0, 67, 480, 90), Note(480, 69, 960, 80)]
+    # saving writes the current version
+    save(song, path)
+    assert json.loads(path.read_text())["format_version"] == project.FORMAT_VERSION
+
+
+def test_migration_chain_runs_every_step_in_order(monkeypatch):
+    seen = []
+
+    def v1_to_v2(doc):
+        seen.append(doc["format_version"])
+        return {**doc, "format_version": 2, "title": doc["title"] + " (v2)"}
+
+    monkeypatch.setattr(project, "FORMAT_VERSION", 2)
+    monkeypatch.setitem(project.MIGRATIONS, 1, v1_to_v2)
+    doc = project.migrate({"format_version": 0, "title": "x", "bpm": 60, "tracks": []})
+    assert seen == [1] and doc["format_version"] == 2 and doc["title"] == "x (v2)"
+
+
+def test_newer_version_is_refused_clearly(tmp_path):
+    doc = project.song_to_doc(sample_song())
+    doc["format_version"] = project.FORMAT_VERSION + 1
+    path = tmp_path / "future.studio"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(FileFormatError, match=r"^future\.studio: written by a newer Cantor Studio .*format 2.*Update"):
+        load(path)
+
+
+@pytest.mark.parametrize("text,problem", [
+    ("", "empty file"),
+    ("{not json", "JSON error at line 1"),
+    ("[1, 2]", "not a Cantor Studio project"),
+    ('{"hello": 1}', "not a Cantor Studio project"),
+    ('{"format_version": "one"}', "not a version number"),
+    ('{"format_version": 1, "tracks": [{"notes": [[0, 200, 10, 80]]}]}', r"tracks\[0\]\.notes\[0\]: 200 is outside 0..127"),
+    ('{"format_version": 1, "tracks": [{"notes": [[0, 60, 0, 80]]}]}', "outside 1.."),
+    ('{"format_version": 1, "tracks": [{"notes": [[0, 60]]}]}', r"\[start, pitch, duration, velocity\] expected"),
+    ('{"format_version": 1, "tempos": [[0, -5]]}', "bpm in 1..1000"),
+    ('{"format_version": 1, "tracks": 7}', "a list was expected"),
+    ('{"format_version": 1, "meta": []}', "meta: an object"),
+    ('{"format_version": 1, "title": 5}', "title: text"),
+])
+def test_bad_documents_are_refused_with_one_line(tmp_path, text, problem):
+    path = tmp_path / "bad.studio"
+    path.write_text(text)
+    with pytest.raises(FileFormatError, match=problem) as info:
+        load(path)
+    assert str(info.value).startswith("bad.studio: ") and "\n" not in str(info.value)
+
+
+def test_binary_and_deeply_nested_input(tmp_path):
+    path = tmp_path / "bin.studio"
+    path.write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(FileFormatError, match="not UTF-8"):
+        load(path)
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(FileFormatError):
+        load(path)
+
+
+def test_other_resolution_is_rescaled():
+    doc = project.song_to_doc(Song(tracks=[Track("t", notes=[Note(96, 60, 48)])], tempos=[TempoChange(96, 60)]))
+    doc["ppq"] = 96
+    song = project.doc_to_song(doc)
+    assert song.tracks[0].notes == [Note(480, 60, 240)] and song.tempos[0] == TempoChange(480, 60.0)
+
+
+def test_crash_inside_the_writer_leaves_the_old_file(tmp_path):
+    path = tmp_path / "c.studio"
+    old = sample_song(10)
+    save(old, path)
+    before = path.read_bytes()
+    big = sample_song(20_000)  # several chunks
+
+    def crash(written):
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError):
+        project.write_project(big, path, _chunk_hook=crash)
+    assert path.read_bytes() == before and load(path) == old
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.studio"]  # no temp file, no .bak yet
+
+
+_KILLED_WRITER = r"""
+import sys, time
+from pathlib import Path
+from studio.io import project
+sys.path.insert(0, sys.argv[3])
+from test_io_project import sample_song
+
+def hook(written):
+    Path(sys.argv[2]).write_text(str(written))  # tell the parent we are mid-write
+    time.sleep(60)
+
+project.write_project(sample_song(20_000), sys.argv[1], _chunk_hook=hook)
+"""
+
+
+def test_killed_process_mid_save_leaves_the_old_file(tmp_path):
+    path = tmp_path / "k.studio"
+    old = sample_song(10)
+    save(old, path)
+    before = path.read_bytes()
+    marker = tmp_path / "marker"
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, "-c", _KILLED_WRITER, str(path), str(marker), str(ROOT / "tests")], env=env)
+    try:
+        deadline = time.time() + 30
+        while not marker.exists() and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        assert marker.exists(), "the writer never started"
+        partial = [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
+        assert partial and partial[0].stat().st_size > 0  # half a file exists, beside the real one
+    finally:
+        proc.kill()
+        proc.wait()
+    assert path.read_bytes() == before and load(path) == old
+
+
+# ---- the demo song -------------------------------------------------------------------------
+def build_demo_song() -> Song:
+    """Bach's chorale BWV 66.6 from the music21 corpus as a four-voice choir with organ bass."""
+    from music21 import corpus
+
+    from studio.io.musicxml import song_from_music21
+
+    song = song_from_music21(corpus.parse("bach/bwv66.6"))
+    song.title = "Chorale BWV 66.6 (J. S. Bach)"
+    voices = [  # name, GM program, colour, velocity
+        ("Soprano", 52, "#e8a33d", 92),
+        ("Alto", 53, "#d0604f", 76),
+        ("Tenor", 53, "#4f9bd0", 76),
+        ("Bass", 19, "#6fbf73", 84),
+    ]
+    assert len(song.tracks) == 4
+    for ch, (track, (name, program, color, vel)) in enumerate(zip(song.tracks, voices)):
+        track.name, track.program, track.channel, track.color = name, program, ch, color
+        track.notes = [Note(n.start, n.pitch, n.duration, vel) for n in track.notes]
+    song.tempos = [TempoChange(0, 72.0)]
+    song.meta = {"source": "music21 corpus: bach/bwv66.6", "about": "A four-part chorale to try Harmonize and Vary on."}
+    return song
+
+
+def test_demo_file_is_the_chorale():
+    demo = load(DEMO)
+    assert demo == build_demo_song()
+    assert [t.name for t in demo.tracks] == ["Soprano", "Alto", "Tenor", "Bass"]
+    assert demo.key_signatures[0].name == "F# minor" and str(demo.time_signatures[0]) == "4/4"
+    assert 150 < demo.note_count < 200
+
+
+if __name__ == "__main__":
+    save(build_demo_song(), DEMO)
+    print(f"wrote {DEMO}")
