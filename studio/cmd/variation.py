@@ -112,7 +112,8 @@ def train(args) -> int:
     out = Path(args.out) if args.out else checkpoint.model_dir("variation")
     log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
     # use what the corpus cache holds; parse the corpus only when the cache is (nearly) empty
-    train_p = vt.load_pieces("train", build=False)
+    watcher = vt.CacheWatcher("train")
+    train_p = watcher()
     if len(train_p) < 100:
         train_p = vt.load_pieces("train", build=True)
     valid_p = vt.load_pieces("valid", build=False)
@@ -122,7 +123,7 @@ def train(args) -> int:
         raise StudioError("no training data: the corpus cache is empty and music21's corpus could not be read")
     tc = vt.TrainConfig(minutes=args.minutes, seed=args.seed)
     r = vt.train(out, tc, train_p, valid_p, device=str(device), log_print=log, command=_command_line(),
-                 refresh=lambda: vt.load_pieces("train", build=False))
+                 refresh=watcher)
     print(f"variation: {r['steps']} steps, best held-out loss {r['best_valid_loss']:.4f} nats/cell -> {out}")
     return 0
 

@@ -73,6 +73,35 @@ def load_pieces(split: str, max_pieces: int | None = None, build: bool = True) -
     return out
 
 
+class CacheWatcher:
+    """Training pieces of one split from the corpus cache, reading only files that are new since
+    the last call (the cache may still be filling while a model trains)."""
+
+    def __init__(self, split: str = "train"):
+        self.split = split
+        self.seen: set[str] = set()
+        self.pieces: list[Piece] = []
+
+    def __call__(self) -> list[Piece]:
+        from . import corpus as C
+
+        for rel in C.source_files():
+            f = C._cache_file(rel)
+            if rel in self.seen or not f.exists():
+                continue
+            data = C._read(f)
+            if data is None:
+                continue
+            self.seen.add(rel)
+            for d in data["pieces"]:
+                if C.split_of(d["id"]) != self.split:
+                    continue
+                p = piece_from_song(d["id"], C.song_from_json(d["song"]))
+                if p is not None and p.n_steps >= 16:
+                    self.pieces.append(p)
+        return list(self.pieces)
+
+
 def pieces_from_folder(folder: str | Path) -> list[Piece]:
     """Extra training pieces: every MIDI / MusicXML file under ``folder`` (unreadable ones skipped)."""
     from .. import io
@@ -248,8 +277,8 @@ def evaluate_loss(model, batches) -> float:
 @dataclass
 class TrainConfig:
     minutes: float = 60.0
-    lr: float = 1e-3
-    warmup: int = 150
+    lr: float = 1.5e-3
+    warmup: int = 100
     weight_decay: float = 0.01
     tokens: int = 3200
     eval_every_s: float = 180.0
@@ -268,7 +297,7 @@ def plot_curve(log: list[dict], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
     tr = [r for r in log if "train" in r]
     va = [r for r in log if "valid" in r]
-    ax.plot([r["step"] for r in tr], [r["train"] for r in tr], label="train (smoothed)", alpha=0.8)
+    ax.plot([r["step"] for r in tr], [r["train"] for r in tr], label="train (mean of 25 steps)", alpha=0.8)
     ax.plot([r["step"] for r in va], [r["valid"] for r in va], "o-", label="valid")
     ax.set_xlabel("step")
     ax.set_ylabel("loss (nats per masked cell)")
@@ -303,7 +332,8 @@ def train(out: str | Path, tc: TrainConfig, train_pieces: list[Piece], valid_pie
     log: list[dict] = []
     t0 = time.time()
     last_eval = t0
-    step, ema, best = 0, None, float("inf")
+    step, ema, best = 0, float("nan"), float("inf")
+    recent: list[float] = []
     budget = tc.minutes * 60
     log_print(f"variation: {n_params(model) / 1e6:.2f} M parameters, {len(train_pieces)} train / "
               f"{len(valid_pieces)} valid pieces")
@@ -348,10 +378,11 @@ def train(out: str | Path, tc: TrainConfig, train_pieces: list[Piece], valid_pie
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         step += 1
-        lv = loss.item()
-        ema = lv if ema is None else 0.98 * ema + 0.02 * lv
+        recent.append(loss.item())
+        ema = sum(recent[-25:]) / len(recent[-25:])
         if step % 25 == 0:
-            log.append({"step": step, "train": ema, "lr": lr})
+            log.append({"step": step, "train": sum(recent) / len(recent), "lr": lr})
+            recent.clear()
         if time.time() - last_eval >= tc.eval_every_s:
             checkpoint()
     checkpoint(final=True)
