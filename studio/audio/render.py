@@ -11,6 +11,7 @@ at 44.1 kHz).
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -178,13 +179,20 @@ def render_with(synth: Synth, song: Song, progress: Progress | None = None, tail
 
 
 def render_array(song: Song, soundfont: str | os.PathLike | None = None, sample_rate: int = 44100,
-                 progress: Progress | None = None, tail_seconds: float = 1.5) -> np.ndarray:
+                 progress: Progress | None = None, tail_seconds: float = 1.5, stats: dict | None = None) -> np.ndarray:
     """The song as float32 stereo, shape ``(frames, 2)``: its length through the tempo map
     plus ``tail_seconds`` of release.  ``progress(fraction)`` returning ``False`` cancels
-    (:class:`~studio.core.errors.Cancelled`).  Mute and solo are honoured."""
+    (:class:`~studio.core.errors.Cancelled`).  Mute and solo are honoured.  A ``stats``
+    dict receives ``load_seconds`` and ``render_seconds`` (wall time)."""
     cores = max(1, min(4, os.cpu_count() or 1))  # FluidSynth renders voices in parallel
+    t0 = time.perf_counter()
     with Synth(soundfont, sample_rate, channels=channels_needed(len(song.tracks)), cpu_cores=cores) as synth:
-        return render_with(synth, song, progress, tail_seconds)
+        t1 = time.perf_counter()
+        audio = render_with(synth, song, progress, tail_seconds)
+        if stats is not None:
+            stats.update(load_seconds=t1 - t0, render_seconds=time.perf_counter() - t1,
+                         audio_seconds=audio.shape[0] / sample_rate, soundfont=str(synth.soundfont))
+        return audio
 
 
 def output_format(path: str | os.PathLike) -> tuple[str, str]:
@@ -196,7 +204,8 @@ def output_format(path: str | os.PathLike) -> tuple[str, str]:
 
 
 def render_file(song: Song, path: str | os.PathLike, soundfont: str | os.PathLike | None = None,
-                sample_rate: int = 44100, progress: Progress | None = None, tail_seconds: float = 1.5) -> Path:
+                sample_rate: int = 44100, progress: Progress | None = None, tail_seconds: float = 1.5,
+                stats: dict | None = None) -> Path:
     """Render to ``path`` (.wav or .flac, 16-bit stereo), atomically: on any error or a
     cancel nothing is left at ``path`` (an older file there stays as it was)."""
     import soundfile  # noqa: PLC0415 - only exports need libsndfile
@@ -213,7 +222,8 @@ def render_file(song: Song, path: str | os.PathLike, soundfont: str | os.PathLik
     def inner(frac: float):
         return None if progress is None else progress(0.97 * frac)
 
-    data = render_array(song, soundfont, sample_rate, inner, tail_seconds)
+    data = render_array(song, soundfont, sample_rate, inner, tail_seconds, stats)
+    t_write = time.perf_counter()
 
     def write(tmp: str) -> None:
         soundfile.write(tmp, data, int(sample_rate), format=fmt, subtype=subtype)
@@ -225,6 +235,8 @@ def render_file(song: Song, path: str | os.PathLike, soundfont: str | os.PathLik
         atomic_write(path, write)
     except OSError as exc:
         raise StudioError(f"{path}: cannot write ({exc.strerror or exc})") from None
+    if stats is not None:
+        stats["write_seconds"] = time.perf_counter() - t_write
     if progress is not None:
         progress(1.0)
     return Path(path)
@@ -235,7 +247,6 @@ def measure_render(song: Song, soundfont: str | os.PathLike | None = None, sampl
     """Render once and time it: soundfont load and render separately, wall and CPU time
     (``studio bench`` and the audio figures use this).  Returns plain numbers plus the audio."""
     import resource  # noqa: PLC0415
-    import time  # noqa: PLC0415
 
     def cpu() -> float:
         ru = resource.getrusage(resource.RUSAGE_SELF)  # all threads, FluidSynth's included

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 
 from ..core.errors import StudioError
 
@@ -46,11 +45,12 @@ def render(args) -> int:
             print(f"\rrendering {frac * 100:5.1f}%", end="", file=sys.stderr, flush=True)
         return True
 
-    t0 = time.perf_counter()
-    render_file(song, out, soundfont, rate, progress)
-    wall = time.perf_counter() - t0
+    stats: dict = {}
+    render_file(song, out, soundfont, rate, progress, stats=stats)
     if tty:
         print(file=sys.stderr)
-    print(f"wrote {out}: {secs:.1f} s of music, {rate} Hz stereo, soundfont {soundfont.name} "
-          f"({wall:.1f} s, {secs / wall if wall > 0 else 0:.0f}x real time)")
+    wall = stats["render_seconds"]
+    print(f"wrote {out}: {stats['audio_seconds']:.1f} s of audio ({secs:.1f} s of music + release), {rate} Hz stereo, "
+          f"soundfont {soundfont.name}; rendered in {wall:.1f} s ({stats['audio_seconds'] / max(wall, 1e-9):.0f}x real time), "
+          f"soundfont load {stats['load_seconds']:.1f} s, file write {stats['write_seconds']:.1f} s")
     return 0
