@@ -38,3 +38,47 @@ def train(args) -> int:
         r = ht.train_forward_bach(fb_out, fb_minutes, device, seed=args.seed, chorales=data, command=command)
         print(f"forward_bach: {r['steps']} steps, best held-out NLL {r['best_valid_nll']:.4f} nats/cell -> {fb_out}")
     return 0
+
+
+def _warn(msg: str) -> None:
+    print(f"studio: warning: {msg}", file=sys.stderr)
+
+
+def harmonize(args) -> int:
+    """``studio harmonize IN -o OUT``: four voices under the melody, written to OUT."""
+    from .. import io
+
+    io.check_output(args.output)
+    song = io.load(args.input)
+    if args.candidates is not None and not 1 <= args.candidates <= 64:
+        raise StudioError("--candidates must be between 1 and 64")
+    if args.temperature is not None and not 0.0 <= args.temperature <= 5.0:
+        raise StudioError("--temperature must be between 0 and 5")
+    keep = tuple(k for k in args.keep.split(",") if k.strip())
+    melody = None if args.melody_track is None else args.melody_track - 1
+    if args.melody_track is not None and args.melody_track < 1:
+        raise StudioError(f"--melody-track counts from 1 (got {args.melody_track})")
+    from ..ml import harmonize_api
+
+    name = Path(args.input).name
+    try:
+        out = harmonize_api.harmonize(song, melody_track=melody, keep=keep, temperature=args.temperature,
+                                      candidates=args.candidates, seed=args.seed, device=args.device, warn=_warn)
+    except StudioError as exc:
+        raise StudioError(f"{name}: {exc}") from None
+    io.save(out, args.output)
+    counts = {t.name: len(t.notes) for t in out.tracks}
+    print(f"wrote {args.output}: " + ", ".join(f"{k} {v} notes" for k, v in counts.items()))
+    return 0
+
+
+def evaluate(args) -> int:
+    """``studio eval harmonizer``: held-out figures as a table and JSON (also into card.json)."""
+    import json
+
+    from ..ml import harmonizer_train as ht
+
+    report = ht.evaluate(weights=args.weights, limit=args.limit, device=args.device, out=args.out)
+    print(ht.table(report))
+    print(json.dumps(report, indent=2))
+    return 0

@@ -249,3 +249,284 @@ def train_forward_bach(out: Path, minutes: float, device: torch.device, seed: in
         opt.step()
         step += 1
     return {"steps": step, "best_valid_nll": best, "history": history}
+
+
+# ---- evaluation -------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def chain_nll(model: Harmonizer, windows, device, blocks: int = 8, batch: int = 32, seed: int = 7) -> float:
+    """Joint NLL estimate (nats/cell) of alto/tenor/bass given the soprano: the hidden cells in
+    ``blocks`` random blocks, each scored given the soprano and the blocks before it."""
+    model.eval()
+    tok, met, fer, pad = windows
+    g = torch.Generator().manual_seed(seed)
+    total, cells = 0.0, 0
+    for s in range(0, len(tok), batch):
+        t, m, f, p = (a[s : s + batch].to(device) for a in (tok, met, fer, pad))
+        B, _, L = t.shape
+        assign = torch.randint(0, blocks, (B, 4, L), generator=g).to(device)
+        assign[:, 0] = -1
+        for k in range(blocks):
+            given = (assign < k) | p[:, None, :]
+            target = (assign == k) & ~p[:, None, :]
+            logits = model(t, given, m, f, p)
+            nll = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), t.reshape(-1), reduction="none").view(B, 4, L)
+            total += float((nll * target).sum())
+            cells += int(target.sum())
+    return total / max(1, cells)
+
+
+def chorale_parts(tokens: np.ndarray, shift: int = 0) -> list:
+    """Four note lists (ticks at PPQ 480) from a [4, T] token grid."""
+    from .harmonize_api import tokens_to_notes
+
+    return [tokens_to_notes(tokens[v], 0, 120, shift) for v in range(4)]
+
+
+def beat_ticks(c: ch.Chorale) -> list[int]:
+    return [t * 120 for t in range(c.length) if c.pos[t] % max(1, c.beat[t]) == 0]
+
+
+FOLK_SOURCE = "essenFolksong/altdeu10"  # old German folk songs (Essen collection), all single melodies
+FOLK_METERS = ("2/4", "3/4", "4/4", "3/2")
+
+
+def folk_melodies(count: int = 20) -> list:
+    """The first ``count`` melodies of ``FOLK_SOURCE`` in 2/4, 3/4, 4/4 or 3/2 that sit on the 16th grid.
+
+    Returns Songs (one track, the melody; pickups keep their place in the bar). Cached as JSON.
+    """
+    from ..core.song import Note, Song, TimeSignature, Track
+
+    path = ch.cache_dir() / f"folk_melodies_{count}.json"
+    if path.exists():
+        data = json.loads(path.read_text())
+    else:
+        from music21 import corpus
+
+        data = []
+        for s in corpus.parse(FOLK_SOURCE).scores:
+            sigs = list(s.recurse().getElementsByClass("TimeSignature"))
+            if len(s.parts) > 1 or not sigs or {t.ratioString for t in sigs} != {sigs[0].ratioString}:
+                continue
+            if sigs[0].ratioString not in FOLK_METERS:
+                continue
+            measures = list(s.recurse().getElementsByClass("Measure"))
+            pad = float(measures[0].paddingLeft or 0) if measures else 0.0
+            notes = [n for n in s.flatten().notes if not n.duration.isGrace]
+            if not 16 <= len(notes) <= 90 or any(n.isChord for n in notes):
+                continue
+            ev = [((float(n.offset) + pad) * 4, float(n.duration.quarterLength) * 4, n.pitch.midi) for n in notes]
+            if any(abs(a - round(a)) > 1e-6 or abs(d - round(d)) > 1e-6 or d <= 0 for a, d, _ in ev):
+                continue
+            num, den = sigs[0].numerator, sigs[0].denominator
+            data.append({"title": s.metadata.title if s.metadata else "", "meter": [num, den],
+                         "notes": [[int(round(a)) * 120, int(p), int(round(d)) * 120] for a, d, p in ev]})
+            if len(data) == count:
+                break
+        path.write_text(json.dumps(data))
+    songs = []
+    for d in data:
+        t = Track(name="Melody", notes=sorted(Note(a, p, dur) for a, p, dur in d["notes"]))
+        songs.append(Song(title=d["title"], tracks=[t], time_signatures=[TimeSignature(0, *d["meter"])]))
+    return songs
+
+
+def _add(acc: dict, counts: dict) -> None:
+    for k, v in counts.items():
+        acc[k] = acc.get(k, 0) + v
+
+
+def _song_beats(song, first_tick: int = 0) -> list[int]:
+    from ..core.timing import bars
+
+    out = []
+    for b in bars(song):
+        bt = b.meter.beat_ticks(song.ppq)
+        out += list(range(b.start, b.end, bt))
+    return out
+
+
+def _song_parts(song) -> list:
+    return [t.notes for t in song.tracks[:4]]
+
+
+def _latency(test: list[ch.Chorale], device: str, weights) -> dict:
+    """Seconds to harmonize 8 bars in-process (2 threads) and a 16-bar melody as a whole process."""
+    import os
+    import statistics
+    import subprocess
+    import sys
+    import tempfile
+
+    from .. import io
+    from ..core.song import Song, Track
+    from . import harmonize_api as api
+
+    c = next(x for x in test if int(x.bar[0]) == 16 and x.length >= 256)
+    step0 = int((16 - int(c.pos[0])) % 16)  # start on a downbeat
+
+    def melody(bars_: int) -> Song:
+        notes = [n for n in chorale_parts(c.voices[:, step0 : step0 + 16 * bars_])[0]]
+        return Song(title="latency", tracks=[Track(name="Melody", notes=notes)])
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        s8 = melody(8)
+        api.harmonize(s8, seed=0, device=device, weights=weights)  # load and warm up
+        runs = {}
+        for k in (1, api.DEFAULTS["candidates"]):
+            times = []
+            for r in range(5):
+                t0 = time.perf_counter()
+                api.harmonize(s8, seed=r, candidates=k, device=device, weights=weights)
+                times.append(time.perf_counter() - t0)
+            runs[f"in_process_8_bars_k{k}_s"] = round(statistics.median(times), 3)
+    finally:
+        torch.set_num_threads(threads)
+    with tempfile.TemporaryDirectory() as d:
+        src, dst = os.path.join(d, "melody16.mid"), os.path.join(d, "out.mid")
+        io.save(melody(16), src)
+        cmd = [sys.executable, "-m", "studio", "harmonize", src, "-o", dst, "--seed", "0"]
+        env = dict(os.environ)
+        if weights:
+            env["STUDIO_MODELS"] = str(Path(weights).resolve().parent)
+        times = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            r = subprocess.run(cmd, capture_output=True, text=True, env=env)
+            times.append(time.perf_counter() - t0)
+            if r.returncode != 0:
+                raise RuntimeError(f"studio harmonize failed: {r.stderr.strip()}")
+        runs["process_16_bars_s"] = round(statistics.median(times), 3)
+    runs["threads_in_process"] = 2
+    return runs
+
+
+def evaluate(weights=None, limit: int | None = None, device: str = "auto", out=None, latency: bool = True,
+             log=lambda m: print(m, file=__import__("sys").stderr)) -> dict:
+    """Every figure of the harmonizer's card: held-out NLL, voice-leading rates, folk melodies, latency."""
+    from ..core import voiceleading as vl
+    from . import harmonize_api as api
+    from .harmonizer import build
+
+    dev = checkpoint.pick_device(device)
+    if dev.type == "cpu":
+        torch.set_num_threads(1)
+    folder = Path(weights) if weights else checkpoint.model_dir("harmonizer")
+    fb_folder = folder.parent / "forward_bach" if folder.name == "harmonizer" else folder.with_name(folder.name + "_forward_bach")
+    model, meta = checkpoint.load(folder, build, dev)
+    fbm, fb_meta = checkpoint.load(fb_folder, fb.build, dev) if (fb_folder / "model.safetensors").exists() else (None, {})
+    data = ch.split(ch.load_chorales())
+    report: dict = {"unit": "nats per (voice, 16th step) cell; a cell is one of 99 tokens (rest, onset or hold of a pitch)"}
+    t0 = time.time()
+    nll = {}
+    for side in ("valid", "test"):
+        w = eval_windows(data[side], model.cfg.max_len)
+        h = harmonizer_nll(model, w, dev)
+        nll[side] = {"harmonizer_given_soprano": h["given_soprano"], "harmonizer_random_mask": h["random_mask"],
+                     "harmonizer_joint_8_blocks": chain_nll(model, w, dev)}
+        if fbm is not None:
+            nll[side]["forward_bach_given_soprano"] = fb.nll(fbm, fb.dataset(data[side], fbm.cfg.context), dev)
+    report["nll"] = nll
+    log(f"NLL done in {time.time() - t0:.0f}s: {nll}")
+    test = data["test"][: limit or None]
+    acc = {"bach": {}, "harmonizer": {}, "forward_bach": {}}
+    for i, c in enumerate(test):
+        beats = beat_ticks(c)
+        _add(acc["bach"], vl.measure(chorale_parts(c.voices), 480, beats))
+        sop = c.voices[0]
+        shift = api.choose_shift([p for p in ch.token_pitch(sop)[ch.token_onset(sop)]])
+        tokens = np.zeros_like(c.voices, dtype=np.int64)
+        tokens[0] = ch.transpose_tokens(sop.astype(np.int64), shift)
+        given = np.zeros(tokens.shape, dtype=bool)
+        given[0] = True
+        metric = metric_classes(c.pos, c.bar, c.beat)
+        grid = api.harmonize_grid(model, dev, tokens, given, metric, None, seed=i, **{k: api.DEFAULTS[k] for k in ("temperature", "candidates", "steps")},
+                                  beats=np.array([b // 120 for b in beats]))
+        _add(acc["harmonizer"], vl.measure(chorale_parts(grid, shift), 480, beats))
+        if fbm is not None:
+            _add(acc["forward_bach"], vl.measure(chorale_parts(fb.harmonize_tokens(fbm, sop, metric)), 480, beats))
+    report["test_chorales"] = {"count": len(test), **{k: {**vl.rates(v), "notes": v.get("notes", 0)} for k, v in acc.items() if v}}
+    log(f"chorales done in {time.time() - t0:.0f}s")
+    folk = folk_melodies(20)
+    facc = {"harmonizer": {}, "forward_bach": {}}
+    for i, song in enumerate(folk):
+        res = api.harmonize(song, seed=i, device=str(dev), weights=folder)
+        beats = _song_beats(res)
+        _add(facc["harmonizer"], vl.measure(_song_parts(res), res.ppq, beats))
+        if fbm is not None:
+            line = api._quantize(song.tracks[0].notes, 120, "melody", lambda m: None)
+            first, end = line[0][0], line[-1][1]
+            shift = api.choose_shift([p for _, _, p in line])
+            sop = api._line_tokens(line, first, end - first, shift)
+            pos, blen, beat = api.meter_arrays(song, first, end - first)
+            g = fb.harmonize_tokens(fbm, sop, metric_classes(pos, blen, beat))
+            parts = [song.tracks[0].notes] + [api.tokens_to_notes(g[v], first, 120, shift) for v in (1, 2, 3)]
+            _add(facc["forward_bach"], vl.measure(parts, 480, beats))
+    report["folk_melodies"] = {"source": f"music21 corpus {FOLK_SOURCE}", "count": len(folk),
+                               "titles": [s.title for s in folk],
+                               **{k: {**vl.rates(v), "notes": v.get("notes", 0)} for k, v in facc.items() if v}}
+    log(f"folk done in {time.time() - t0:.0f}s")
+    if latency:
+        report["latency"] = _latency(data["test"], str(dev), folder)
+    report["sampling"] = dict(api.DEFAULTS)
+    report["model"] = {"params": model.num_params(), "config": meta.get("config"), "train_steps": meta.get("steps"),
+                       "train_minutes": meta.get("minutes"), "train_command": meta.get("command"),
+                       "forward_bach_params": fbm.num_params() if fbm is not None else None,
+                       "forward_bach_steps": fb_meta.get("steps")}
+    report["seconds"] = round(time.time() - t0, 1)
+    _write_card(folder, fb_folder, meta, fb_meta, report, data)
+    if out:
+        p = Path(out)
+        p = p if p.suffix == ".json" else p / "harmonizer_eval.json"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(json.dumps(report, indent=2))
+    return report
+
+
+def _write_card(folder: Path, fb_folder: Path, meta: dict, fb_meta: dict, report: dict, data: dict) -> None:
+    split = {k: len(v) for k, v in data.items()}
+    common = {
+        "data": "Bach chorales from music21's corpus (music21.corpus.chorales.Iterator), the four-part ones on a "
+                "16th grid: " + f"{sum(split.values())} chorales; transposed per example to every shift in -6..+6 "
+                "that keeps each voice in range",
+        "split": {**split, "rule": "by tune (first 12 soprano intervals); held-out lists frozen in studio/ml/chorales.py",
+                  "valid": sorted(c.name for c in data["valid"]), "test": sorted(c.name for c in data["test"])},
+        "eval_command": "studio eval harmonizer",
+    }
+    card = {"name": "harmonizer", "kind": "Coconet-style masked Transformer over the 4 x T SATB grid", **common,
+            "steps": meta.get("steps"), "minutes": meta.get("minutes"), "command": meta.get("command"),
+            "valid_history": meta.get("history"), "metrics": report}
+    (folder / "card.json").write_text(json.dumps(card, indent=2))
+    if (fb_folder / "model.safetensors").exists():
+        fcard = {"name": "forward_bach", "kind": "feed-forward baseline: soprano window in, alto/tenor/bass out",
+                 **common, "steps": fb_meta.get("steps"), "minutes": fb_meta.get("minutes"),
+                 "command": fb_meta.get("command"),
+                 "metrics": {"nll": {s: {"given_soprano": v.get("forward_bach_given_soprano")} for s, v in report["nll"].items()},
+                             "test_chorales": report["test_chorales"].get("forward_bach"),
+                             "folk_melodies": report["folk_melodies"].get("forward_bach")}}
+        (fb_folder / "card.json").write_text(json.dumps(fcard, indent=2))
+
+
+def table(report: dict) -> str:
+    rows = [("figure", "Bach", "harmonizer", "ForwardBach", "target")]
+    tc, fm = report["test_chorales"], report["folk_melodies"]
+    spec = [("parallels_per_1000_notes", "parallel 5ths+8ves / 1000 notes", "<= 2.5"),
+            ("crossing_pct", "frames with crossing %", "<= 5"), ("spacing_pct", "spacing > octave %", "<= 5"),
+            ("out_of_range_pct", "notes out of range %", "<= 1"), ("tertian_pct", "tertian beats %", ">= 85")]
+    f = lambda d, k: "-" if not d else f"{d[k]:.2f}"  # noqa: E731
+    for k, label, target in spec:
+        rows.append((f"test chorales: {label}", f(tc.get("bach"), k), f(tc.get("harmonizer"), k), f(tc.get("forward_bach"), k), target))
+    for k, label, target in spec:
+        rows.append((f"folk melodies: {label}", "", f(fm.get("harmonizer"), k), f(fm.get("forward_bach"), k), target))
+    for side, v in report["nll"].items():
+        rows.append((f"{side} NLL given soprano (nats/cell)", "", f"{v['harmonizer_given_soprano']:.3f}",
+                     f"{v['forward_bach_given_soprano']:.3f}" if "forward_bach_given_soprano" in v else "-", ""))
+        rows.append((f"{side} NLL joint, 8 blocks (nats/cell)", "", f"{v['harmonizer_joint_8_blocks']:.3f}", "", ""))
+    for k, v in report.get("latency", {}).items():
+        rows.append((f"latency {k}", "", str(v), "", "<= 0.5 s (8 bars), <= 3 s (process)" if "8_bars_k4" in k or "process" in k else ""))
+    w = [max(len(r[i]) for r in rows) for i in range(5)]
+    return "\n".join("  ".join(c.ljust(w[i]) for i, c in enumerate(r)) for r in rows)

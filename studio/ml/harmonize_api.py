@@ -1,0 +1,388 @@
+"""Harmonize a Song in-process: the function the command line and the GUI worker call.
+
+``harmonize(song, ...)`` writes alto, tenor and bass under a melody (or alto and tenor
+between a kept soprano and bass); ``regenerate(song, voices, start, end, ...)`` redraws one
+voice or one span of a four-voice song with everything else kept. Both return a new Song
+with tracks Soprano, Alto, Tenor, Bass; kept voices are copied note for note.
+
+The melody is put on the model's 16th grid (notes off the grid are quantized, with a
+warning), transposed into the soprano's range for the model and back afterwards, and pieces
+longer than the model's window are covered by overlapping windows.
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from ..core import voiceleading as vl
+from ..core.errors import Cancelled, StudioError
+from ..core.song import Note, Song, Track
+from ..core.timing import bars
+from . import chorales as ch
+
+VOICE_NAMES = ("Soprano", "Alto", "Tenor", "Bass")
+CHOIR_PROGRAM = 52  # General MIDI "Choir Aahs"
+MAX_STEPS = 8192  # 512 bars of 4/4 in 16ths: longer than this is not a melody we harmonize
+DEFAULTS = {"temperature": 0.7, "candidates": 4, "steps": 12}
+SOPRANO_TARGET = (62, 79)  # where the model likes the soprano
+
+_models: dict = {}
+_lock = threading.Lock()
+
+
+def load_model(device: str = "auto", folder: str | Path | None = None):
+    """The harmonizer on ``device``, loaded once per process."""
+    import torch
+
+    from . import checkpoint
+    from .harmonizer import build
+
+    dev = checkpoint.pick_device(device)
+    folder = Path(folder) if folder else checkpoint.model_dir("harmonizer")
+    key = (str(folder.resolve()), str(dev))
+    with _lock:
+        if key not in _models:
+            model, meta = checkpoint.load(folder, build, dev)
+            for p in model.parameters():
+                p.requires_grad_(False)
+            _models[key] = model
+        return _models[key], torch.device(dev)
+
+
+# ---- song -> grid -------------------------------------------------------------------------
+
+
+def _step(song: Song) -> int:
+    if song.ppq % 4:
+        raise StudioError(f"a resolution of {song.ppq} ticks per quarter has no exact 16th grid")
+    return song.ppq // 4
+
+
+def meter_arrays(song: Song, first: int, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``pos, bar, beat`` (in 16ths) for grid steps ``first .. first + count``."""
+    step = _step(song)
+    pos = np.zeros(count, dtype=np.int64)
+    blen = np.zeros(count, dtype=np.int64)
+    beat = np.zeros(count, dtype=np.int64)
+    bs = bars(song, until=(first + count) * step)
+    bi = 0
+    for i in range(count):
+        tick = (first + i) * step
+        while bi + 1 < len(bs) and bs[bi + 1].start <= tick:
+            bi += 1
+        b = bs[bi]
+        length = b.length if tick < b.end else b.meter.bar_ticks(song.ppq)
+        start = b.start if tick < b.end else b.end + ((tick - b.end) // length) * length
+        ts = b.meter
+        bt = ts.beat_ticks(song.ppq)
+        if ts.denominator == 8 and ts.numerator in (6, 9, 12):
+            bt *= 3  # compound meter: the beat is a dotted quarter
+        pos[i] = (tick - start) // step
+        blen[i] = max(1, length // step)
+        beat[i] = max(1, bt // step)
+    return pos, blen, beat
+
+
+def _quantize(notes: Sequence[Note], step: int, what: str, warn) -> list[tuple[int, int, int]]:
+    """``(start_step, end_step, pitch)`` of a monophonic line; chords are an error."""
+    off = sum(1 for n in notes if n.start % step or n.duration % step)
+    if off:
+        warn(f"{off} {what} note(s) off the 16th-note grid were quantized for the model")
+    out = []
+    for n in sorted(notes, key=lambda n: (n.start, n.pitch)):
+        a = int(round(n.start / step))
+        b = max(a + 1, int(round((n.start + n.duration) / step)))
+        if out and a <= out[-1][0]:
+            raise StudioError(f"the {what} has several notes at once (a chord at tick {n.start}); it must be a single line")
+        if out and out[-1][1] > a:
+            if out[-1][1] - a > 1:
+                raise StudioError(f"the {what} has overlapping notes at tick {n.start}; it must be a single line")
+            out[-1] = (out[-1][0], a, out[-1][2])
+        out.append((a, b, int(n.pitch)))
+    return out
+
+
+def _line_tokens(line, first: int, count: int, shift: int) -> np.ndarray:
+    row = np.zeros(count, dtype=np.int64)
+    for a, b, p in line:
+        q = p + shift
+        if not ch.LOW <= q <= ch.HIGH:
+            raise StudioError("the melody's range is too wide to harmonize (more than four octaves)")
+        row[a - first] = ch.encode(q, True)
+        row[a - first + 1 : b - first] = ch.encode(q, False)
+    return row
+
+
+def choose_shift(pitches: Sequence[int], target: tuple[int, int] = SOPRANO_TARGET) -> int:
+    """Semitones to move a melody so it sits in the soprano's range (0 when it already does)."""
+    lo, hi = target
+    best = None
+    for s in range(-30, 31):
+        out = sum(max(0, lo - (p + s)) + max(0, (p + s) - hi) for p in pitches)
+        key = (out, abs(s))
+        if best is None or key < best[0]:
+            best = (key, s)
+    return best[1]
+
+
+def tokens_to_notes(row: np.ndarray, first: int, step: int, shift: int, velocity: int = 80) -> list[Note]:
+    out: list[list[int]] = []
+    prev = None
+    for i, tok in enumerate(np.asarray(row)):
+        pitch, onset = ch.decode(int(tok))
+        if pitch is None:
+            prev = None
+            continue
+        if onset or prev != pitch:
+            out.append([first + i, pitch, 1])
+        else:
+            out[-1][2] += 1
+        prev = pitch
+    return [Note(a * step, p - shift, d * step, velocity) for a, p, d in out]
+
+
+# ---- the model on grids -----------------------------------------------------------------
+
+
+def harmonize_grid(model, device, tokens: np.ndarray, given: np.ndarray, metric: np.ndarray,
+                   fermata: np.ndarray | None = None, temperature: float = 0.7, candidates: int = 4,
+                   steps: int = 12, seed: int | None = None, beats: np.ndarray | None = None,
+                   progress: Callable[[float], bool] | None = None, rerank_weight: float = 1.0) -> np.ndarray:
+    """Fill the free cells of a ``[4, T]`` token grid; the best of ``candidates`` draws. -> [4, T]"""
+    import torch
+
+    from .harmonizer import fermata_classes, pseudo_loglik, sample
+
+    T = tokens.shape[1]
+    K = max(1, int(candidates))
+    gen = torch.Generator(device=device)
+    gen.manual_seed(int(seed) if seed is not None else int(np.random.SeedSequence().entropy % (2**63)))
+    tk = torch.as_tensor(tokens, dtype=torch.long, device=device)[None].repeat(K, 1, 1)
+    gv = torch.as_tensor(given, dtype=torch.bool, device=device)[None].repeat(K, 1, 1)
+    mt = torch.as_tensor(metric, dtype=torch.long, device=device)[None].repeat(K, 1)
+    fm = torch.as_tensor(fermata_classes(fermata, T), dtype=torch.long, device=device)[None].repeat(K, 1)
+    scale = 0.9 if K > 1 else 1.0
+    report = None if progress is None else (lambda f: progress(scale * f))
+    x = sample(model, tk, gv, mt, fm, steps=steps, temperature=temperature, generator=gen, progress=report)
+    if K == 1:
+        return x[0].cpu().numpy()
+    ll = pseudo_loglik(model, x, ~gv, mt, fm).cpu().numpy()
+    xs = x.cpu().numpy()
+    beat_ticks = None if beats is None else [int(b) * 4 for b in beats]
+    pen = np.array([vl.penalty([tokens_to_notes(c[v], 0, 4, 0) for v in range(4)], ppq=16, beats=beat_ticks) for c in xs])
+    best = int(np.argmax(ll - rerank_weight * pen))
+    if progress is not None and progress(1.0) is False:
+        raise Cancelled("harmonizing cancelled")
+    return xs[best]
+
+
+def _default_warn(msg: str) -> None:
+    warnings.warn(msg, stacklevel=3)
+
+
+def _nonempty(song: Song) -> list[int]:
+    return [i for i, t in enumerate(song.tracks) if t.notes and not t.is_drum]
+
+
+def pick_melody_track(song: Song, melody_track: int | None) -> int:
+    if melody_track is not None:
+        if not 0 <= melody_track < len(song.tracks):
+            raise StudioError(f"there is no track {melody_track + 1} (the song has {len(song.tracks)} track(s))")
+        if not song.tracks[melody_track].notes:
+            raise StudioError(f"track {melody_track + 1} ({song.tracks[melody_track].name}) has no notes")
+        return melody_track
+    cands = _nonempty(song)
+    if not cands:
+        raise StudioError("the song has no notes to harmonize")
+    for i in cands:
+        if song.tracks[i].name.strip().lower() in ("soprano", "melody", "s."):
+            return i
+    return max(cands, key=lambda i: float(np.mean([n.pitch for n in song.tracks[i].notes])))
+
+
+def _pick_bass(song: Song, melody: int) -> int:
+    others = [i for i in _nonempty(song) if i != melody]
+    for i in others:
+        if song.tracks[i].name.strip().lower() in ("bass", "b."):
+            return i
+    if not others:
+        raise StudioError("keeping the bass needs a second track holding a bass line")
+    return min(others, key=lambda i: float(np.mean([n.pitch for n in song.tracks[i].notes])))
+
+
+def _output_song(song: Song, parts: list[list[Note]]) -> Song:
+    out = Song(title=song.title, ppq=song.ppq, tempos=list(song.tempos), time_signatures=list(song.time_signatures),
+               key_signatures=list(song.key_signatures), meta=dict(song.meta))
+    for v, (name, notes) in enumerate(zip(VOICE_NAMES, parts)):
+        out.tracks.append(Track(name=name, program=CHOIR_PROGRAM, channel=v, notes=sorted(notes)))
+    return out
+
+
+def _check_progress(progress):
+    if progress is not None and progress(0.0) is False:
+        raise Cancelled("harmonizing cancelled")
+
+
+def harmonize(song: Song, melody_track: int | None = None, keep: Sequence[str] = ("soprano",),
+              temperature: float | None = None, candidates: int | None = None, seed: int | None = None,
+              device: str = "auto", progress: Callable[[float], bool] | None = None,
+              steps: int | None = None, warn: Callable[[str], None] | None = None,
+              weights: str | Path | None = None) -> Song:
+    """A new Song: the melody as Soprano (unchanged) over newly written Alto, Tenor, Bass.
+
+    ``melody_track`` is 0-based (None: the track named Soprano/Melody, else the highest one).
+    ``keep`` is ``("soprano",)`` or ``("soprano", "bass")``; a kept bass comes from the track
+    named Bass, else the lowest other track. ``progress(fraction) -> bool``: False cancels.
+    """
+    warn = warn or _default_warn
+    keep = tuple(k.strip().lower() for k in keep)
+    bad = [k for k in keep if k not in ("soprano", "bass")]
+    if bad or "soprano" not in keep:
+        raise StudioError(f"--keep takes soprano or soprano,bass (got {','.join(keep)})")
+    _check_progress(progress)
+    step = _step(song)
+    mi = pick_melody_track(song, melody_track)
+    melody = song.tracks[mi].notes
+    line = _quantize(melody, step, "melody", warn)
+    lines = {0: line}
+    kept_notes = {0: list(melody)}
+    if "bass" in keep:
+        bi = _pick_bass(song, mi)
+        lines[3] = _quantize(song.tracks[bi].notes, step, "bass", warn)
+        kept_notes[3] = list(song.tracks[bi].notes)
+    first = min(l[0][0] for l in lines.values())
+    end = max(l[-1][1] for l in lines.values())
+    count = end - first
+    if count > MAX_STEPS:
+        raise StudioError(f"the melody is {count // 16} bars of 4/4 long; the harmonizer takes at most {MAX_STEPS // 16}")
+    shift = choose_shift([p for _, _, p in line])
+    tokens = np.zeros((4, count), dtype=np.int64)
+    given = np.zeros((4, count), dtype=bool)
+    for v, l in lines.items():
+        tokens[v] = _line_tokens(l, first, count, shift)
+        given[v] = True
+    pos, blen, beat = meter_arrays(song, first, count)
+    return _run(song, tokens, given, pos, blen, beat, first, step, shift, kept_notes, temperature, candidates,
+                seed, device, progress, steps, weights)
+
+
+def _run(song, tokens, given, pos, blen, beat, first, step, shift, kept_notes, temperature, candidates, seed,
+         device, progress, steps, weights) -> Song:
+    from .harmonizer import metric_classes
+
+    model, dev = load_model(device, weights)
+    metric = metric_classes(pos, blen, beat)
+    beats = np.nonzero(pos % beat == 0)[0]
+    grid = harmonize_grid(
+        model, dev, tokens, given, metric, None,
+        temperature=DEFAULTS["temperature"] if temperature is None else float(temperature),
+        candidates=DEFAULTS["candidates"] if candidates is None else int(candidates),
+        steps=DEFAULTS["steps"] if steps is None else int(steps),
+        seed=seed, beats=beats, progress=progress)
+    parts = []
+    for v in range(4):
+        if v in kept_notes:
+            parts.append(kept_notes[v])
+        else:
+            parts.append(tokens_to_notes(grid[v], first, step, shift))
+    return _output_song(song, parts)
+
+
+def voice_tracks(song: Song) -> list[int]:
+    """Indices of the soprano, alto, tenor and bass tracks of a four-voice song."""
+    named = {t.name.strip().lower(): i for i, t in enumerate(song.tracks)}
+    if all(n in named for n in ("soprano", "alto", "tenor", "bass")):
+        return [named[n] for n in ("soprano", "alto", "tenor", "bass")]
+    cands = _nonempty(song)
+    if len(cands) != 4:
+        raise StudioError(f"regenerating needs four voices (tracks Soprano, Alto, Tenor, Bass); the song has {len(cands)} non-empty track(s)")
+    return sorted(cands, key=lambda i: -float(np.mean([n.pitch for n in song.tracks[i].notes])))
+
+
+def regenerate(song: Song, voices: Sequence[int | str] | int | str, start: int | None = None, end: int | None = None,
+               temperature: float | None = None, candidates: int | None = None, seed: int | None = None,
+               device: str = "auto", progress: Callable[[float], bool] | None = None, steps: int | None = None,
+               warn: Callable[[str], None] | None = None, weights: str | Path | None = None) -> Song:
+    """Redraw ``voices`` (0-3 or names) between ticks ``start`` and ``end``; everything else is kept.
+
+    Returns a new four-track Song (Soprano, Alto, Tenor, Bass). Notes outside the span are
+    copied unchanged; a note crossing the span's edge is cut there.
+    """
+    warn = warn or _default_warn
+    _check_progress(progress)
+    if isinstance(voices, (int, str)):
+        voices = [voices]
+    vs = set()
+    for v in voices:
+        if isinstance(v, str):
+            if v.strip().lower() not in ("soprano", "alto", "tenor", "bass"):
+                raise StudioError(f"unknown voice {v!r} (soprano, alto, tenor or bass)")
+            vs.add(("soprano", "alto", "tenor", "bass").index(v.strip().lower()))
+        elif 0 <= int(v) < 4:
+            vs.add(int(v))
+        else:
+            raise StudioError(f"voice {v} is not 0-3")
+    if not vs:
+        raise StudioError("no voice to regenerate")
+    step = _step(song)
+    idx = voice_tracks(song)
+    originals = [list(song.tracks[i].notes) for i in idx]
+    lines = [_quantize(n, step, VOICE_NAMES[v].lower(), warn) for v, n in enumerate(originals)]
+    first = min(l[0][0] for l in lines if l)
+    last = max(l[-1][1] for l in lines if l)
+    a = first if start is None else max(first, int(round(start / step)))
+    b = last if end is None else min(last, int(round(end / step)))
+    if b <= a:
+        raise StudioError("the span to regenerate is empty")
+    count = last - first
+    if count > MAX_STEPS:
+        raise StudioError(f"the song is too long to regenerate ({count // 16} bars of 4/4)")
+    shift = choose_shift([p for _, _, p in lines[0]] or [70])
+    tokens = np.stack([_line_tokens(l, first, count, shift) for l in lines])
+    given = np.ones((4, count), dtype=bool)
+    for v in vs:
+        given[v, a - first : b - first] = False
+    pos, blen, beat = meter_arrays(song, first, count)
+    from .harmonizer import metric_classes
+
+    model, dev = load_model(device, weights)
+    metric = metric_classes(pos, blen, beat)
+    grid = harmonize_grid(
+        model, dev, tokens, given, metric, None,
+        temperature=DEFAULTS["temperature"] if temperature is None else float(temperature),
+        candidates=DEFAULTS["candidates"] if candidates is None else int(candidates),
+        steps=DEFAULTS["steps"] if steps is None else int(steps),
+        seed=seed, beats=np.nonzero(pos % beat == 0)[0], progress=progress)
+    parts = []
+    ta, tb = a * step, b * step
+    for v in range(4):
+        if v not in vs:
+            parts.append(originals[v])
+            continue
+        keep = []
+        for n in originals[v]:
+            if n.end <= ta or n.start >= tb:
+                keep.append(n)
+            elif n.start < ta:
+                keep.append(Note(n.start, n.pitch, ta - n.start, n.velocity))
+            elif n.end > tb:
+                keep.append(Note(tb, n.pitch, n.end - tb, n.velocity))
+        new = tokens_to_notes(grid[v, a - first : b - first], a, step, shift)
+        held = ch.decode(int(grid[v, a - first]))[1] is False
+        parts.append(_merge_at(keep, new, ta) if held else sorted(keep + new))
+    return _output_song(song, parts)
+
+
+def _merge_at(kept: list[Note], new: list[Note], tick: int) -> list[Note]:
+    """Join a kept note ending at ``tick`` with the new note of the same pitch the model held from it."""
+    before = [n for n in kept if n.end == tick]
+    if before and new and new[0].start == tick and new[0].pitch == before[0].pitch:
+        n0 = before[0]
+        kept = [n for n in kept if n is not n0]
+        new = [Note(n0.start, n0.pitch, n0.duration + new[0].duration, n0.velocity)] + new[1:]
+    return sorted(kept + new)
