@@ -7,13 +7,31 @@ document, piano roll, score and transport through their public attributes.
 
 from __future__ import annotations
 
+import sys
+
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import QApplication, QLabel
 
 from .panel import AssistantPanel
 
-__all__ = ["AssistantPanel", "install_assistant"]
+__all__ = ["AssistantPanel", "install_assistant", "protect_none"]
+
+
+def protect_none() -> None:
+    """Work around PySide6 6.12 on Python 3.11: every call of a Qt method that returns nothing
+    drops one reference to ``None`` (Python 3.12 made ``None`` immortal, so newer Pythons do not
+    care).  After some thousands of calls the count reaches zero and the interpreter aborts
+    ("deallocating None").  Giving ``None`` a huge reference count keeps it alive for good."""
+    if sys.version_info >= (3, 12) or getattr(protect_none, "done", False):
+        return
+    import ctypes
+
+    ctypes.c_ssize_t.from_address(id(None)).value += 1 << 48
+    protect_none.done = True
+
+
+protect_none()
 
 
 def _view_menu(window):
@@ -66,7 +84,7 @@ def install_assistant(window) -> AssistantPanel:
             if entry is not None:
                 _reveal(view, entry)
 
-        panel.takeShown.connect(on_take)
+        panel.take_listeners.append(on_take)
         panel.issuesChanged = lambda: overlay.set_issues(panel.issues, panel.issue_parts())
 
         def on_issue(row):
@@ -81,7 +99,7 @@ def install_assistant(window) -> AssistantPanel:
     score = getattr(window, "score", None)
     if score is not None:
         panel.score_overlay = ScoreOverlay(score, doc)
-        panel.takeShown.connect(panel.score_overlay.set_take)
+        panel.take_listeners.append(panel.score_overlay.set_take)
 
     # playback of a take (A) against the song (B) through the editor's transport
     transport = getattr(window, "transport", None)
@@ -102,7 +120,6 @@ def install_assistant(window) -> AssistantPanel:
     app = QApplication.instance()
     if app is not None:
         app.aboutToQuit.connect(panel.worker.close)
-    window.destroyed.connect(lambda *_: panel.worker.client.close())
     window.assistant = panel
     return panel
 

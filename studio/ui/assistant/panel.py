@@ -51,7 +51,6 @@ def _dspin(lo, hi, value, step, special="", tip=""):
 
 
 class AssistantPanel(QDockWidget):
-    takeShown = Signal(object)  # TakeEntry or None
     takesArrived = Signal(int)  # how many
     jobFinished = Signal(str)  # "takes", "failed", "cancelled"
 
@@ -65,6 +64,9 @@ class AssistantPanel(QDockWidget):
         self.play_song = None  # callable(song, start_tick) or None
         self.stop_playing = None
         self.model = TakesModel(self)
+        # called with the TakeEntry shown, or None (plain callbacks: a Qt signal carrying None
+        # upsets reference counting in this PySide6 version)
+        self.take_listeners: list = []
         self.shown: TakeEntry | None = None
         self._plan: rq.Plan | None = None
         self._t_submit = 0.0
@@ -425,7 +427,8 @@ class AssistantPanel(QDockWidget):
             idx = self.model.index(self.model.entries.index(entry))
             if self.takes_view.currentIndex() != idx:
                 self.takes_view.selectionModel().setCurrentIndex(idx, QItemSelectionModel.SelectionFlag.ClearAndSelect)
-        self.takeShown.emit(entry)
+        for fn in list(self.take_listeners):
+            fn(entry)
         self._update_buttons()
         self.run_checker()
 

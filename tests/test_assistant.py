@@ -1,0 +1,266 @@
+"""The assistant panel driven end to end with the model-free probe job and hand-made takes:
+progress and Cancel, a killed worker, Accept / Undo bit-exact, AI history, the checker.
+
+The tests with the shipped model weights are in test_assistant_models.py.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import sys
+import time
+
+import pytest
+
+from studio.core.song import Note, Song, Track
+from studio.ml import protocol as P
+
+pytest.importorskip("PySide6")
+
+SCREENS = os.environ.get("STUDIO_SCREENS_DIR", "")
+
+
+def _melody(bars=4) -> Song:
+    pitches = [67, 69, 71, 72, 74, 72, 71, 69, 67, 71, 69, 67, 66, 67, 69, 67]
+    notes = [Note(i * 480, pitches[i % len(pitches)], 480, 90) for i in range(4 * bars)]
+    return Song(title="Tune", tracks=[Track("Melody", program=73, notes=notes)])
+
+
+@pytest.fixture(scope="module")
+def window(qapp, tmp_path_factory):
+    os.environ["STUDIO_SCORE"] = "0"
+    from studio.ui.mainwindow import MainWindow
+
+    win = MainWindow(autosave_folder=str(tmp_path_factory.mktemp("autosave")), start_audio=False)
+    win.quiet = True
+    win.resize(1600, 1000)
+    win.show()
+    win.assistant.worker.client.warm_up = False  # the probe needs no model
+    win.assistant.worker.client.threads = 1
+    yield win
+    win.assistant.worker.close()
+    win.doc.mark_saved()
+    win.close()
+
+
+@pytest.fixture
+def panel(window, qtbot):
+    p = window.assistant
+    p.discard_all()
+    window.doc.replace_song(_melody())
+    return p
+
+
+def _plan(song, **kw):
+    from studio.ui.assistant.requests import Plan
+
+    return Plan(P.ProbeRequest(0, song.copy(), **kw), song.copy())
+
+
+def _wait_progress(qtbot, panel, at_least=0.1, timeout=90_000):
+    qtbot.waitUntil(lambda: panel.progress.value() >= at_least * 1000, timeout=timeout)
+
+
+def _shot(window, name, tmp_path):
+    folder = SCREENS or str(tmp_path)
+    path = os.path.join(folder, name)
+    assert window.grab().save(path, "PNG")
+    return path
+
+
+def test_progress_then_cancel_leaves_the_song_alone(window, panel, qtbot, tmp_path):
+    before = copy.deepcopy(window.doc.song)
+    got = []
+    panel.jobFinished.connect(got.append)
+    panel.submit(_plan(window.doc.song, steps=2000, step_seconds=0.01))
+    assert panel.cancel_btn.isEnabled()
+    _wait_progress(qtbot, panel, 0.05)
+    assert "%" in panel.progress.format() or panel.progress.format()
+    _shot(window, "assistant_progress.png", tmp_path)
+    t0 = time.perf_counter()
+    panel.cancel_btn.click()
+    qtbot.waitUntil(lambda: got == ["cancelled"], timeout=5000)
+    dt = time.perf_counter() - t0
+    assert dt < 0.35, f"cancel took {dt:.3f} s"
+    assert window.doc.song == before and not panel.model.entries
+    assert "Cancelled" in panel.status.text() and not panel.cancel_btn.isEnabled()
+    panel.jobFinished.disconnect(got.append)
+
+
+def test_killed_worker_is_reported_and_the_next_request_works(window, panel, qtbot):
+    before = copy.deepcopy(window.doc.song)
+    got = []
+    panel.jobFinished.connect(got.append)
+    panel.submit(_plan(window.doc.song, steps=2000, step_seconds=0.01))
+    _wait_progress(qtbot, panel, 0.02)
+    panel.worker.kill()
+    qtbot.waitUntil(lambda: got == ["failed"], timeout=10_000)
+    text = panel.status.text()
+    assert "stopped unexpectedly" in text and "\n" not in text
+    assert window.doc.song == before
+    panel.submit(_plan(window.doc.song, steps=3, step_seconds=0.01))
+    qtbot.waitUntil(lambda: got == ["failed", "takes"], timeout=90_000)
+    assert len(panel.model.entries) == 1 and panel.model.entries[0].diff.empty
+    panel.jobFinished.disconnect(got.append)
+
+
+def _harmonized_take(song: Song) -> Song:
+    """What the harmonizer sends back: the melody as Soprano over three new voices."""
+    mel = song.tracks[0].notes
+    take = Song(title=song.title, tempos=list(song.tempos), time_signatures=list(song.time_signatures),
+                key_signatures=list(song.key_signatures))
+    take.tracks.append(Track("Soprano", program=52, notes=list(mel)))
+    for name, down in (("Alto", 5), ("Tenor", 12), ("Bass", 24)):
+        take.tracks.append(Track(name, program=52, notes=[Note(n.start, n.pitch - down, n.duration) for n in mel]))
+    return take
+
+
+def _add_take(panel, take_song, kind="harmonize", anchor=None, by_index=False):
+    from studio.core import takediff
+    from studio.ui.assistant.takes import TakeEntry
+
+    base = panel.doc.song.copy()
+    d = takediff.diff(base, take_song, anchor if anchor is not None else {0: 0}, by_index)
+    e = TakeEntry(P.Take(take_song, "harmonizer", {"temperature": 0.7, "keep": ("soprano",)}, 1234, 0.5), kind, base, d)
+    panel.model.add([e])
+    panel.takes_view.setCurrentIndex(panel.model.index(len(panel.model.entries) - 1))
+    return e
+
+
+def test_accept_is_one_undo_step_and_undo_is_bit_exact(window, panel, qtbot, tmp_path):
+    doc = window.doc
+    doc.undo.clear()
+    before = copy.deepcopy(doc.song)
+    e = _add_take(panel, _harmonized_take(doc.song))
+    assert panel.shown is e and window.assistant.roll_overlay.entry is e
+    assert doc.song == before  # showing a take changes nothing
+    _shot(window, "assistant_take_overlay_synthetic.png", tmp_path)
+    assert panel.accept_btn.isEnabled()
+    panel.accept_btn.click()
+    assert doc.undo.count() == 1
+    assert [t.name for t in doc.song.tracks] == ["Melody", "Alto", "Tenor", "Bass"]
+    assert len({t.channel for t in doc.song.tracks}) == 4
+    hist = doc.song.meta["ai_history"]
+    assert hist[-1]["model"] == "harmonizer" and hist[-1]["seed"] == 1234 and hist[-1]["params"]["keep"] == ["soprano"]
+    after = copy.deepcopy(doc.song)
+    doc.undo.undo()
+    assert doc.song == before and "ai_history" not in doc.song.meta
+    doc.undo.redo()
+    assert doc.song == after
+    doc.undo.undo()
+    assert doc.song == before
+
+
+def test_ai_history_round_trips_through_the_project_file(window, panel, tmp_path):
+    from studio.io.project import read_project, write_project
+
+    doc = window.doc
+    e = _add_take(panel, _harmonized_take(doc.song))
+    panel.accept_current()
+    path = tmp_path / "song.studio"
+    write_project(doc.song, path)
+    again = read_project(path)
+    assert again.meta["ai_history"] == doc.song.meta["ai_history"]
+    assert again.meta["ai_history"][0]["params"]["temperature"] == 0.7
+    assert e not in panel.model.entries
+
+
+def test_discard_drops_the_take_without_touching_the_song(window, panel):
+    before = copy.deepcopy(window.doc.song)
+    _add_take(panel, _harmonized_take(window.doc.song))
+    panel.discard_btn.click()
+    assert not panel.model.entries and panel.shown is None and window.doc.song == before
+    assert window.assistant.roll_overlay.entry is None
+
+
+def _satb_with_parallel_fifths() -> Song:
+    # soprano and bass move C->D over a held alto/tenor: soprano G4->A4, bass C3->D3 (fifths + octave)
+    s = [Note(0, 67, 480), Note(480, 69, 480)]
+    a = [Note(0, 64, 960)]
+    t = [Note(0, 60, 960)]
+    b = [Note(0, 48, 480), Note(480, 50, 480)]
+    return Song(tracks=[Track("Soprano", notes=s), Track("Alto", notes=a), Track("Tenor", notes=t),
+                        Track("Bass", notes=b)])
+
+
+def test_checker_lists_parallels_and_clicking_selects_the_notes(window, panel, qtbot):
+    window.doc.replace_song(_satb_with_parallel_fifths())
+    panel.run_checker()
+    kinds = [i.kind for i in panel.issues]
+    assert "parallel_fifths" in kinds
+    row = kinds.index("parallel_fifths")
+    assert window.assistant.roll_overlay.issues == panel.issues
+    item = panel.checker.list.item(row)
+    assert "bar 1" in item.text() and "parallel fifths" in item.text()
+    panel.checker.list.setCurrentRow(row)
+    sel = window.doc.selected_notes()
+    assert sel and window.doc.current_track in (0, 3)
+    assert {n.pitch for n in sel} <= {67, 69, 48, 50}
+
+
+def test_checker_looks_at_the_shown_take(window, panel):
+    from studio.ui.assistant.checker import satb_tracks
+
+    assert satb_tracks(window.doc.song) is None
+    _add_take(panel, _harmonized_take(window.doc.song))
+    assert "take" in panel.checker.summary.text()
+    # the fake take doubles the melody in octaves: parallel octaves everywhere
+    assert any(i.kind == "parallel_octaves" for i in panel.issues)
+    panel.discard_all()
+    assert not panel.issues
+
+
+def test_requests_follow_selection_cursor_and_loop(window, panel):
+    from studio.ui.assistant import requests as rq
+
+    doc = window.doc
+    sel = [n for n in doc.track.notes if n.start < 1920 * 2]  # bars 1-2
+    doc.set_selection(sel)
+    ctx = panel.context()
+    plan = rq.continue_plan(ctx, 4, None, None, 1, None)
+    assert plan.request.from_bar == 3 and "bar 3" in plan.where
+    v = rq.vary_plan(ctx, 0.5, 1, False, 7)
+    assert (v.request.start_tick, v.request.end_tick) == (0, 3840) and v.request.tracks == (0,)
+    v = rq.vary_plan(ctx, 0.5, 1, True, 7)
+    assert len(v.request.locked) == len(sel) and v.request.start_tick == 0 and v.request.end_tick == doc.song.end_tick
+    doc.clear_selection()
+    assert rq.continue_plan(panel.context(), 2, None, None, 1, None).request.from_bar is None
+    h = rq.harmonize_plan(panel.context(), False, None, None, 1, None)
+    assert h.request.melody_track == 0 and h.anchor == {0: 0} and not h.by_index
+    assert h.request.song == doc.song and h.request.song is not doc.song  # a snapshot
+
+
+def test_device_shows_in_the_status_bar(window, panel, qtbot):
+    panel.start_worker()
+    qtbot.waitUntil(lambda: bool(panel.worker.device), timeout=90_000)
+    assert panel.device_label.text() in ("Models: CPU", "Models: MPS") or "CUDA" in panel.device_label.text()
+
+
+def test_gui_process_never_imports_torch():
+    import subprocess
+
+    code = r"""
+import os, sys, tempfile
+os.environ["QT_QPA_PLATFORM"] = "offscreen"; os.environ["STUDIO_SCORE"] = "0"
+def main():
+    from studio.ui.app import make_app, wait_until
+    app = make_app()
+    from studio.ui.mainwindow import MainWindow
+    from studio.core.song import Song, Track, Note
+    from studio.ml import protocol as P
+    from studio.ui.assistant.requests import Plan
+    w = MainWindow(autosave_folder=tempfile.mkdtemp(), start_audio=False)
+    w.assistant.worker.client.warm_up = False
+    s = Song(tracks=[Track("M", notes=[Note(0, 60, 480)])])
+    w.doc.replace_song(s)
+    w.assistant.submit(Plan(P.ProbeRequest(0, s.copy(), steps=3), s.copy()))
+    assert wait_until(app, lambda: w.assistant.model.entries, 90)
+    w.assistant.worker.close()
+    assert "torch" not in sys.modules, "the GUI imported torch"
+    print("ok")
+if __name__ == "__main__":
+    main()
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-2000:]
