@@ -223,7 +223,9 @@ def sample(model: MusicTransformer, prompt: list[int], grammars: list[T.Grammar]
     ctx = model.cfg.ctx
     if use_cache:
         cache = model.new_cache()
-        start = torch.tensor([prompt[-ctx:]] * K, dtype=torch.long, device=dev)
+        head = min(n_header, ctx // 4)
+        first = list(prompt) if len(prompt) <= ctx else list(prompt[:head]) + list(prompt[-(ctx - head):])
+        start = torch.tensor([first] * K, dtype=torch.long, device=dev)
         logits = model.forward_cached(start, cache, keep_head=min(n_header, ctx // 4))
     seqs = [list(prompt) for _ in range(K)]
     for step in range(max_tokens):
@@ -236,11 +238,13 @@ def sample(model: MusicTransformer, prompt: list[int], grammars: list[T.Grammar]
         probs = torch.softmax(lg, dim=-1).cpu()
         nxt = torch.multinomial(probs, 1, generator=gen).squeeze(1)
         for i, g in enumerate(grammars):
-            if done[i]:
+            if done[i]:  # keep the batch rectangular; a finished take's tokens are ignored
+                seqs[i].append(seqs[i][-1])
                 continue
             t = int(nxt[i])
             if t == T.BAR and g.bars_done == n_bars:
                 done[i] = True
+                seqs[i].append(seqs[i][-1])
                 continue
             g.step(t)
             outs[i].append(t)

@@ -1,0 +1,199 @@
+"""The continuation model: relative attention, the KV cache, sampling, the API and the command."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from studio.core.errors import Cancelled, StudioError
+from studio.core.song import Note, Song, TimeSignature, Track
+from studio.core.timing import bars
+from studio.ml import checkpoint, continue_api
+from studio.ml import tokens as T
+from studio.ml.continuation import (Config, MusicTransformer, rel_logits_naive, rel_logits_skewed, sample)
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = Config(n_layer=1, d_model=32, n_head=2, d_ff=64, ctx=64, dropout=0.0)
+
+
+def chorale(n_bars=4) -> Song:
+    tracks = []
+    for i, (name, base) in enumerate((("Soprano", 72), ("Alto", 67), ("Tenor", 60), ("Bass", 48))):
+        notes = [Note(b * 1920 + q * 480, base + (0, 2, 4, 5)[(b + q) % 4] - (i % 2), 480) for b in range(n_bars)
+                 for q in range(4)]
+        tracks.append(Track(name, 52, i, notes=notes))
+    return Song(title="c", tracks=tracks).normalize()
+
+
+@pytest.fixture(scope="module")
+def tiny_folder(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("models") / "continuation"
+    torch.manual_seed(0)
+    checkpoint.save(MusicTransformer(TINY), TINY, folder)
+    return folder
+
+
+def test_skewing_equals_naive_relative_attention():
+    torch.manual_seed(1)
+    q = torch.randn(2, 3, 17, 8)
+    for R in (17, 30, 5):  # exact length, longer table, clipped distances
+        er = torch.randn(3, R, 8)
+        fast, slow = rel_logits_skewed(q, er), rel_logits_naive(q, er)
+        causal = torch.ones(17, 17, dtype=torch.bool).tril()
+        assert torch.allclose(fast.masked_fill(~causal, 0), slow, atol=1e-5)
+
+
+def test_kv_cache_matches_full_forward_and_slides():
+    torch.manual_seed(2)
+    model = MusicTransformer(TINY).eval()
+    x = torch.randint(4, T.VOCAB_SIZE, (2, 40))
+    with torch.no_grad():
+        full = model(x)[0]
+        cache = model.new_cache()
+        out = model.forward_cached(x[:, :25], cache)
+        assert torch.allclose(out, full[:, 24], atol=1e-4)
+        for i in range(25, 40):
+            out = model.forward_cached(x[:, i: i + 1], cache)
+        assert torch.allclose(out, full[:, 39], atol=1e-4)
+        for i in range(60):  # past the context: old keys drop out, the first 3 stay
+            out = model.forward_cached(x[:, :1], cache, keep_head=3)
+        assert cache["pos"].numel() <= TINY.ctx and cache["pos"][:3].tolist() == [0, 1, 2]
+        assert torch.isfinite(out).all()
+
+
+def test_sampling_obeys_grammar_bars_and_seed():
+    torch.manual_seed(3)
+    model = MusicTransformer(Config(n_layer=1, d_model=32, n_head=2, d_ff=64, ctx=1024, dropout=0.0)).eval()
+    prompt = T.encode(chorale(2)).tokens
+    def run(seed, use_cache=True):
+        gs = [T.Grammar(4, [48, 48]) for _ in range(3)]
+        return sample(model, prompt, gs, 2, temperature=1.0, top_p=0.9, seed=seed, n_header=5, use_cache=use_cache)
+    a, b, c = run(7), run(7), run(8)
+    assert a == b and a != c
+    assert a[0] != a[1]  # takes in one batch differ
+    for toks in a:
+        assert toks[0] == T.BAR and toks.count(T.BAR) == 2
+        T.check_sequence(prompt + toks)
+    assert run(7, use_cache=False) == a  # the cache changes speed, not the result
+
+
+def test_continue_song_keeps_prompt_and_tracks(tiny_folder):
+    song = chorale(4)
+    takes = continue_api.continue_song(song, bars=2, takes=2, seed=5, folder=tiny_folder, device="cpu")
+    assert len(takes) == 2
+    end = 4 * 1920
+    for take in takes:
+        assert [(t.name, t.program, t.channel) for t in take.tracks] == [(t.name, t.program, t.channel) for t in song.tracks]
+        for old, new in zip(song.tracks, take.tracks):
+            assert [n for n in new.notes if n.start < end] == old.notes  # prompt untouched
+            assert all(end <= n.start and n.end <= end + 2 * 1920 for n in new.notes if n.start >= end)
+        assert take.note_count > song.note_count
+    assert song.note_count == 64  # the input itself is not changed
+    assert not takes[0].notes_equal(takes[1])
+
+
+def test_continue_from_bar_replaces_only_those_bars(tiny_folder):
+    song = chorale(6)
+    take = continue_api.continue_song(song, bars=2, from_bar=3, seed=1, folder=tiny_folder, device="cpu")[0]
+    for old, new in zip(song.tracks, take.tracks):
+        assert [n for n in new.notes if n.start < 2 * 1920] == [n for n in old.notes if n.start < 2 * 1920]
+        assert [n for n in new.notes if n.start >= 4 * 1920] == [n for n in old.notes if n.start >= 4 * 1920]
+
+
+def test_continue_song_in_three_four_keeps_bar_lines(tiny_folder):
+    song = Song(tracks=[Track("Flute", 73, 0, notes=[Note(i * 480, 72 + i % 5, 480) for i in range(9)])],
+                time_signatures=[TimeSignature(0, 3, 4)])
+    take = continue_api.continue_song(song, bars=2, seed=3, folder=tiny_folder, device="cpu")[0]
+    new = [n for n in take.tracks[0].notes if n.start >= 9 * 480]
+    assert all(n.start < 15 * 480 and n.end <= 15 * 480 for n in new)
+
+
+def test_bad_input_and_cancel(tiny_folder):
+    with pytest.raises(StudioError):
+        continue_api.continue_song(Song(), bars=2, folder=tiny_folder, device="cpu")
+    for kw in ({"bars": 0}, {"takes": 0}, {"temperature": 0.0}, {"top_p": 1.5}, {"from_bar": 0}):
+        with pytest.raises(StudioError):
+            continue_api.continue_song(chorale(2), folder=tiny_folder, device="cpu", **kw)
+    calls = []
+
+    def progress(f):
+        calls.append(f)
+        return len(calls) < 5
+
+    with pytest.raises(Cancelled):
+        continue_api.continue_song(chorale(2), bars=4, seed=1, folder=tiny_folder, device="cpu", progress=progress)
+    assert len(calls) == 5
+
+
+def _cli(args, models):
+    env = dict(os.environ, STUDIO_MODELS=str(models))
+    return subprocess.run([sys.executable, "-m", "studio", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_cli_continue_takes_and_errors(tiny_folder, tmp_path):
+    from studio import io
+
+    src = tmp_path / "in.mid"
+    io.save(chorale(2), src)
+    r = _cli(["continue", str(src), "-o", str(tmp_path / "out.mid"), "--bars", "1", "--takes", "2", "--seed", "3"],
+             tiny_folder.parent)
+    assert r.returncode == 0, r.stderr
+    for i in (1, 2):
+        song = io.load(tmp_path / f"out-{i}.mid")
+        assert len(song.tracks) == 4 and song.note_count > 32
+    r = _cli(["continue", str(tmp_path / "missing.mid"), "-o", str(tmp_path / "x.mid")], tiny_folder.parent)
+    assert r.returncode == 2 and r.stderr.startswith("studio: error:") and len(r.stderr.strip().splitlines()) == 1
+    bad = tmp_path / "bad.mid"
+    bad.write_bytes(b"MThd\x00\x00\x00\x06\x00\x01")
+    r = _cli(["continue", str(bad), "-o", str(tmp_path / "y.mid")], tiny_folder.parent)
+    assert r.returncode == 2 and not (tmp_path / "y.mid").exists()
+    r = _cli(["continue", str(src), "-o", str(tmp_path / "z.mid"), "--bars", "0"], tiny_folder.parent)
+    assert r.returncode == 2 and "--bars" in r.stderr
+
+
+def test_train_writes_weights_curve_and_resumes(tmp_path):
+    from studio.ml import continuation_train as ct
+    from studio.ml.corpus import CorpusPiece
+
+    pieces = [CorpusPiece(f"p{i}", chorale(3 + i % 3), ("train", "train", "valid")[i % 3]) for i in range(9)]
+    data = ct.tokenize_pieces(pieces)
+    assert ct.summary(data)["valid_pieces"] == 3
+    out = tmp_path / "run"
+    st = ct.train(out, 5.0, torch.device("cpu"), data, TINY, batch=2, max_steps=4, eval_every_s=1e9, log=lambda m: None)
+    assert st["step"] == 4
+    for f in ("model.safetensors", "config.json", "state.pt", "log.jsonl", "learning_curve.png"):
+        assert (out / f).exists(), f
+    st = ct.train(out, 5.0, torch.device("cpu"), data, TINY, batch=2, max_steps=6, eval_every_s=1e9, log=lambda m: None)
+    assert st["step"] == 6  # resumed from step 4
+    model, meta = checkpoint.load(out, lambda c: MusicTransformer(Config(**c)))
+    assert meta["config"]["d_model"] == 32
+
+
+def test_transposition_keeps_pitches_in_range():
+    from studio.ml import continuation_train as ct
+
+    seq = np.array(T.encode(chorale(2)).tokens)
+    rng = np.random.default_rng(0)
+    shifts = {ct.allowed_shift(seq, rng) for _ in range(200)}
+    assert shifts <= set(range(-5, 7)) and len(shifts) > 6
+    up = ct.transpose(seq, 3)
+    m = (seq >= T.PITCH0) & (seq < T.VEL0)
+    assert np.all(up[m] == seq[m] + 3) and np.all(up[~m] == seq[~m])
+
+
+def test_shipped_weights_continue_a_chorale():
+    folder = checkpoint.model_dir("continuation")
+    if not (folder / "model.safetensors").exists():
+        pytest.skip("no shipped continuation weights yet")
+    song = chorale(4)
+    take = continue_api.continue_song(song, bars=2, seed=0, device="cpu")[0]
+    new = [n for t in take.tracks for n in t.notes if n.start >= 4 * 1920]
+    assert new and all(n.start < 6 * 1920 for n in new)
+    # a trained model stays near the prompt's key (C major here)
+    in_c = np.mean([n.pitch % 12 in (0, 2, 4, 5, 7, 9, 11) for n in new])
+    assert in_c >= 0.7
