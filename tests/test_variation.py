@@ -196,3 +196,13 @@ def test_only_drums_selected_is_a_user_error():
     song.tracks.append(Track("Drums", is_drum=True, channel=9, notes=[Note(0, 36, 120)]))
     with pytest.raises(StudioError, match="drum"):
         vary_api.vary(song, 0.5, tracks=[4], model=tiny_model())
+
+
+def test_a_selected_note_just_before_the_end_that_rounds_past_it_is_not_lost():
+    song = quartet()
+    start, end = 8 * Q, 16 * Q
+    edge = Note(end - 30, 71, 200, 64)  # rounds to the first step after the selection
+    song.tracks[0].add(edge)
+    for s in (0.3, 1.0):
+        out = vary_api.vary(song, s, start_tick=start, end_tick=end, tracks=[0], seed=4, model=tiny_model())[0]
+        assert edge in out.tracks[0].notes

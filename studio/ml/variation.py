@@ -194,6 +194,18 @@ def sample_columns(logp: torch.Tensor, allowed: torch.Tensor, prev_sounding: tor
     return torch.where(mono[:, None], one, poly)
 
 
+def _constraints(cells, masked, allowed):
+    """Per cell: may it HOLD (the step before sounds or is unknown with an allowed pitch), and
+    must it sound (the known next step holds)."""
+    K, T, P = cells.shape
+    zero = torch.zeros(K, 1, P, dtype=torch.bool, device=cells.device)
+    known = ~masked
+    sounding = torch.cat([zero, ((cells[:, :-1] != REST) & known[:, :-1])
+                          | (masked[:, :-1] & allowed[:, None, :])], dim=1)
+    holding = torch.cat([(cells[:, 1:] == HOLD) & known[:, 1:], zero], dim=1)
+    return sounding, holding
+
+
 @torch.no_grad()
 def denoise(model: VariationModel, cells: torch.Tensor, masked: torch.Tensor, scale: torch.Tensor,
             bar_pos: torch.Tensor, bar_len: torch.Tensor, mono: torch.Tensor, allowed: torch.Tensor,
@@ -202,41 +214,36 @@ def denoise(model: VariationModel, cells: torch.Tensor, masked: torch.Tensor, sc
     """Fill the masked cells of one window; returns the completed cells ``[K, T, P]``.
 
     cells/masked ``[K, T, P]``; scale ``[12]``; bar_pos/bar_len ``[T]``; mono ``[K]``;
-    allowed ``[K, P]`` pitches that may start a note per track.  The masked columns are
-    revealed over ``n_iters`` model calls in a random order; within a call, even steps are
-    sampled before odd ones so neighbours agree on held notes.  ``progress(fraction)`` is
-    called after each model call; if it returns False, sampling stops and None comes back.
+    allowed ``[K, P]`` pitches that may start a note per track.  The masked columns (those with
+    any masked cell) are revealed over ``n_iters`` model calls in a random order fixed in
+    advance (revealing the most confident columns first, as MaskGIT does, picks silence first
+    on a piano roll and empties it).  ``progress(fraction)`` is called after each model call; if it returns False,
+    sampling stops and None comes back.
     """
     cells = cells.clone()
     masked = masked.clone()
     K, T, P = cells.shape
     dev = cells.device
-    col = masked.any(-1)  # [K, T]
-    todo = col.nonzero()
-    if len(todo) == 0:
+    todo = masked.any(-1).nonzero()
+    total = len(todo)
+    if total == 0:
         return cells
-    todo = todo[torch.randperm(len(todo), generator=generator).to(dev)]
-    n_iters = max(1, min(n_iters, len(todo)))
-    bounds = [round(len(todo) * (i + 1) / n_iters) for i in range(n_iters)]
-    zero = torch.zeros(K, 1, P, dtype=torch.bool, device=dev)
-    done = 0
+    todo = todo[torch.randperm(total, generator=generator).to(dev)]
+    n_iters = max(1, min(n_iters, total))
+    bounds = [round(total * (i + 1) / n_iters) for i in range(n_iters)]
+    first = 0
     for it in range(n_iters):
         logits = model(cells[None], masked[None], scale[None], bar_pos[None], bar_len[None], mono[None])[0]
-        logp = torch.log_softmax(logits.float(), dim=-1)
-        batch = todo[done:bounds[it]]
-        done = bounds[it]
-        for parity in (0, 1):
+        batch = todo[first:bounds[it]]
+        first = bounds[it]
+        for parity in (0, 1):  # even steps first, so odd ones see both neighbours
             sel = batch[batch[:, 1] % 2 == parity]
             if len(sel) == 0:
                 continue
             k, t = sel[:, 0], sel[:, 1]
-            known = ~masked
-            # a cell may hold when the step before sounds, or is still unknown (it may yet sound,
-            # if its pitch is allowed at all)
-            sounding = torch.cat([zero, ((cells[:, :-1] != REST) & known[:, :-1])
-                                  | (masked[:, :-1] & allowed[:, None, :])], dim=1)
-            holding = torch.cat([(cells[:, 1:] == HOLD) & known[:, 1:], zero], dim=1)
-            new = sample_columns(logp[k, t], allowed[k], sounding[k, t], holding[k, t], mono[k],
+            logp = torch.log_softmax(logits[k, t].float(), dim=-1)
+            sounding, holding = _constraints(cells, masked, allowed)
+            new = sample_columns(logp, allowed[k], sounding[k, t], holding[k, t], mono[k],
                                  temperature, generator)
             m = masked[k, t]
             cells[k, t] = torch.where(m, new, cells[k, t])

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -215,21 +216,28 @@ def _vary_chunk(work: Song, source: Song, model, dev, roll_tracks, sel, a, b, st
             continue
         track = work.tracks[ti]
         old = removed.get(ti, [])
-        vels = [n.velocity for n in old] or [n.velocity for n in track.notes] or [80]
-        vel_at = {R.quantize(n, st)[0]: n.velocity for n in old}
-        given_onsets = {(s, p) for (s, e, p) in
-                        (R.quantize(n, st) for n in track.notes if not is_selected(ti, n))}
+        if not old and not mask[k].any():
+            continue
+        vel = int(np.median([n.velocity for n in old] or [n.velocity for n in track.notes] or [80]))
+        old_at = {}  # (step, pitch) -> a selected note starting there
+        for n in old:
+            s0, _, p0 = R.quantize(n, st)
+            old_at.setdefault((s0, p0), n)
         new = []
-        for s, e, p in R.decode(cells[k], w0):
-            if not (lo_tick <= s * st < hi_tick) or (s, p) in given_onsets:
-                continue
-            orig = by_grid.get((ti, s, e, p))
-            if orig is not None:
+        for s0, e0, p0 in R.decode(cells[k], w0):
+            orig = by_grid.get((ti, s0, e0, p0))
+            if orig is not None:  # reproduced exactly on the grid: the very same note
                 new.append(orig)
                 continue
-            end = min(e * st, end_limit)
-            if end <= s * st:
+            q = p0 - R.LOW
+            if not mask[k, s0 - w0, q]:
+                # a given onset: a fixed note (it stays as it is) or a selected note whose end was re-noised
+                n = old_at.get((s0, p0))
+                if n is not None:
+                    new.append(replace(n, duration=max(1, min(e0 * st, end_limit) - n.start)))
                 continue
-            new.append(Note(s * st, p, end - s * st, vel_at.get(s, int(np.median(vels)))))
+            end = min(e0 * st, end_limit)
+            if lo_tick <= s0 * st < hi_tick and end > s0 * st:
+                new.append(Note(s0 * st, p0, end - s0 * st, vel))
         gone = set(old)
         track.notes = sorted([n for n in track.notes if n not in gone] + new)
