@@ -147,14 +147,23 @@ def _log(path: Path, msg: str) -> None:
 
 def train_harmonizer(out: Path, minutes: float, device: torch.device, seed: int = 0, cfg: Config | None = None,
                      batch: int = 16, lr: float = 1e-3, chorales=None, checkpoint_minutes: float = 4.0,
-                     command: str = "") -> dict:
+                     command: str = "", init: Path | None = None) -> dict:
+    """Train for ``minutes``; ``init`` continues from a saved model folder (a warm restart)."""
     torch.manual_seed(seed)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     log = out / "train.log"
     data = ch.split(chorales if chorales is not None else ch.load_chorales())
-    cfg = cfg or Config()
-    model = Harmonizer(cfg).to(device)
+    prior_steps, prior_minutes = 0, 0.0
+    if init is not None:
+        from .harmonizer import build
+
+        model, prior = checkpoint.load(init, build, device)
+        model.train()
+        cfg, prior_steps, prior_minutes = model.cfg, int(prior.get("steps") or 0), float(prior.get("minutes") or 0)
+    else:
+        cfg = cfg or Config()
+        model = Harmonizer(cfg).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01, betas=(0.9, 0.98))
     batches = Batches(data["train"], cfg.max_len, seed)
     valid = eval_windows(data["valid"], cfg.max_len) if data["valid"] else None
@@ -191,7 +200,7 @@ def train_harmonizer(out: Path, minutes: float, device: torch.device, seed: int 
             history.append({"step": step, "seconds": round(time.time() - t0), **metrics})
             _log(log, f"checkpoint step {step} valid NLL (nats/cell) {json.dumps(metrics)}")
             score = metrics.get("given_soprano", 0.0)
-            extra = {"steps": step, "minutes": round((time.time() - t0) / 60, 1), "valid_nll": metrics,
+            extra = {"steps": prior_steps + step, "init": str(init) if init else None, "minutes": round(prior_minutes + (time.time() - t0) / 60, 1), "valid_nll": metrics,
                      "history": history, "command": command, "seed": seed, "batch": batch, "lr": lr}
             checkpoint.save(model, cfg, out / "last", extra)
             if score <= best:

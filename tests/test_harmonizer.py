@@ -1,0 +1,182 @@
+"""Harmonizer data, model, training step and sampling, with tiny configs (no real training)."""
+
+import numpy as np
+import pytest
+import torch
+
+from studio.ml import chorales as ch
+from studio.ml import forward_bach as fb
+from studio.ml import harmonizer as hz
+from studio.ml import harmonizer_train as ht
+
+TINY = hz.Config(d_model=32, n_layers=1, n_heads=2, d_ff=64, dropout=0.0, max_len=32)
+NAMES = ("bach/bwv269", "bach/bwv347", "bach/bwv153.1")
+
+
+@pytest.fixture(scope="module")
+def few():
+    from music21 import corpus
+
+    out = []
+    for name in NAMES:
+        c = ch.chorale_from_score(corpus.parse(name), name)
+        assert c is not None, name
+        out.append(c)
+    return out
+
+
+def test_token_round_trip():
+    for pitch in (ch.LOW, 60, ch.HIGH):
+        for onset in (True, False):
+            assert ch.decode(ch.encode(pitch, onset)) == (pitch, onset)
+    assert ch.decode(ch.REST) == (None, False)
+    with pytest.raises(ValueError):
+        ch.encode(ch.HIGH + 1, True)
+    t = np.array([0, ch.encode(60, True), ch.encode(60, False)])
+    assert list(ch.token_pitch(ch.transpose_tokens(t, 3))) == [-1, 63, 63]
+    assert list(ch.token_onset(t)) == [False, True, False]
+
+
+def test_grid_matches_music21_notes(few):
+    from music21 import corpus
+
+    from studio.ml.harmonize_api import tokens_to_notes
+
+    score = corpus.parse(NAMES[0])
+    c = few[0]
+    for v, part in enumerate(score.parts):
+        want = [(float(n.offset) * 4, float(n.duration.quarterLength) * 4, n.pitch.midi)
+                for n in part.stripTies().flatten().notes]
+        got = [(n.start / 120, n.duration / 120, n.pitch) for n in tokens_to_notes(c.voices[v], 0, 120, 0)]
+        assert got == want
+    # the pickup: bwv269 is in 3/4 and starts on the third beat; fermatas mark phrase ends
+    assert c.pos[0] == 8 and c.bar[0] == 12 and c.beat[0] == 4 and c.pos[4] == 0
+    assert c.fermata.sum() > 0 and c.fermata[-1] == 1
+
+
+def test_transpositions_keep_voices_in_range(few):
+    for c in few:
+        shifts = c.shifts()
+        assert 0 in shifts and len(shifts) >= 3
+        for s in shifts:
+            for v, name in enumerate(ch.VOICES):
+                lo, hi = c.pitch_span(v)
+                assert ch.AUG_RANGE[name][0] <= lo + s and hi + s <= ch.AUG_RANGE[name][1]
+
+
+def test_split_lists_are_disjoint_and_tunes_stay_together(few):
+    assert not set(ch.VALID_TUNES) & set(ch.TEST_TUNES)
+    assert len(ch.VALID_TUNES) >= 20 and len(ch.TEST_TUNES) >= 20
+    # a copy of a held-out chorale under another name follows its tune
+    held = few[0]
+    twin = ch.Chorale("copy", held.voices.copy(), held.pos, held.bar, held.beat, held.fermata)
+    old = ch.VALID_TUNES
+    try:
+        ch.VALID_TUNES = (held.name,)
+        sp = ch.split([held, twin, few[1]])
+        assert {c.name for c in sp["valid"]} == {held.name, "copy"}
+    finally:
+        ch.VALID_TUNES = old
+
+
+def test_cache_round_trip(few, tmp_path):
+    path = tmp_path / "c.npz"
+    ch.save_cache(few, path)
+    back = ch.load_cache(path)
+    assert [c.name for c in back] == list(NAMES)
+    for a, b in zip(few, back):
+        assert np.array_equal(a.voices, b.voices) and np.array_equal(a.pos, b.pos) and np.array_equal(a.fermata, b.fermata)
+
+
+def test_masks_cover_the_jobs(few):
+    b = ht.Batches(few, 32, seed=1)
+    pad = np.zeros(32, dtype=bool)
+    pad[20:] = True
+    sop_only = 0
+    for _ in range(300):
+        g = b.mask(pad)
+        assert g[:, pad].all() and not g[:, ~pad].all()
+        sop_only += bool(g[0].all() and not g[1:, ~pad].any())
+    assert 50 < sop_only < 150  # about 30% are "soprano given, the rest hidden"
+    tok, given, met, fer, p = b.next(4)
+    assert tok.shape == (4, 4, 32) and given.dtype == torch.bool and met.shape == (4, 32)
+    assert int(tok.max()) < ch.VOCAB and int(met.max()) < hz.METRIC_CLASSES
+
+
+def test_hidden_cells_do_not_leak():
+    torch.manual_seed(0)
+    m = hz.Harmonizer(TINY).eval()
+    tok = torch.randint(1, ch.VOCAB, (1, 4, 16))
+    given = torch.ones(1, 4, 16, dtype=torch.bool)
+    given[0, 1:, 5:9] = False
+    met, fer = torch.zeros(1, 16, dtype=torch.long), torch.zeros(1, 16, dtype=torch.long)
+    a = m(tok, given, met, fer)
+    tok2 = tok.clone()
+    tok2[0, 1:, 5:9] = 3  # change only hidden cells
+    assert torch.allclose(a, m(tok2, given, met, fer))
+    tok3 = tok.clone()
+    tok3[0, 0, 0] = 7  # a given cell does matter
+    assert not torch.allclose(a, m(tok3, given, met, fer))
+    assert a.shape == (1, 4, 16, ch.VOCAB)
+
+
+def test_one_training_step_and_checkpoint(few, tmp_path, monkeypatch):
+    monkeypatch.setattr(ch, "VALID_TUNES", (NAMES[2],))
+    monkeypatch.setattr(ch, "TEST_TUNES", ())
+    r = ht.train_harmonizer(tmp_path / "h", 0.001, torch.device("cpu"), cfg=TINY, batch=4, chorales=few * 4)
+    assert r["steps"] >= 1 and np.isfinite(r["history"][-1]["given_soprano"])
+    from studio.ml import checkpoint
+
+    model, meta = checkpoint.load(tmp_path / "h", hz.build)
+    assert meta["config"]["d_model"] == 32 and meta["steps"] >= 1
+    r = ht.train_forward_bach(tmp_path / "f", 0.001, torch.device("cpu"), batch=16, chorales=few * 4)
+    assert r["steps"] >= 1 and np.isfinite(r["best_valid_nll"])
+
+
+def test_sampling_keeps_given_cells_and_holds_are_consistent():
+    torch.manual_seed(0)
+    m = hz.Harmonizer(TINY).eval()
+    T = 70  # longer than the window: overlapping windows
+    tok = torch.randint(1, ch.VOCAB, (2, 4, T))
+    given = torch.zeros(2, 4, T, dtype=torch.bool)
+    given[:, 0] = True
+    given[:, 3, :10] = True
+    met, fer = torch.zeros(2, T, dtype=torch.long), torch.zeros(2, T, dtype=torch.long)
+    calls = []
+    g = torch.Generator().manual_seed(1)
+    x = hz.sample(m, tok, given, met, fer, steps=5, generator=g, progress=lambda f: calls.append(f) or True)
+    assert torch.equal(x[given], tok[given])
+    assert len(calls) == 6 and calls[-1] == 1.0
+    free = x[:, 1:3]
+    fixed = hz.fix_holds(free)
+    assert torch.equal(fixed, free)
+    from studio.core.errors import Cancelled
+
+    with pytest.raises(Cancelled):
+        hz.sample(m, tok, given, met, fer, steps=5, progress=lambda f: f < 0.3)
+
+
+def test_fix_holds_and_windows():
+    P = ch.P
+    t = torch.tensor([[1 + P + 5, 1 + 5, 1 + P + 5, 0, 1 + P + 5, 1 + 7, 1 + P + 5]])
+    assert hz.fix_holds(t).tolist() == [[1 + 5, 1 + 5, 1 + P + 5, 0, 1 + 5, 1 + 7, 1 + 5]]
+    assert hz._windows(100, 128) == [0]
+    assert hz._windows(300, 128) == [0, 64, 128, 172]
+
+
+def test_forward_bach_shapes_and_soprano_kept(few):
+    m = fb.ForwardBach(fb.Config(context=2, emb=8, hidden=16))
+    c = few[0]
+    met = hz.metric_classes(c.pos, c.bar, c.beat)
+    x = fb.features(c.voices[0], met, 2)
+    assert x.shape == (c.length, 10)
+    assert m(torch.from_numpy(x)).shape == (c.length, 3, ch.VOCAB)
+    out = fb.harmonize_tokens(m, c.voices[0], met)
+    assert out.shape == (4, c.length) and np.array_equal(out[0], c.voices[0])
+
+
+def test_metric_classes():
+    pos = np.array([0, 1, 2, 4, 8, 12, 6])
+    got = hz.metric_classes(pos, np.full(7, 16), np.full(7, 4)).tolist()
+    assert got == [0, 4, 3, 2, 1, 2, 3]
+    assert hz.metric_classes(np.array([0, 8, 16]), np.full(3, 24), np.full(3, 8)).tolist() == [0, 2, 2]  # 3/2
