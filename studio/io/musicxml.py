@@ -14,6 +14,7 @@ and key signatures become the song's maps.
 from __future__ import annotations
 
 import bisect
+import functools
 import os
 import zipfile
 from collections import defaultdict
@@ -45,17 +46,28 @@ def quantize_note(start: int, end: int) -> tuple[int, int]:
     return best[1], best[2]
 
 
-def _ql(ticks: int, ppq: int = PPQ):
-    f = Fraction(ticks, ppq)
+@functools.lru_cache(maxsize=4096)
+def _ql(ticks: int):
+    f = Fraction(ticks, PPQ)
     return float(f) if f.denominator in (1, 2, 4, 8, 16, 32) else f
+
+
+_SHARP_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+_FLAT_NAMES = ("C", "D-", "D", "E-", "E", "F", "G-", "G", "A-", "A", "B-", "B")
+
+
+@functools.lru_cache(maxsize=512)
+def _spelling(midi: int, flats: bool) -> tuple[str, int, int]:
+    """(step, alter, octave) of a MIDI pitch, with flats in flat keys and sharps otherwise."""
+    name = (_FLAT_NAMES if flats else _SHARP_NAMES)[midi % 12]
+    return name[0], (1 if name.endswith("#") else -1 if name.endswith("-") else 0), midi // 12 - 1
 
 
 def _pitch(midi: int, flats: bool):
     from music21 import pitch
 
-    p = pitch.Pitch(midi=midi)
-    if flats and p.accidental is not None and p.accidental.alter > 0:
-        p = p.getEnharmonic()
+    p = pitch.Pitch((_FLAT_NAMES if flats else _SHARP_NAMES)[midi % 12])
+    p.octave = midi // 12 - 1  # set apart: "B-1" would read as B-flat 1
     return p
 
 
@@ -129,12 +141,14 @@ def _tie_for(t: str | None, i: int, k: int) -> str | None:
     return "continue" if tied_in and tied_out else "start" if tied_out else "stop" if tied_in else None
 
 
-def _fill(container, pieces, bar_start: int, bar_len: int, flats: bool, beat: int) -> bool:
+def _fill(container, pieces, bar_start: int, bar_len: int, flats: bool, beat: int, marks: dict) -> bool:
     """Put chords (and rests between them) into a Measure or Voice, beamed by ``beat``.
 
+    ``marks`` maps (start, pitch) to (show an accidental?, velocity).
     Returns whether any triplet values were used (they need tuplet brackets).
     """
     from music21 import chord, note, tie
+    from music21 import pitch as m21pitch
 
     at = bar_start  # where the next note or rest goes
     run: list = []  # notes beamed together so far
@@ -166,13 +180,24 @@ def _fill(container, pieces, bar_start: int, bar_len: int, flats: bool, beat: in
         lengths = split_length(end - start)
         for i, w in enumerate(lengths):
             notes = []
+            velocity = 0
             for p, t in sorted(members):
                 n = note.Note(_pitch(p, flats), quarterLength=_ql(w))
+                show, vel = marks.get((start, p), (False, 0))
+                velocity = max(velocity, vel)
+                show = show and i == 0 and t not in ("stop", "continue")
+                if show and n.pitch.accidental is None:
+                    n.pitch.accidental = m21pitch.Accidental("natural")
+                if n.pitch.accidental is not None:
+                    n.pitch.accidental.displayStatus = show
                 tt = _tie_for(t, i, len(lengths))
                 if tt:
                     n.tie = tie.Tie(tt)
                 notes.append(n)
-            put(notes[0] if len(notes) == 1 else chord.Chord(notes, quarterLength=_ql(w)), w)
+            el = notes[0] if len(notes) == 1 else chord.Chord(notes, quarterLength=_ql(w))
+            if velocity:
+                el.volume.velocity = velocity
+            put(el, w)
     if at < bar_start + bar_len:
         rests(bar_start + bar_len - at)
     _beam(run)
@@ -183,7 +208,7 @@ def _fill(container, pieces, bar_start: int, bar_len: int, flats: bool, beat: in
 def song_to_music21(song: Song):
     """A ``music21.stream.Score`` of the song: one Part per track, named after it,
     with meter, key and tempo, quantized from our ticks."""
-    from music21 import instrument, key, meter, metadata, stream, tempo
+    from music21 import clef, instrument, key, meter, metadata, stream, tempo
 
     score = stream.Score()
     score.metadata = metadata.Metadata()
@@ -240,6 +265,8 @@ def song_to_music21(song: Song):
         current_key = song.key_at(0)
         for b in bar_list:
             m = stream.Measure(number=b.index + 1)
+            if b.index == 0:
+                m.clef = _clef_for(track, clef)
             if b.index == 0 or b.start in sigs:
                 sig = song.time_signature_at(b.start)
                 m.timeSignature = meter.TimeSignature(f"{sig.numerator}/{sig.denominator}")
@@ -252,55 +279,64 @@ def song_to_music21(song: Song):
                     if b.start <= t.tick < b.end:
                         mm = tempo.MetronomeMark(number=round(t.bpm, 2), referent=1.0)
                         m.insert(_ql(t.tick - b.start), mm)
-            # chords: same start and end
-            groups: dict[tuple[int, int], list] = defaultdict(list)
+            # chords: same start and end; a doubled note (same pitch twice) gets its own chord,
+            # which lands in another voice
+            groups: dict[tuple[int, int, int], list] = defaultdict(list)
             for pos, stop, p, t, _v in by_bar.get(b.index, ()):
-                if all(q != p for q, _ in groups[(pos, stop)]):
-                    groups[(pos, stop)].append((p, t))
-            pieces = [(s, e, mem) for (s, e), mem in groups.items()]
+                layer = 0
+                while any(q == p for q, _ in groups[(pos, stop, layer)]):
+                    layer += 1
+                groups[(pos, stop, layer)].append((p, t))
+            pieces = [(s, e, mem) for (s, e, _layer), mem in groups.items()]
             flats = current_key.fifths < 0
             voices = _voices(pieces)
             beat = 720 if b.meter.denominator == 8 and b.meter.numerator % 3 == 0 and b.meter.numerator > 3 else 480
+            marks = _bar_marks(by_bar.get(b.index, ()), current_key.fifths)
             if len(voices) <= 1:
-                if _fill(m, voices[0] if voices else [], b.start, b.length, flats, beat):
+                if _fill(m, voices[0] if voices else [], b.start, b.length, flats, beat, marks):
                     _brackets(m)
             else:
                 for vi, vp in enumerate(voices):
                     v = stream.Voice(id=str(vi + 1))
-                    if _fill(v, vp, b.start, b.length, flats, beat):
+                    if _fill(v, vp, b.start, b.length, flats, beat, marks):
                         _brackets(v)
                     m.insert(0, v)
-            _set_velocities(m, by_bar.get(b.index, ()), b.start)
-            _accidentals(m, current_key.fifths)
             part.append(m)
         score.insert(0, part)
     return score
 
 
-def _accidentals(measure, fifths: int) -> None:
-    """Show an accidental where a pitch differs from the key or from earlier in the bar."""
-    from music21 import pitch as m21pitch
+def _bar_marks(pieces, fifths: int) -> dict:
+    """(start, pitch) -> (show an accidental?, velocity) for the notes of one bar.
 
+    An accidental shows where a pitch differs from the key signature or from the same
+    staff position earlier in the bar; tied-over notes never show one.
+    """
     order = "FCGDAEB" if fifths >= 0 else "BEADGCF"
     key_alter = {step: (1 if fifths > 0 else -1) for step in order[: abs(fifths)]}
-    state: dict[tuple[str, int], float] = {}
-    for el in sorted(measure.recurse().notes, key=lambda e: e.getOffsetInHierarchy(measure)):
-        for n in (el.notes if el.isChord else [el]):
-            p = n.pitch
-            if n.tie is not None and n.tie.type in ("stop", "continue"):
-                if p.accidental is not None:
-                    p.accidental.displayStatus = False
-                continue
-            where = (p.step, p.octave)
-            expected = state.get(where, key_alter.get(p.step, 0))
-            alter = p.alter
+    state: dict[tuple[str, int], int] = {}
+    marks = {}
+    for pos, _stop, p, t, v in sorted(pieces):
+        step, alter, octave = _spelling(p, fifths < 0)
+        show = False
+        if t not in ("stop", "continue"):
+            expected = state.get((step, octave), key_alter.get(step, 0))
             if alter != expected:
-                if p.accidental is None:
-                    p.accidental = m21pitch.Accidental("natural")
-                p.accidental.displayStatus = True
-                state[where] = alter
-            elif p.accidental is not None:
-                p.accidental.displayStatus = False
+                show = True
+                state[(step, octave)] = alter
+        old = marks.get((pos, p))
+        marks[(pos, p)] = (show or (old is not None and old[0]), max(v, old[1] if old else 0))
+    return marks
+
+
+def _clef_for(track: Track, clef):
+    """Percussion clef for drums, bass clef for low parts, treble otherwise."""
+    if track.is_drum:
+        return clef.PercussionClef()
+    pitches = sorted(n.pitch for n in track.notes)
+    if pitches and pitches[len(pitches) // 2] < 57:
+        return clef.BassClef()
+    return clef.TrebleClef()
 
 
 def _brackets(container) -> None:
@@ -311,18 +347,6 @@ def _brackets(container) -> None:
         makeNotation.makeTupletBrackets(container, inPlace=True)
     except Exception:  # an odd tuplet mixture: the numbers still read correctly
         pass
-
-
-def _set_velocities(measure, pieces, bar_start: int) -> None:
-    """Give each note in the measure the velocity of the note it came from."""
-    vel = {(pos - bar_start, p): v for pos, _stop, p, _t, v in pieces}
-    for el in measure.recurse().notes:
-        off = round(float(el.getOffsetInHierarchy(measure)) * PPQ)
-        ps = [n.pitch.midi for n in el.notes] if el.isChord else [el.pitch.midi]
-        vs = [vel.get((off, p)) for p in ps]
-        vs = [v for v in vs if v]
-        if vs:
-            el.volume.velocity = max(vs)
 
 
 def song_to_musicxml_bytes(song: Song) -> bytes:
@@ -384,7 +408,7 @@ def song_from_music21(obj, title: str | None = None) -> Song:
         if total > MAX_NOTES:
             raise FileFormatError(f"more than {MAX_NOTES:,} notes (limit)")
         song.tracks.append(Track(name=str(name), program=max(0, min(127, program)), channel=max(0, min(15, channel)),
-                                 is_drum=is_drum, notes=sorted(set(notes))))
+                                 is_drum=is_drum, notes=notes))
         for el in flat.getElementsByClass(meter.TimeSignature):
             song.time_signatures.append(TimeSignature(at(el.offset), el.numerator, el.denominator))
         for el in flat.getElementsByClass(key.KeySignature):
@@ -412,7 +436,7 @@ def song_from_music21(obj, title: str | None = None) -> Song:
 def _part_notes(flat, shift: int = 0) -> list[Note]:
     """Notes of a flattened part: chords split, tied pieces joined into one note."""
     acc: list[list[int]] = []  # [start, pitch, duration, velocity]
-    open_ties: dict[int, int] = {}  # pitch -> index in acc of the note a tie continues
+    open_ties: dict[int, list[int]] = {}  # pitch -> indices in acc of notes a tie continues
     for el in flat.notes:
         ql = el.duration.quarterLength
         if el.duration.isGrace or ql <= 0:
@@ -434,18 +458,17 @@ def _part_notes(flat, shift: int = 0) -> list[Note]:
             if not 0 <= midi <= 127 or start < 0:
                 continue
             kind = tie.type if tie is not None else None
-            k = open_ties.get(midi)
-            if kind in ("stop", "continue") and k is not None and abs(acc[k][0] + acc[k][2] - start) <= 1:
+            waiting = open_ties.get(midi, [])
+            k = next((k for k in waiting if abs(acc[k][0] + acc[k][2] - start) <= 1), None)
+            if kind in ("stop", "continue") and k is not None:
                 acc[k][2] = start + dur - acc[k][0]
                 if kind == "stop":
-                    del open_ties[midi]
+                    waiting.remove(k)
                 continue
             acc.append([start, midi, dur, vel])
             if kind in ("start", "continue"):
-                open_ties[midi] = len(acc) - 1
-            else:
-                open_ties.pop(midi, None)
-    return sorted({Note(s, p, d, v) for s, p, d, v in acc})
+                open_ties.setdefault(midi, []).append(len(acc) - 1)
+    return sorted(Note(s, p, d, v) for s, p, d, v in acc)
 
 
 def _check_size(path: str, label: str) -> None:

@@ -1,0 +1,193 @@
+"""MusicXML export (quantized from our ticks) and import (.musicxml, .xml, .mxl)."""
+
+from __future__ import annotations
+
+import glob
+import os
+import zipfile
+from collections import Counter
+
+import music21
+import pytest
+from music21 import chord, clef, note, stream, tempo
+
+from studio.core.errors import FileFormatError
+from studio.core.song import KeySignature, Note, Song, TempoChange, TimeSignature, Track
+from studio.io import load, save
+from studio.io.musicxml import (
+    quantize_note,
+    read_musicxml,
+    song_from_music21,
+    song_to_music21,
+    song_to_musicxml_bytes,
+    split_length,
+)
+
+M21 = os.path.dirname(music21.__file__)
+REAL_FILES = sorted(glob.glob(os.path.join(M21, "midi", "testPrimitive", "*.mid"))) + [
+    os.path.join(M21, "omr", "k525MIDIMvt1.mid")
+]
+
+
+def small_song() -> Song:
+    return Song(
+        title="Little piece",
+        tracks=[
+            Track("Violin", 40, 0, notes=[
+                Note(0, 76, 480, 90), Note(480, 78, 240, 70), Note(720, 79, 240, 70),
+                Note(960, 81, 1440, 100),  # crosses into bar 2: tied
+                Note(2400, 70, 160), Note(2560, 72, 160), Note(2720, 74, 160),  # an eighth-note triplet
+            ]),
+            Track("Piano", 0, 1, notes=[
+                Note(0, 48, 960), Note(0, 55, 960), Note(0, 64, 960),  # a chord
+                Note(960, 50, 1920), Note(1440, 57, 480),  # overlap -> two voices
+            ]),
+        ],
+        tempos=[TempoChange(0, 84.0), TempoChange(1920, 100.0)],
+        time_signatures=[TimeSignature(0, 4, 4)],
+        key_signatures=[KeySignature(0, 2, False)],
+    )
+
+
+def test_quantize_picks_the_nearer_grid():
+    assert quantize_note(0, 480) == (0, 480)
+    assert quantize_note(7, 233) == (0, 240)  # 32nd grid
+    assert quantize_note(158, 322) == (160, 320)  # triplet grid
+    assert quantize_note(100, 100) == (80, 160)  # never empty
+    assert split_length(1440) == [1440] and split_length(140) == [120, 20]
+    assert sum(split_length(1900)) == 1900
+
+
+def test_score_structure():
+    score = song_to_music21(small_song())
+    parts = list(score.parts)
+    assert [p.partName for p in parts] == ["Violin", "Piano"]
+    assert score.metadata.title == "Little piece"
+    m1 = parts[0].getElementsByClass(stream.Measure).first()
+    assert m1.timeSignature.ratioString == "4/4" and m1.keySignature.sharps == 2
+    assert isinstance(parts[1].getElementsByClass(stream.Measure).first().clef, clef.BassClef)
+    marks = list(parts[0].recurse().getElementsByClass(tempo.MetronomeMark))
+    assert [m.number for m in marks] == [84, 100]
+    # every measure is exactly full, in every voice
+    for p in parts:
+        for m in p.getElementsByClass(stream.Measure):
+            containers = list(m.voices) or [m]
+            for c in containers:
+                assert sum(e.quarterLength for e in c.notesAndRests) == 4.0
+    piano_m1 = parts[1].getElementsByClass(stream.Measure).first()
+    chords = list(piano_m1.recurse().getElementsByClass(chord.Chord))
+    assert [c.pitches[0].midi for c in chords] == [48]
+    assert len(parts[1].getElementsByClass(stream.Measure)[0].voices) == 2  # overlap split into voices
+    tied = [n for n in parts[0].recurse().notes if n.tie is not None]
+    assert [n.tie.type for n in tied] == ["start", "stop"]
+    assert parts[0].recurse().notes[1].pitch.name == "F#"  # spelled in the key (D major)
+
+
+def test_beams_and_accidentals_are_written():
+    text = song_to_musicxml_bytes(small_song()).decode("utf-8")
+    assert "<beam number=\"1\">begin</beam>" in text
+    assert "<time-modification>" in text and "<tuplet" in text
+    # D major: F# and C# come from the key; the triplet's A# and C natural and the piano's
+    # low C natural need signs, nothing else does
+    assert text.count("<accidental>sharp</accidental>") == 1
+    assert text.count("<accidental>natural</accidental>") == 2
+    assert text.count("<accidental>") == 3
+
+
+def test_round_trip_small_song_exactly(tmp_path):
+    song = small_song()
+    path = tmp_path / "small.musicxml"
+    save(song, path)
+    back = load(path)
+    assert back.notes_equal(song)
+    assert back.tempos == song.tempos and back.key_signatures == song.key_signatures
+    assert back.time_signatures == song.time_signatures
+    assert [(t.name, t.program) for t in back.tracks] == [(t.name, t.program) for t in song.tracks]
+
+
+@pytest.mark.parametrize("fifths", [-7, -2, 0, 3])
+def test_every_pitch_survives_in_any_key(fifths):
+    song = Song(tracks=[Track("all", notes=[Note(i * 240, i, 240) for i in range(128)])],
+                key_signatures=[KeySignature(0, fifths, False)])
+    back = song_from_music21(music21.converter.parse(song_to_musicxml_bytes(song), format="musicxml"))
+    assert [n.pitch for n in back.tracks[0].notes] == list(range(128))
+
+
+def test_import_corpus_mxl_chorale():
+    path = music21.corpus.getWork("bach/bwv66.6")
+    song = read_musicxml(path)
+    assert [t.name for t in song.tracks] == ["Soprano", "Alto", "Tenor", "Bass"]
+    assert song.key_signatures[0].name == "F# minor"
+    # ties merged, chords split, the pickup placed at the end of a full first bar
+    assert song.tracks[0].notes[0].start == 3 * 480
+    assert song.note_count == sum(len(p.stripTies().flatten().notes) for p in music21.corpus.parse("bach/bwv66.6").parts)
+
+
+def test_song_from_music21_splits_chords_and_merges_ties():
+    p = stream.Part()
+    a = note.Note("C4", quarterLength=2)
+    a.tie = music21.tie.Tie("start")
+    b = note.Note("C4", quarterLength=1)
+    b.tie = music21.tie.Tie("stop")
+    p.append([a, b, chord.Chord(["E4", "G4"], quarterLength=1)])
+    song = song_from_music21(p)
+    assert [(n.start, n.pitch, n.duration) for n in song.tracks[0].notes] == [(0, 60, 1440), (1440, 64, 480), (1440, 67, 480)]
+
+
+def test_verovio_engraves_our_export():
+    verovio = pytest.importorskip("verovio")
+    tk = verovio.toolkit()
+    assert tk.loadData(song_to_musicxml_bytes(small_song()).decode("utf-8"))
+    svg = tk.renderToSVG(1)
+    assert svg.count("class=\"note") >= 12
+
+
+@pytest.mark.parametrize("name,data", [
+    ("empty.musicxml", b""),
+    ("truncated.musicxml", b'<?xml version="1.0"?><score-partwise version="3.1"><part-list><score-part id="P1">'),
+    ("notxml.xml", b"\x00\x01\x02 binary junk"),
+    ("html.xml", b"<html><body>hello</body></html>"),
+    ("badzip.mxl", b"PK\x03\x04 not really a zip"),
+])
+def test_broken_files_are_refused(tmp_path, name, data):
+    path = tmp_path / name
+    path.write_bytes(data)
+    with pytest.raises(FileFormatError) as info:
+        load(path)
+    assert str(info.value).startswith(f"{name}: ") and "\n" not in str(info.value)
+
+
+def test_mxl_bomb_is_refused_before_unpacking(tmp_path):
+    path = tmp_path / "bomb.mxl"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("score.xml", b" " * (60 * 1024 * 1024))
+    with pytest.raises(FileFormatError, match="unpacks to"):
+        load(path)
+
+
+def _quantized(song):
+    return Counter((n.pitch,) + quantize_note(n.start, n.end) for t in song.tracks for n in t.notes)
+
+
+def _got(song):
+    return Counter((n.pitch, n.start, n.end) for t in song.tracks for n in t.notes)
+
+
+@pytest.mark.parametrize("path", REAL_FILES, ids=os.path.basename)
+def test_real_files_round_trip_through_musicxml(path, tmp_path):
+    """Same notes after .mid -> .musicxml -> Song, within 2 %.
+
+    The export is quantized (32nds / 16th triplets), so the original side is quantized the
+    same way before comparing.  The only notes allowed to go are exact duplicates (the same
+    pitch at the same time twice in one track), which a staff cannot show.
+    """
+    song = load(path)
+    out = tmp_path / "rt.musicxml"
+    save(song, out)
+    back = load(out)
+    want, got = _quantized(song), _got(back)
+    common = sum((want & got).values())
+    assert abs(back.note_count - song.note_count) <= 0.02 * song.note_count
+    assert common >= 0.98 * song.note_count
+    assert set(want) == set(got)  # every distinct note is there, nothing invented
+    assert [t.name for t in back.tracks] == [t.name for t in song.tracks]
