@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import json
 import os
 
@@ -24,7 +25,14 @@ def _clock(seconds: float) -> str:
 def song_info(song: Song) -> dict:
     """What ``studio info`` reports, as plain data."""
     end = song.end_tick
+    last = max([end] + [e.tick for e in (*song.tempos, *song.time_signatures, *song.key_signatures)])
+    bar_list = bars(song, until=last + 1)
+    starts = [b.start for b in bar_list]
     n_bars = len(bars(song)) if end > 0 else 0
+
+    def _bar_number(_song, tick: int) -> int:  # 1-based bar holding tick
+        return bisect.bisect_right(starts, tick)
+
     return {
         "title": song.title,
         "ppq": song.ppq,
@@ -49,12 +57,6 @@ def song_info(song: Song) -> dict:
             for t in song.tracks
         ],
     }
-
-
-def _bar_number(song: Song, tick: int) -> int:
-    from ..core.timing import bar_of
-
-    return bar_of(song, tick) + 1
 
 
 def _changes(items, key, fmt) -> str:
