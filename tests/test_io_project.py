@@ -226,4 +226,5 @@ def test_demo_file_is_the_chorale():
 
 if __name__ == "__main__":
     save(build_demo_song(), DEMO)
+    DEMO.with_name(DEMO.name + ".bak").unlink(missing_ok=True)  # the repository keeps the history
     print(f"wrote {DEMO}")
