@@ -238,8 +238,10 @@ def song_to_music21(song: Song):
         except Exception:  # music21 knows most GM programs; keep a plain one for the rest
             inst = instrument.Instrument()
             inst.midiProgram = track.program
-        inst.partName = track.name
-        inst.instrumentName = track.name
+        short = track.name if len(track.name) <= 5 else track.name[:3].rstrip() + "."
+        inst.partName = inst.instrumentName = track.name
+        inst.partAbbreviation = inst.instrumentAbbreviation = short
+        part.partAbbreviation = short
         inst.midiChannel = 9 if track.is_drum else track.channel
         part.insert(0, inst)
 
@@ -334,8 +336,11 @@ def _clef_for(track: Track, clef):
     if track.is_drum:
         return clef.PercussionClef()
     pitches = sorted(n.pitch for n in track.notes)
-    if pitches and pitches[len(pitches) // 2] < 57:
+    median = pitches[len(pitches) // 2] if pitches else 72
+    if median < 57 and not (median >= 50 and "tenor" in track.name.lower()):
         return clef.BassClef()
+    if median < 67 and "tenor" in track.name.lower():
+        return clef.Treble8vbClef()  # how tenor voices are written
     return clef.TrebleClef()
 
 
