@@ -28,6 +28,7 @@ from .atomic import atomic_write_bytes
 
 MAX_BYTES = 50 * 1024 * 1024  # a .musicxml / .xml file, or the unpacked content of an .mxl
 MAX_NOTES = 500_000
+MAX_TICKS = PPQ * 360_000  # 6 hours at 1000 bpm; anything later is a broken file
 GRIDS = (PPQ // 8, PPQ // 6)  # 32nd notes, 16th-note triplets
 
 
@@ -412,6 +413,8 @@ def song_from_music21(obj, title: str | None = None) -> Song:
         total += len(notes)
         if total > MAX_NOTES:
             raise FileFormatError(f"more than {MAX_NOTES:,} notes (limit)")
+        if notes and max(n.end for n in notes) > MAX_TICKS:
+            raise FileFormatError(f"part {pi + 1} runs past {MAX_TICKS // PPQ:,} quarter notes (limit)")
         song.tracks.append(Track(name=str(name), program=max(0, min(127, program)), channel=max(0, min(15, channel)),
                                  is_drum=is_drum, notes=notes))
         for el in flat.getElementsByClass(meter.TimeSignature):

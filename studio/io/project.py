@@ -28,6 +28,7 @@ APP = "cantor-studio"
 MAX_BYTES = 200 * 1024 * 1024
 MAX_NOTES = 2_000_000
 MAX_TRACKS = 256
+MAX_TICKS = PPQ * 360_000  # 6 hours at 1000 bpm
 
 
 class _Bad(Exception):
@@ -109,12 +110,17 @@ def song_to_doc(song: Song) -> dict:
     }
 
 
+def _short(v) -> str:
+    text = repr(v)
+    return text if len(text) <= 24 else text[:20] + "..."
+
+
 def _int(v, what: str, lo: int, hi: int) -> int:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or v != int(v):
-        raise _Bad(f"{what}: {v!r} is not a whole number")
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v or v in (float("inf"), float("-inf")) or v != int(v):
+        raise _Bad(f"{what}: {_short(v)} is not a whole number")
     v = int(v)
     if not lo <= v <= hi:
-        raise _Bad(f"{what}: {v} is outside {lo}..{hi}")
+        raise _Bad(f"{what}: {_short(v)} is outside {lo}..{hi}")
     return v
 
 
@@ -130,8 +136,11 @@ def doc_to_song(doc: dict) -> Song:
     ppq = _int(doc.get("ppq", PPQ), "ppq", 1, 65535)
 
     def tk(v, what):  # ticks from the document's resolution to ours
-        v = _int(v, what, 0, 2**40)
-        return v if ppq == PPQ else (v * PPQ * 2 + ppq) // (2 * ppq)
+        v = _int(v, what, 0, 2**53)
+        v = v if ppq == PPQ else (v * PPQ * 2 + ppq) // (2 * ppq)
+        if v > MAX_TICKS:
+            raise _Bad(f"{what}: tick {v:,} is past the {MAX_TICKS:,} tick limit")
+        return v
 
     tempos = []
     for i, e in enumerate(_list(doc.get("tempos", []), "tempos")):
@@ -166,7 +175,7 @@ def doc_to_song(doc: dict) -> Song:
             if not isinstance(n, list) or len(n) != 4:
                 raise _Bad(f"{wn}: [start, pitch, duration, velocity] expected")
             start = tk(n[0], wn)
-            end = tk(n[0] + _int(n[2], wn, 1, 2**40), wn) if ppq != PPQ else start + _int(n[2], wn, 1, 2**40)
+            end = tk(n[0] + _int(n[2], wn, 1, 2**53), wn)
             notes.append(Note(start, _int(n[1], wn, 0, 127), max(1, end - start), _int(n[3], wn, 1, 127)))
         total += len(notes)
         if total > MAX_NOTES:
