@@ -195,6 +195,17 @@ def test_killed_process_mid_save_leaves_the_old_file(tmp_path):
     assert path.read_bytes() == before and load(path) == old
 
 
+def test_saved_files_get_normal_permissions(tmp_path):
+    path = tmp_path / "p.studio"
+    save(sample_song(), path)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # not the temp file's private 0600
+    os.chmod(path, 0o640)
+    save(sample_song(), path)
+    assert path.stat().st_mode & 0o777 == 0o640  # an existing file keeps its mode
+
+
 # ---- the demo song -------------------------------------------------------------------------
 def build_demo_song() -> Song:
     """Bach's chorale BWV 66.6 from the music21 corpus as a four-voice choir with organ bass."""

@@ -202,7 +202,7 @@ def _scaler(division: int):
 
 def read_midi_bytes(data: bytes, name: str = "") -> Song:
     """Parse a standard MIDI file held in memory. Errors name ``name``."""
-    label = name or "MIDI data"
+    label = os.path.basename(name) or "MIDI data"
     try:
         return _read(bytes(data), Path(name).stem if name else "Untitled")
     except _Fail as exc:
