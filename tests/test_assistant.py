@@ -63,6 +63,9 @@ def _wait_progress(qtbot, panel, at_least=0.1, timeout=90_000):
 
 
 def _shot(window, name, tmp_path):
+    from PySide6.QtTest import QTest
+
+    QTest.qWait(100)
     folder = SCREENS or str(tmp_path)
     path = os.path.join(folder, name)
     assert window.grab().save(path, "PNG")
@@ -192,7 +195,7 @@ def test_checker_lists_parallels_and_clicking_selects_the_notes(window, panel, q
     row = kinds.index("parallel_fifths")
     assert window.assistant.roll_overlay.issues == panel.issues
     item = panel.checker.list.item(row)
-    assert "bar 1" in item.text() and "parallel fifths" in item.text()
+    assert "Bar 1 beat 1" in item.text() and "parallel fifths" in item.text()
     panel.checker.list.setCurrentRow(row)
     sel = window.doc.selected_notes()
     assert sel and window.doc.current_track in (0, 3)

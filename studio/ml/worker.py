@@ -107,10 +107,12 @@ JOBS = {"probe": run_probe, "harmonize": run_harmonize, "regenerate": run_regene
 
 
 def _warm(name: str) -> bool:
-    """Load one model's weights (each API caches its model once per process)."""
+    """Load one model's weights (each API caches its model once per process): its ``warm_up()``
+    when it has one, else its ``load_model()``."""
     api = {"harmonizer": "harmonize_api", "continuation": "continue_api", "variation": "vary_api"}[name]
     try:
-        warm_up = getattr(importlib.import_module(f".{api}", __package__), "warm_up", None)
+        mod = importlib.import_module(f".{api}", __package__)
+        warm_up = getattr(mod, "warm_up", None) or getattr(mod, "load_model", None)
         if warm_up is None:
             return False
         warm_up()

@@ -132,8 +132,8 @@ def _reveal(view, entry) -> None:
         return
     g = view.geom
     w = view.viewport().width()
-    if not (0 <= g.x_of(lo) and g.x_of(min(hi, lo + w / g.ppx * 0.8)) <= w):
-        view.scroll_to_tick(lo, 0.15)
+    if not (w * 0.05 <= g.x_of(lo) and g.x_of(min(hi, lo + w / g.ppx * 0.7)) <= w):
+        view.scroll_to_tick(lo, 0.25)  # some of the music before the take stays in view
     pitches = sorted(n.pitch for t in d.tracks for n in t.all_added + t.removed) or \
         sorted(n.pitch for t in d.new_tracks for n in t.notes)
     if pitches:

@@ -24,20 +24,24 @@ DEFAULT_KINDS = frozenset(vl.KINDS) - {"non_tertian"}
 def satb_tracks(song: Song) -> list[int] | None:
     """Track indices of soprano, alto, tenor, bass, or None when the song is not four voices.
 
-    Tracks named Soprano/Alto/Tenor/Bass win; otherwise exactly four non-empty pitched
-    tracks, ordered from the highest to the lowest average pitch.
+    The song must have exactly four non-empty pitched tracks.  Tracks named Soprano, Alto,
+    Tenor or Bass take that voice; the others fill the remaining voices from the highest to
+    the lowest average pitch (a "Melody" track over accepted Alto, Tenor, Bass is the soprano).
     """
-    named = {}
-    for i, t in enumerate(song.tracks):
-        key = t.name.strip().lower()
-        if key in VOICES and key not in named and t.notes:
-            named[key] = i
-    if len(named) == 4:
-        return [named[v] for v in VOICES]
     cands = [i for i, t in enumerate(song.tracks) if t.notes and not t.is_drum]
-    if len(cands) == 4:
-        return sorted(cands, key=lambda i: -sum(n.pitch for n in song.tracks[i].notes) / len(song.tracks[i].notes))
-    return None
+    if len(cands) != 4:
+        return None
+    named: dict[str, int] = {}
+    for i in cands:
+        key = song.tracks[i].name.strip().lower()
+        if key in VOICES and key not in named:
+            named[key] = i
+    rest = sorted((i for i in cands if i not in named.values()),
+                  key=lambda i: -sum(n.pitch for n in song.tracks[i].notes) / len(song.tracks[i].notes))
+    out = []
+    for v in VOICES:
+        out.append(named[v] if v in named else rest.pop(0))
+    return out
 
 
 def beat_ticks(song: Song) -> list[int]:
@@ -81,7 +85,7 @@ def describe(song: Song, issue) -> str:
     bs = bars(song, until=issue.tick + 1)
     b = bs[bar] if bar < len(bs) else bs[-1]
     beat = (issue.tick - b.start) // max(1, b.meter.beat_ticks(song.ppq)) + 1
-    return f"bar {bar + 1}, beat {beat}: {issue.message}"
+    return f"Bar {bar + 1} beat {beat} — {issue.message}"
 
 
 class CheckerWidget(QWidget):
@@ -100,6 +104,8 @@ class CheckerWidget(QWidget):
         self.list = QListWidget()
         self.list.setToolTip("Click an issue to select its notes and see it in the roll")
         self.list.setMinimumHeight(90)
+        self.list.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         lay.addWidget(self.list, 1)
         row = QHBoxLayout()
         self.chords = QCheckBox("Chords")
@@ -135,8 +141,10 @@ class CheckerWidget(QWidget):
         self.list.blockSignals(True)
         self.list.clear()
         for iss in self.issues:
-            item = QListWidgetItem(describe(song, iss))
-            item.setToolTip(f"{iss.kind.replace('_', ' ')} · voices {', '.join(VOICES[v] for v in iss.voices if v < 4)}")
+            text = describe(song, iss)
+            item = QListWidgetItem(text)
+            item.setToolTip(f"{text}\n({iss.kind.replace('_', ' ')}; voices: "
+                            f"{', '.join(VOICES[v] for v in iss.voices if v < 4)})")
             self.list.addItem(item)
         self.list.blockSignals(False)
         if not satb:
@@ -147,6 +155,8 @@ class CheckerWidget(QWidget):
             n = len(issues)
             self.summary.setText(f"{n} voice-leading issue{'s' if n != 1 else ''}{where}. Click one to select its notes.")
         self._set_enabled(satb)
+        for w in (self.list, self.chords, self.voice, self.redraw):
+            w.setVisible(satb)
 
     def _row_changed(self, row: int) -> None:
         if 0 <= row < len(self.issues):

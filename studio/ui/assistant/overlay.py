@@ -5,7 +5,7 @@ every mouse event through to the roll, follows the roll's zoom and scroll throug
 geometry, and paints
 
 * the selected take as a note-level diff: added notes green, removed notes red and hatched,
-  changed notes amber (the old note as a dashed outline, the new one filled); the notes of
+  changed notes violet (the old note as a dashed outline, the new one filled); the notes of
   tracks the take would add are drawn in their future track colour with a green rim;
 * the checker's marks: a box around the voices involved over the issue's span, and for
   parallels a line joining the two voices at both chords; the issue picked in the list is
@@ -21,10 +21,11 @@ from PySide6.QtWidgets import QWidget
 from ...core.song import Note
 from ..pianoroll.geometry import PALETTE
 
+# diff colours: distinct from the roll's own orange selection and its track palette
 ADDED = QColor(34, 160, 70)
 REMOVED = QColor(214, 48, 64)
-CHANGED = QColor(230, 150, 0)
-MARK = QColor(150, 40, 190)
+CHANGED = QColor(120, 70, 225)
+MARK = QColor(200, 30, 140)
 KIND_SHORT = {"parallel_fifths": "P5", "parallel_octaves": "P8", "crossing": "cross", "spacing": "space",
               "range": "range", "leading_tone": "LT", "non_tertian": "chord"}
 
@@ -172,7 +173,12 @@ class RollOverlay(QWidget):
     def _paint_issues(self, p: QPainter, t0: float, t1: float) -> None:
         g = self.geom
         p.setFont(self._bold)
-        for i, iss in enumerate(self.issues):
+        labels: list[QRectF] = []
+        order = [i for i in range(len(self.issues)) if i != self.current_issue]
+        if 0 <= self.current_issue < len(self.issues):
+            order.append(self.current_issue)  # drawn last, on top
+        for i in order:
+            iss = self.issues[i]
             if iss.end <= t0 or iss.tick >= t1:
                 continue
             strong = i == self.current_issue
@@ -185,8 +191,8 @@ class RollOverlay(QWidget):
             x0, x1 = g.x_of(iss.tick), g.x_of(iss.end)
             r = QRectF(x0 - 2, g.y_of(hi) - 3, max(6.0, x1 - x0 + 4), g.y_of(lo) - g.y_of(hi) + g.key_h + 6)
             fill = QColor(MARK)
-            fill.setAlpha(70 if strong else 28)
-            p.setPen(QPen(MARK, 2.5 if strong else 1.2, Qt.PenStyle.SolidLine if strong else Qt.PenStyle.DashLine))
+            fill.setAlpha(60 if strong else 18)
+            p.setPen(QPen(MARK, 2.5 if strong else 1.0, Qt.PenStyle.SolidLine if strong else Qt.PenStyle.DashLine))
             p.setBrush(fill)
             p.drawRoundedRect(r, 3, 3)
             if iss.kind in ("parallel_fifths", "parallel_octaves") and len(iss.voices) == 2:
@@ -197,5 +203,11 @@ class RollOverlay(QWidget):
                         x = g.x_of(tick) + 4
                         p.drawLine(QPointF(x, g.y_of(a.pitch) + g.key_h / 2), QPointF(x, g.y_of(b.pitch) + g.key_h / 2))
             label = KIND_SHORT.get(iss.kind, iss.kind)
-            p.setPen(MARK.darker(130))
-            p.drawText(QPointF(r.left() + 1, r.top() - 3), label)
+            fm = p.fontMetrics()
+            lr = QRectF(r.left() + 1, r.top() - 3 - fm.ascent(), fm.horizontalAdvance(label) + 2, fm.height())
+            if strong or not any(lr.intersects(o) for o in labels):  # never pile labels on each other
+                labels.append(lr)
+                if strong:
+                    p.fillRect(lr.adjusted(-2, 0, 2, 0), QColor(255, 255, 255, 220))
+                p.setPen(MARK.darker(140))
+                p.drawText(QPointF(r.left() + 1, r.top() - 3), label)

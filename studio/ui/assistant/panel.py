@@ -71,6 +71,7 @@ class AssistantPanel(QDockWidget):
         self._plan: rq.Plan | None = None
         self._t_submit = 0.0
         self.last_latency: float | None = None  # seconds from click to first take
+        self._startup_status = False  # the status line shows worker start-up news
         self.issues: list = []
         self._issue_song: Song | None = None
         self._issue_tracks: list[int] | None = None
@@ -159,7 +160,8 @@ class AssistantPanel(QDockWidget):
         self.checker = chk.CheckerWidget()
         self.checker._span_fallback = self._selection_span
         vl.addWidget(self.checker)
-        lay.addWidget(vbox, 2)
+        lay.addWidget(vbox, 0)
+        self._layout, self._checker_box, self._takes_box = lay, vbox, box
         self.setWidget(body)
         self.setMinimumWidth(330)
         self._update_buttons()
@@ -264,18 +266,23 @@ class AssistantPanel(QDockWidget):
         """Start the model worker (it warms the models up in the background)."""
         if not self.worker.client.alive:
             self.worker.start()
-            self._set_status("Starting the model worker…")
+            if not self.worker.busy:
+                self._set_status("Starting the model worker…")
+                self._startup_status = True
 
     def _device(self, name: str) -> None:
-        self._set_status(f"Models run on {name}; loading them in the background…" if not self.worker.busy
-                         else self.status.text())
+        if self._startup_status:
+            self._set_status(f"Models run on {name}; loading them in the background…")
+            self._startup_status = True
 
     def _warmed(self, models, seconds: float) -> None:
-        if not self.worker.busy:
-            if models:
-                self._set_status(f"Ready on {self.worker.device}: {', '.join(models)} loaded in {seconds:.1f} s.")
-            else:
-                self._set_status(f"Ready on {self.worker.device}. (No model weights found yet.)")
+        if self._startup_status:
+            missing = [m for m in ("continuation", "harmonizer", "variation") if m not in models]
+            text = f"Ready on {self.worker.device}" + (f": {', '.join(models)} loaded in {seconds:.1f} s." if models else ".")
+            if missing:
+                text += f" Not available: {', '.join(missing)} (no weights)."
+            self._set_status(text)
+            self._startup_status = True
 
     # ---- requests -----------------------------------------------------------------------------
     @property
@@ -411,6 +418,7 @@ class AssistantPanel(QDockWidget):
         self.jobFinished.emit("cancelled")
 
     def _set_status(self, text: str, error: bool = False) -> None:
+        self._startup_status = False  # worker start-up news no longer overwrites this
         self.status.setText(text)
         self.status.setStyleSheet("color:#b00020;" if error else "color:#333;")
 
@@ -497,6 +505,7 @@ class AssistantPanel(QDockWidget):
         self.issues, self._issue_song, self._issue_tracks = issues, song, idx
         where = f" in take {self.shown.number}" if self.shown is not None else ""
         self.checker.show_issues(song, issues, idx is not None, where)
+        self._layout.setStretchFactor(self._checker_box, 3 if idx is not None else 0)
         self.issuesChanged()
 
     def issuesChanged(self) -> None:

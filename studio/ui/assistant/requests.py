@@ -14,6 +14,8 @@ from ...core.timing import bar_of, bars
 from ...ml import protocol as P
 from .checker import satb_tracks
 
+VOICE_NAMES = ("Soprano", "Alto", "Tenor", "Bass")
+
 
 @dataclass
 class Plan:
@@ -99,8 +101,11 @@ def regenerate_plan(source: Song, base: Song, voices, start: int | None, end: in
     applied (whose first tracks are the song's own, and whose extra tracks are new)."""
     idx = satb_tracks(source)
     anchor = {}
+    source = source.copy()
     if idx is not None:
         for v, ti in enumerate(idx):
+            # name the voices as the checker sees them, so the harmonizer redraws the same ones
+            source.tracks[ti].name = VOICE_NAMES[v]
             if ti < len(base.tracks):
                 anchor[v] = ti
     req = P.RegenerateRequest(0, source, seed=seed, voices=tuple(int(v) for v in voices), start_tick=start,

@@ -1,7 +1,7 @@
 """Showing the auditioned take in the score view.
 
 While a take is picked, the score engraves the song *with the take applied* (nothing in the
-document changes) and rings the note heads the take adds (green) or changes (amber); the
+document changes) and rings the note heads the take adds (green) or changes (violet); the
 header says that a take is shown.  Picking no take engraves the song again.
 """
 

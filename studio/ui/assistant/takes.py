@@ -68,7 +68,7 @@ class TakesModel(QAbstractListModel):
             params = ", ".join(f"{k}={v}" for k, v in sorted(e.take.params.items())
                                if v is not None and k not in ("locked", "device"))
             return (f"{e.take.model} ({e.take.seconds:.1f} s): {e.diff.summary()}\n{params}\n"
-                    "green: added · red: removed · amber: changed")
+                    "green: added · red: removed · violet: changed")
         if role == self.EntryRole:
             return e
         return None
