@@ -173,7 +173,12 @@ def _got(song):
     return Counter((n.pitch, n.start, n.end) for t in song.tracks for n in t.notes)
 
 
-@pytest.mark.parametrize("path", REAL_FILES, ids=os.path.basename)
+BIG = ("test04.mid", "k525MIDIMvt1.mid")  # ~6,000 notes each: several seconds through music21
+
+
+@pytest.mark.parametrize("path", [
+    pytest.param(p, marks=pytest.mark.slow) if os.path.basename(p) in BIG else p for p in REAL_FILES
+], ids=os.path.basename)
 def test_real_files_round_trip_through_musicxml(path, tmp_path):
     """Same notes after .mid -> .musicxml -> Song, within 2 %.
 
