@@ -225,8 +225,12 @@ class MainWindow(FileActions, QMainWindow):
         tr.position.connect(self._position)
         tr.playingChanged.connect(lambda on: self.a_play.setText("Stop" if on else "Play"))
         tr.ready.connect(self._audio_ready)
-        for sig in (doc.mapsChanged, doc.tracksChanged):
-            sig.connect(tr.restart_if_playing)
+        self._replay = QTimer(self)  # edits during playback: play on with the new song, once per burst
+        self._replay.setSingleShot(True)
+        self._replay.setInterval(150)
+        self._replay.timeout.connect(tr.restart_if_playing)
+        for sig in (doc.mapsChanged, doc.tracksChanged, doc.notesChanged):
+            sig.connect(lambda *_: tr.playing and self._replay.start())
         if self.score is not None:
             self.score.noteClicked.connect(self.select_from_score)
             self._score_follow = QTimer(self)
@@ -273,7 +277,9 @@ class MainWindow(FileActions, QMainWindow):
         if ok:
             self.banner.hide()
         else:
-            self.banner.setText(f"Playback is off: {why}. Editing, saving and export to MIDI/MusicXML still work.")
+            why = why.strip().rstrip(".")
+            text = why if why.lower().startswith("playback") else f"Playback is off: {why}"
+            self.banner.setText(f"{text}. Editing, saving and export to MIDI/MusicXML still work.")
             self.banner.show()
         self.a_play.setEnabled(ok)
 

@@ -6,7 +6,7 @@ geometry, and paints
 
 * the selected take as a note-level diff: added notes green, removed notes red and hatched,
   changed notes violet (the old note as a dashed outline, the new one filled); the notes of
-  tracks the take would add are drawn in their future track colour with a green rim;
+  tracks the take would add are green too, each marked with its track's initial (A, T, B);
 * the checker's marks: a box around the voices involved over the issue's span, and for
   parallels a line joining the two voices at both chords; the issue picked in the list is
   drawn stronger.
@@ -19,7 +19,6 @@ from PySide6.QtGui import QBrush, QColor, QFont, QPainter, QPen
 from PySide6.QtWidgets import QWidget
 
 from ...core.song import Note
-from ..pianoroll.geometry import PALETTE
 
 # diff colours: distinct from the roll's own orange selection and its track palette
 ADDED = QColor(34, 160, 70)
@@ -98,21 +97,24 @@ class RollOverlay(QWidget):
 
     def _paint_take(self, p: QPainter, t0: float, t1: float) -> None:
         d = self.entry.diff
-        n_tracks = len(self.doc.song.tracks)
         p.setFont(self._bold)
+        show_letters = self.geom.key_h >= 9
         for k, tr in enumerate(d.new_tracks):
-            base = QColor(tr.color) if tr.color else QColor(PALETTE[(n_tracks + k) % len(PALETTE)])
-            base.setAlpha(215)
-            p.setPen(QPen(ADDED.darker(120), 2))
-            p.setBrush(base)
+            # a new track's notes are all "added": green, a shade per track, its initial inside
+            fill = QColor(ADDED).lighter(100 + 18 * (k % 4))
+            fill.setAlpha(225)
+            p.setPen(QPen(ADDED.darker(170), 1.5))
+            p.setBrush(fill)
             vis = self._visible(tr.notes, t0, t1)
-            for n in vis:
-                p.drawRect(self._rect(n))
-            if vis and self.geom.key_h >= 7:
-                first = vis[0]
-                r = self._rect(first)
-                p.setPen(base.darker(160))
-                p.drawText(QPointF(max(2.0, r.left()), r.top() - 2), tr.name)
+            rects = [self._rect(n) for n in vis]
+            for r in rects:
+                p.drawRect(r)
+            if show_letters:
+                p.setPen(QColor(255, 255, 255))
+                letter = (tr.name[:1] or "?").upper()
+                for r in rects:
+                    if r.width() >= 10:
+                        p.drawText(r.adjusted(2, 0, 0, 0), Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft, letter)
         for td in d.tracks:
             hatch = QBrush(REMOVED, Qt.BrushStyle.BDiagPattern)
             p.setPen(QPen(REMOVED, 1.5, Qt.PenStyle.DashLine))

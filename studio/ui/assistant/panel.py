@@ -129,6 +129,8 @@ class AssistantPanel(QDockWidget):
         self.takes_view = QListView()
         self.takes_view.setModel(self.model)
         self.takes_view.setMinimumHeight(90)
+        self.takes_view.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.takes_view.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.takes_view.setToolTip("Pick a take to see it over the roll; nothing changes until you Accept it")
         bl.addWidget(self.takes_view, 1)
         r1 = QHBoxLayout()
