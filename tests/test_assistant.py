@@ -267,3 +267,49 @@ if __name__ == "__main__":
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180)
     assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-2000:]
+
+
+def test_harmonizing_a_four_voice_song_rewrites_its_own_voices(window, panel):
+    from studio.ui.assistant import requests as rq
+
+    doc = window.doc
+    doc.replace_song(_satb_with_parallel_fifths())
+    doc.set_current_track(2)  # the tenor is current: the soprano is still the melody
+    h = rq.harmonize_plan(panel.context(), False, None, None, 1, None)
+    assert h.request.melody_track == 0 and h.anchor == {0: 0, 1: 1, 2: 2, 3: 3}
+    flute = Song(tracks=[Track("Flute", notes=[Note(0, 72, 480)]), Track("Cello", notes=[Note(0, 48, 480)])])
+    doc.replace_song(flute)
+    h = rq.harmonize_plan(panel.context(), True, None, None, 1, None)
+    assert h.request.keep == ("soprano", "bass") and h.anchor == {0: 0, 3: 1}
+
+
+def test_regenerate_names_the_voices_the_way_the_checker_sees_them(window, panel):
+    from studio.ui.assistant import requests as rq
+
+    song = Song(tracks=[Track("Tune", notes=[Note(0, 72, 480)]), Track("Alto", notes=[Note(0, 76, 480)]),
+                        Track("Tenor", notes=[Note(0, 60, 480)]), Track("Bass", notes=[Note(0, 48, 480)])])
+    plan = rq.regenerate_plan(song, song.copy(), [1], 0, 480, None, None, None)
+    assert [t.name for t in plan.request.song.tracks] == ["Soprano", "Alto", "Tenor", "Bass"]
+    assert song.tracks[0].name == "Tune"  # the document's song keeps its names
+    assert plan.anchor == {0: 0, 1: 1, 2: 2, 3: 3} and plan.request.voices == (1,)
+
+
+def test_loading_another_song_drops_the_takes(window, panel):
+    _add_take(panel, _harmonized_take(window.doc.song))
+    assert panel.model.entries
+    window.doc.replace_song(_melody(2))
+    assert not panel.model.entries and panel.shown is None
+
+
+def test_audition_plays_the_take_then_the_original(window, panel):
+    played = []
+    old = panel.play_song
+    panel.play_song = lambda song, start: played.append((song, start)) or True
+    try:
+        e = _add_take(panel, _harmonized_take(window.doc.song))
+        assert panel.audition(take=True) and panel.audition(take=False)
+    finally:
+        panel.play_song = old
+    (take_song, t0), (orig, t1) = played
+    assert len(take_song.tracks) == 4 and orig is window.doc.song and len(orig.tracks) == 1
+    assert t0 == t1 == 0 and e.diff.span[0] == 0

@@ -69,6 +69,7 @@ class AssistantPanel(QDockWidget):
         self.take_listeners: list = []
         self.shown: TakeEntry | None = None
         self._plan: rq.Plan | None = None
+        self._plan_doc_song = None
         self._t_submit = 0.0
         self.last_latency: float | None = None  # seconds from click to first take
         self._startup_status = False  # the status line shows worker start-up news
@@ -257,11 +258,23 @@ class AssistantPanel(QDockWidget):
         self.c_bars.valueChanged.connect(lambda _v: self._update_where())
         for sig in (self.doc.selectionChanged, self.doc.currentTrackChanged, self.doc.tracksChanged):
             sig.connect(lambda *_: self._update_where())
+        self._song_ref = self.doc.song
+        self.doc.tracksChanged.connect(self._song_maybe_replaced)
         self.doc.notesChanged.connect(lambda *_: self._check_timer.start())
         self.doc.tracksChanged.connect(lambda *_: self._check_timer.start())
         self.checker.issueActivated.connect(self._issue_activated)
         self.checker.redrawRequested.connect(self.redraw_voice)
         self.checker.kindsChanged.connect(self.run_checker)
+
+    def _song_maybe_replaced(self) -> None:
+        """Another song was loaded into the document: its takes and a running job are void."""
+        if self.doc.song is self._song_ref:
+            return
+        self._song_ref = self.doc.song
+        if self.worker.busy:
+            self.worker.cancel()
+        if self.model.entries:
+            self.discard_all()
 
     # ---- worker -------------------------------------------------------------------------------
     def start_worker(self) -> None:
@@ -330,6 +343,7 @@ class AssistantPanel(QDockWidget):
     def submit(self, plan: rq.Plan) -> int:
         self.start_worker()
         self._plan = plan
+        self._plan_doc_song = self.doc.song
         self._t_submit = time.perf_counter()
         job = self.worker.submit(plan.request)
         verb = VERB.get(plan.request.kind, "Working")
@@ -383,6 +397,10 @@ class AssistantPanel(QDockWidget):
 
     def _takes_ready(self, _job: int, takes: list) -> None:
         plan = self._plan
+        if self._plan_doc_song is not self.doc.song:  # another song was loaded meanwhile
+            self._set_status("The takes were for the song that was open before; they were dropped.")
+            self.jobFinished.emit("cancelled")
+            return
         dt = time.perf_counter() - self._t_submit
         self.last_latency = dt
         entries = []

@@ -79,19 +79,40 @@ def melody_track(song: Song, current: int) -> int | None:
     return max(cands, key=lambda i: sum(n.pitch for n in song.tracks[i].notes) / len(song.tracks[i].notes))
 
 
+def _mean_pitch(song: Song, i: int) -> float:
+    notes = song.tracks[i].notes
+    return sum(n.pitch for n in notes) / len(notes)
+
+
+def bass_track(song: Song, melody: int) -> int | None:
+    """The track kept as the bass: the one named Bass, else the lowest other track with notes."""
+    others = [i for i, t in enumerate(song.tracks) if i != melody and t.notes and not t.is_drum]
+    for i in others:
+        if song.tracks[i].name.strip().lower() in ("bass", "b."):
+            return i
+    return min(others, key=lambda i: _mean_pitch(song, i)) if others else None
+
+
 def harmonize_plan(ctx: Context, keep_bass: bool, temperature: float | None, candidates: int | None, takes: int,
                    seed: int | None) -> Plan:
+    """Harmonize the current track (or, in a four-voice song, the soprano) as the melody."""
     song = ctx.song.copy()
-    m = melody_track(song, ctx.track)
+    idx = satb_tracks(song)
+    if idx is not None:  # four voices already: rewrite the lower ones under the soprano
+        m = idx[0]
+        anchor = dict(enumerate(idx))
+    else:
+        m = melody_track(song, ctx.track)
+        anchor = {0: m} if m is not None else {}
+        if keep_bass and m is not None:
+            b = bass_track(song, m)
+            if b is not None:
+                anchor[3] = b
     keep = ("soprano", "bass") if keep_bass else ("soprano",)
     req = P.HarmonizeRequest(0, song, seed=seed, melody_track=m, keep=keep, temperature=temperature,
                              candidates=candidates, takes=int(takes))
     name = song.tracks[m].name if m is not None else "the melody"
     where = f"melody: {name}; writes {'alto and tenor' if keep_bass else 'alto, tenor and bass'}"
-    anchor = {0: m} if m is not None else {}
-    idx = satb_tracks(song)
-    if keep_bass and idx is not None:
-        anchor[3] = idx[3]
     return Plan(req, song, anchor, False, where)
 
 
