@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from studio.core.errors import FileFormatError
 from studio.core.song import KeySignature, Note, Song, TempoChange, TimeSignature, Track
@@ -134,6 +136,39 @@ def test_binary_and_deeply_nested_input(tmp_path):
     path.write_text("[" * 100_000 + "]" * 100_000)
     with pytest.raises(FileFormatError):
         load(path)
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats() | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=20,
+)
+_keys = st.sampled_from(["format_version", "title", "ppq", "tempos", "time_signatures", "key_signatures", "tracks", "meta"])
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.dictionaries(_keys, _json, max_size=8), st.booleans())
+def test_fuzz_documents_load_or_fail_cleanly(doc, with_version):
+    if with_version:
+        doc["format_version"] = 1
+    data = json.dumps(doc).encode()
+    try:
+        song = project.read_project_bytes(data, "fuzz.studio")
+    except FileFormatError as exc:
+        assert str(exc).startswith("fuzz.studio: ") and "\n" not in str(exc)
+        return
+    assert project.read_project_bytes(project.project_to_bytes(song)) == song
+
+
+def test_meta_that_json_cannot_hold(tmp_path):
+    song = sample_song()
+    song.meta = {"bad": float("nan")}
+    with pytest.raises(FileFormatError, match="^x.studio: cannot save"):
+        save(song, tmp_path / "x.studio")
+    (tmp_path / "y.studio").write_text('{"format_version": 1, "meta": {"a": NaN}}')
+    with pytest.raises(FileFormatError, match="meta: holds NaN"):
+        load(tmp_path / "y.studio")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["y.studio"]
 
 
 def test_other_resolution_is_rescaled():

@@ -196,6 +196,10 @@ def doc_to_song(doc: dict) -> Song:
     meta = doc.get("meta", {})
     if not isinstance(meta, dict):
         raise _Bad("meta: an object was expected")
+    try:
+        json.dumps(meta, allow_nan=False)
+    except ValueError:
+        raise _Bad("meta: holds NaN or infinity, which a project cannot keep") from None
     title = doc.get("title", "Untitled")
     if not isinstance(title, str):
         raise _Bad("title: text was expected")
@@ -250,7 +254,10 @@ def write_project(song: Song, path: str | os.PathLike, *, _chunk_hook: Callable[
     ``_chunk_hook`` is called with the byte count after each chunk is written (tests use it
     to simulate a crash in the middle of a save).
     """
-    data = project_to_bytes(song)
+    try:
+        data = project_to_bytes(song)
+    except (TypeError, ValueError) as exc:  # something in Song.meta that JSON cannot hold
+        raise FileFormatError(f"{os.path.basename(str(path))}: cannot save this song's extra data ({exc})") from None
 
     def write(tmp: str) -> None:
         with open(tmp, "wb") as fh:
