@@ -70,6 +70,7 @@ class AssistantPanel(QDockWidget):
         self.shown: TakeEntry | None = None
         self._plan: rq.Plan | None = None
         self._plan_doc_song = None
+        self._verb = "Working"
         self._t_submit = 0.0
         self.last_latency: float | None = None  # seconds from click to first take
         self._startup_status = False  # the status line shows worker start-up news
@@ -349,7 +350,8 @@ class AssistantPanel(QDockWidget):
         verb = VERB.get(plan.request.kind, "Working")
         self.progress.setValue(0)
         self.progress.setFormat(f"{verb}… %p%")
-        self._set_status(f"{verb}: {plan.where}.")
+        self._verb = verb
+        self._set_status(f"{verb}: {plan.where}." if plan.where else f"{verb}…")
         self._update_buttons()
         return job
 
@@ -392,8 +394,8 @@ class AssistantPanel(QDockWidget):
     # ---- replies ------------------------------------------------------------------------------
     def _progress(self, _job: int, fraction: float, message: str) -> None:
         self.progress.setValue(int(round(1000 * fraction)))
-        if message:
-            self.progress.setFormat(f"{message} %p%")
+        elapsed = time.perf_counter() - self._t_submit
+        self.progress.setFormat(f"{message or self._verb + '…'} %p% · {elapsed:.0f} s")
 
     def _takes_ready(self, _job: int, takes: list) -> None:
         plan = self._plan
@@ -504,8 +506,7 @@ class AssistantPanel(QDockWidget):
     def _update_buttons(self) -> None:
         busy = self.worker.busy
         has = self.current_entry() is not None
-        self.generate_btn.setEnabled(True)
-        self.generate_btn.setText("Generate again" if busy else "Generate")
+        self.generate_btn.setEnabled(not busy)
         self.cancel_btn.setEnabled(busy)
         for b in (self.accept_btn, self.discard_btn, self.play_take_btn):
             b.setEnabled(has)
