@@ -3,8 +3,10 @@
 Export never turns raw times into notation: every note is first snapped to our own grid
 (32nd notes or 16th-note triplets, whichever fits the note better), then cut at bar lines
 into tied pieces, notes with the same start and end become chords, and overlapping
-material in a bar goes into separate voices.  The measures are built directly (far
-faster than letting music21 guess them), then music21 adds beams and accidentals.
+material in a bar goes into separate voices, and lengths a single note head cannot show
+are split into tied values.  The measures, beams, accidentals (spelled for the key) and
+clefs are made here directly, which is many times faster than music21's makeNotation;
+music21 then writes the file.
 
 Import takes every Part as a Track: ties are merged into single notes, chords become
 several notes, offsets in quarter notes become ticks at ``PPQ``; metronome marks, time
