@@ -76,6 +76,8 @@ def run_gui(args) -> int:
     if shot:
         return _screenshot(app, MainWindow, path, shot, size)
     win = MainWindow()
+    if os.environ.get("STUDIO_BENCH_FIRST_PAINT"):  # benchmark hook: report the first paint, then quit
+        _quit_after_first_paint(app, win)
     win.show()
     if path:
         win.open_path(path, ask=False)
@@ -89,6 +91,24 @@ def run_gui(args) -> int:
 
         QTimer.singleShot(300, lambda: offer_restore(win, MainWindow))
     return app.exec()
+
+
+def _quit_after_first_paint(app, win) -> None:
+    """Print the wall-clock time of the roll's first paint with notes (or of an empty roll), then quit."""
+    from PySide6.QtCore import QEvent, QObject, QTimer
+
+    class Watch(QObject):
+        def eventFilter(self, obj, event):
+            if event.type() == QEvent.Type.Paint and not getattr(self, "done", False):
+                wanted = os.environ.get("STUDIO_BENCH_FIRST_PAINT") != "notes" or win.doc.song.note_count > 0
+                if wanted:
+                    self.done = True
+                    print(f"first-paint {time.time():.6f}", flush=True)
+                    QTimer.singleShot(0, app.quit)
+            return False
+
+    watch = Watch(win)
+    win.editor.view.viewport().installEventFilter(watch)
 
 
 def offer_restore(win, window_class, orphans=None, ask: bool = True) -> list:

@@ -14,6 +14,8 @@ geometry, and paints
 
 from __future__ import annotations
 
+import bisect
+
 from PySide6.QtCore import QEvent, QObject, QPointF, QRectF, Qt
 from PySide6.QtGui import QBrush, QColor, QFont, QPainter, QPen
 from PySide6.QtWidgets import QWidget
@@ -39,6 +41,7 @@ class RollOverlay(QWidget):
         self.issues: list = []  # voiceleading.Issue
         self.issue_parts: list[list[Note]] = []  # the four voices the issues refer to
         self.current_issue: int = -1
+        self._shapes: list = []
         self.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
         self.setAttribute(Qt.WidgetAttribute.WA_NoSystemBackground)
         self.setFocusPolicy(Qt.FocusPolicy.NoFocus)
@@ -68,7 +71,30 @@ class RollOverlay(QWidget):
 
     def set_issues(self, issues, parts, current: int = -1) -> None:
         self.issues, self.issue_parts, self.current_issue = list(issues), [list(p) for p in parts], current
+        self._longest = [max((n.duration for n in p), default=0) for p in self.issue_parts]
+        self._shapes = [self._shape(iss) for iss in self.issues]
         self.update()
+
+    def _shape(self, iss):
+        """(lowest pitch, highest pitch, [(tick, pitch a, pitch b)]) of an issue, or None."""
+        notes = []
+        for v in iss.voices:
+            part = self.issue_parts[v] if v < len(self.issue_parts) else []
+            longest = self._longest[v] if v < len(self._longest) else 0
+            j = bisect.bisect_left(part, iss.end, key=lambda n: n.start)  # notes before j start before the end
+            while j > 0 and part[j - 1].start + longest > iss.tick:
+                j -= 1
+                if part[j].end > iss.tick:
+                    notes.append(part[j])
+        if not notes:
+            return None
+        links = []
+        if iss.kind in ("parallel_fifths", "parallel_octaves") and len(iss.voices) == 2:
+            for tick in (iss.tick, iss.end):
+                a, b = (self._sounding(v, tick) for v in iss.voices)
+                if a is not None and b is not None:
+                    links.append((tick, a.pitch, b.pitch))
+        return min(n.pitch for n in notes), max(n.pitch for n in notes), links
 
     def set_current_issue(self, i: int) -> None:
         self.current_issue = i
@@ -166,11 +192,12 @@ class RollOverlay(QWidget):
             x += fm.horizontalAdvance(text) + 26
 
     def _sounding(self, v: int, tick: int) -> Note | None:
-        best = None
-        for n in self.issue_parts[v] if v < len(self.issue_parts) else ():
+        part = self.issue_parts[v] if v < len(self.issue_parts) else []
+        i = bisect.bisect_right(part, tick, key=lambda n: n.start)
+        for n in reversed(part[max(0, i - 8):i]):
             if n.start <= tick < n.end:
-                best = n
-        return best
+                return n
+        return None
 
     def _paint_issues(self, p: QPainter, t0: float, t1: float) -> None:
         g = self.geom
@@ -184,12 +211,10 @@ class RollOverlay(QWidget):
             if iss.end <= t0 or iss.tick >= t1:
                 continue
             strong = i == self.current_issue
-            notes = [n for v in iss.voices for n in (self.issue_parts[v] if v < len(self.issue_parts) else ())
-                     if n.start < iss.end and n.end > iss.tick]
-            if not notes:
+            shape = self._shapes[i] if i < len(self._shapes) else None
+            if shape is None:
                 continue
-            hi = max(n.pitch for n in notes)
-            lo = min(n.pitch for n in notes)
+            lo, hi, links = shape
             x0, x1 = g.x_of(iss.tick), g.x_of(iss.end)
             r = QRectF(x0 - 2, g.y_of(hi) - 3, max(6.0, x1 - x0 + 4), g.y_of(lo) - g.y_of(hi) + g.key_h + 6)
             fill = QColor(MARK)
@@ -197,13 +222,11 @@ class RollOverlay(QWidget):
             p.setPen(QPen(MARK, 2.5 if strong else 1.0, Qt.PenStyle.SolidLine if strong else Qt.PenStyle.DashLine))
             p.setBrush(fill)
             p.drawRoundedRect(r, 3, 3)
-            if iss.kind in ("parallel_fifths", "parallel_octaves") and len(iss.voices) == 2:
+            if links:
                 p.setPen(QPen(MARK, 2.0 if strong else 1.2))
-                for tick in (iss.tick, iss.end):
-                    a, b = (self._sounding(v, tick) for v in iss.voices)
-                    if a is not None and b is not None:
-                        x = g.x_of(tick) + 4
-                        p.drawLine(QPointF(x, g.y_of(a.pitch) + g.key_h / 2), QPointF(x, g.y_of(b.pitch) + g.key_h / 2))
+                for tick, a, b in links:
+                    x = g.x_of(tick) + 4
+                    p.drawLine(QPointF(x, g.y_of(a) + g.key_h / 2), QPointF(x, g.y_of(b) + g.key_h / 2))
             label = KIND_SHORT.get(iss.kind, iss.kind)
             fm = p.fontMetrics()
             lr = QRectF(r.left() + 1, r.top() - 3 - fm.ascent(), fm.horizontalAdvance(label) + 2, fm.height())

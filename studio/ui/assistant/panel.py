@@ -23,6 +23,7 @@ from .takes import AcceptTake, TakeEntry, TakesModel
 from .worker_qt import AssistantWorker
 
 KINDS = ("continue", "harmonize", "vary")
+MAX_CHECK_NOTES = 3000  # the checker runs after every edit; longer pieces are not checked live
 VERB = {"continue": "Continuing", "harmonize": "Harmonizing", "vary": "Varying", "regenerate": "Redrawing",
         "probe": "Working"}
 
@@ -519,7 +520,7 @@ class AssistantPanel(QDockWidget):
 
     def run_checker(self) -> None:
         song = self._checked_song()
-        if song.note_count > 6000:
+        if song.note_count > MAX_CHECK_NOTES:
             issues, idx = [], None
         else:
             issues, idx = chk.check_song(song, self.checker.kinds())

@@ -8,7 +8,7 @@ undo step, pushed on release.
 
 from __future__ import annotations
 
-from PySide6.QtCore import QPointF, QRectF, QSize, Qt
+from PySide6.QtCore import QLineF, QPointF, QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QFont, QPainter, QPen
 from PySide6.QtWidgets import QWidget
 
@@ -66,16 +66,19 @@ class VelocityLane(QWidget):
         base = track_color(self.doc.song, self.doc.current_track)
         sel = self.doc.selection
         pending = self._pending()
+        plain, chosen, heads, heads_sel = [], [], [], []
+        bottom = h - PAD
         for n in self._visible():
-            x = g.x_of(n.start)
-            v = pending.get(n, n.velocity)
-            selected = n in sel
-            c = QColor(255, 140, 0) if selected else base
-            p.setPen(QPen(c.darker(140) if selected else c, 2))
-            y = self.y_of(v)
-            p.drawLine(QPointF(x + 1, h - PAD), QPointF(x + 1, y))
-            p.setBrush(c)
-            p.drawEllipse(QPointF(x + 1, y), 2.5, 2.5)
+            x = g.x_of(n.start) + 1
+            y = self.y_of(pending.get(n, n.velocity))
+            (chosen if n in sel else plain).append(QLineF(x, bottom, x, y))
+            (heads_sel if n in sel else heads).append(QRectF(x - 2.5, y - 2.5, 5, 5))
+        for lines, boxes, c in ((plain, heads, base), (chosen, heads_sel, QColor(255, 140, 0))):
+            if lines:
+                p.setPen(QPen(c.darker(140) if c is not base else c, 2))
+                p.drawLines(lines)
+                p.setBrush(c)
+                p.drawRects(boxes)
         if self._line:
             p.setPen(QPen(QColor(20, 90, 200), 1.5, Qt.PenStyle.DashLine))
             p.drawLine(*self._line)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import bisect
 
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QLineF, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QPainter, QPen
 from PySide6.QtWidgets import QAbstractScrollArea
 
@@ -65,8 +65,6 @@ class PianoRollView(QAbstractScrollArea):
         self.viewport().setMouseTracking(True)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOn)
         self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOn)
-        self.horizontalScrollBar().valueChanged.connect(lambda v: geom.set_scroll(x=v))
-        self.verticalScrollBar().valueChanged.connect(lambda v: geom.set_scroll(y=v))
         geom.changed.connect(self._sync_scrollbars)
         geom.zoomed.connect(self._update_ranges)
         doc.notesChanged.connect(self._notes_changed)
@@ -87,6 +85,7 @@ class PianoRollView(QAbstractScrollArea):
 
     def _update_ranges(self) -> None:
         vp = self.viewport()
+        vp.update()
         hb, vb = self.horizontalScrollBar(), self.verticalScrollBar()
         hb.setRange(0, max(0, self.geom.content_width - vp.width()))
         hb.setPageStep(vp.width())
@@ -97,14 +96,22 @@ class PianoRollView(QAbstractScrollArea):
         self._sync_scrollbars()
 
     def _sync_scrollbars(self) -> None:
+        """Someone else moved the shared scroll position (the keyboard's wheel, a zoom): follow it."""
         hb, vb = self.horizontalScrollBar(), self.verticalScrollBar()
         if hb.value() != self.geom.scroll_x:
             hb.setValue(self.geom.scroll_x)
-            self.geom.scroll_x = hb.value()
         if vb.value() != self.geom.scroll_y:
             vb.setValue(self.geom.scroll_y)
-            self.geom.scroll_y = vb.value()
-        self.viewport().update()
+
+    def scrollContentsBy(self, dx: int, dy: int) -> None:
+        """Scrolling moves the pixels already painted and repaints only the strip that comes into view."""
+        g = self.geom
+        x, y = self.horizontalScrollBar().value(), self.verticalScrollBar().value()
+        if (x, y) == (g.scroll_x, g.scroll_y) and (dx or dy):
+            self.viewport().update()  # the geometry moved first (a zoom): everything changed
+            return
+        self.viewport().scroll(dx, dy)
+        g.set_scroll(x, y)
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
@@ -277,43 +284,51 @@ class PianoRollView(QAbstractScrollArea):
 
     def _paint_grid(self, p, t0, t1, h) -> None:
         g = self.geom
-        bar_pen = QPen(QColor(120, 124, 134), 1)
-        beat_pen = QPen(QColor(184, 188, 198), 1)
-        sub_pen = QPen(QColor(222, 224, 230), 1)
-        step_px = self.grid * g.ppx
+        ppx, sx = g.ppx, g.scroll_x
+        subs, beats, bars_ = [], [], []
+        step_px = self.grid * ppx
         for bar in g.bars_between(t0, t1):
             beat = bar.meter.beat_ticks()
             if step_px >= 6:
-                p.setPen(sub_pen)
-                t = bar.start + self.grid
-                while t < bar.end:
+                for t in range(bar.start + self.grid, bar.end, self.grid):
                     if (t - bar.start) % beat:
-                        x = round(g.x_of(t)) + 0.5
-                        p.drawLine(QPointF(x, 0), QPointF(x, h))
-                    t += self.grid
-            if beat * g.ppx >= 4:
-                p.setPen(beat_pen)
-                for t in range(bar.start + beat, bar.end, beat):
-                    x = round(g.x_of(t)) + 0.5
-                    p.drawLine(QPointF(x, 0), QPointF(x, h))
-            p.setPen(bar_pen)
-            x = round(g.x_of(bar.start)) + 0.5
-            p.drawLine(QPointF(x, 0), QPointF(x, h))
+                        subs.append(round(t * ppx - sx) + 0.5)
+            if beat * ppx >= 4:
+                beats.extend(round(t * ppx - sx) + 0.5 for t in range(bar.start + beat, bar.end, beat))
+            bars_.append(round(bar.start * ppx - sx) + 0.5)
+        for xs, color in ((subs, QColor(222, 224, 230)), (beats, QColor(184, 188, 198)), (bars_, QColor(120, 124, 134))):
+            if xs:
+                p.setPen(QPen(color, 1))
+                p.drawLines([QLineF(x, 0, x, h) for x in xs])
 
     def _note_rect(self, n: Note) -> QRectF:
         g = self.geom
-        x0 = g.x_of(n.start)
-        return QRectF(x0, g.y_of(n.pitch) + 1, max(2.0, g.x_of(n.end) - x0 - 1), max(2.0, g.key_h - 1))
+        x0 = n.start * g.ppx - g.scroll_x
+        w = n.duration * g.ppx - 1
+        return QRectF(x0, (127 - n.pitch) * g.key_h - g.scroll_y + 1, w if w > 2.0 else 2.0,
+                      g.key_h - 1 if g.key_h > 3 else 2.0)
 
     def _paint_ghosts(self, p, i, t0, t1, top_pitch, bottom_pitch) -> None:
         c = track_color(self.doc.song, i)
         c.setAlpha(60)
         p.setPen(Qt.PenStyle.NoPen)
         p.setBrush(c)
-        rects = [self._note_rect(n) for n in self.index.visible(self.doc.song, i, t0, t1)
-                 if bottom_pitch <= n.pitch <= top_pitch]
+        rect = self._note_rect
+        rects = [rect(n) for n in self.index.visible(self.doc.song, i, t0, t1) if bottom_pitch <= n.pitch <= top_pitch]
         if rects:
             p.drawRects(rects)
+
+    def _velocity_brushes(self, base: QColor) -> list[QColor]:
+        """Fill colours by velocity (16 steps): soft notes pale, loud notes saturated."""
+        key = base.rgb()
+        if getattr(self, "_brush_key", None) != key:
+            out = []
+            for i in range(16):
+                c = QColor(base)
+                c.setHsv(c.hue(), int(60 + 195 * (i + 0.5) / 16), c.value())
+                out.append(c)
+            self._brush_key, self._brushes = key, out
+        return self._brushes
 
     def _paint_current(self, p, cur, t0, t1, top_pitch, bottom_pitch) -> None:
         g = self.geom
@@ -321,30 +336,35 @@ class PianoRollView(QAbstractScrollArea):
         hidden = gest.hidden if gest is not None else frozenset()
         base = track_color(self.doc.song, cur)
         sel = self.doc.selection
+        rect = self._note_rect
         notes = [n for n in self.index.visible(self.doc.song, cur, t0, t1)
                  if bottom_pitch <= n.pitch <= top_pitch and n not in hidden]
         if hidden:  # the notes being dragged stay as faint outlines where they were
             p.setPen(QPen(base.darker(130), 1, Qt.PenStyle.DashLine))
             p.setBrush(Qt.BrushStyle.NoBrush)
-            p.drawRects([self._note_rect(n) for n in hidden])
-        dark = base.darker(170)
-        sel_fill, sel_pen = QColor(255, 170, 40), QPen(QColor(150, 70, 0), 1.5)
-        p.setFont(self._font)
-        show_names = g.key_h >= 10
+            p.drawRects([rect(n) for n in hidden])
         preview = list(gest.preview) if gest is not None else []
-        for n in notes + preview:
-            r = self._note_rect(n)
-            selected = n in sel or n in preview
-            if selected:
-                p.setPen(sel_pen)
-                p.setBrush(sel_fill)
+        buckets: list[list[QRectF]] = [[] for _ in range(16)]
+        chosen: list[QRectF] = []
+        for n in notes:
+            if n in sel:
+                chosen.append(rect(n))
             else:
-                fill = QColor(base)
-                fill.setHsv(fill.hue(), int(60 + 195 * n.velocity / 127), fill.value())
-                p.setPen(QPen(dark, 1))
+                buckets[min(15, n.velocity // 8)].append(rect(n))
+        chosen += [rect(n) for n in preview]
+        p.setPen(QPen(base.darker(170), 1))
+        for fill, rects in zip(self._velocity_brushes(base), buckets):
+            if rects:
                 p.setBrush(fill)
-            p.drawRect(r)
-            if show_names and r.width() > 28:
-                p.setPen(QColor(30, 30, 30) if selected else QColor(255, 255, 255))
-                p.drawText(r.adjusted(3, 0, -2, 0), Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft,
-                           pitch_name(n.pitch))
+                p.drawRects(rects)
+        if chosen:
+            p.setPen(QPen(QColor(150, 70, 0), 1.5))
+            p.setBrush(QColor(255, 170, 40))
+            p.drawRects(chosen)
+        if g.key_h >= 10 and 28 / g.ppx < 4 * 480 * 4:  # names fit in notes at least 28 px wide
+            p.setFont(self._font)
+            names = [(rect(n), n, n in sel) for n in notes + preview if n.duration * g.ppx > 29]
+            flags = Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft
+            for r, n, selected in names:
+                p.setPen(QColor(30, 30, 30) if selected or n in preview else QColor(255, 255, 255))
+                p.drawText(r.adjusted(3, 0, -2, 0), flags, pitch_name(n.pitch))
