@@ -224,3 +224,28 @@ def round_trip_report() -> list[dict]:
 if __name__ == "__main__":
     for r in round_trip_report():
         print("  ".join(f"{k}={v}" for k, v in r.items()))
+
+
+# ---- any song can be written -------------------------------------------------------------
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_notes = st.lists(st.builds(Note, st.integers(0, 9600), st.integers(21, 108), st.integers(1, 3000), st.integers(1, 127)),
+                  max_size=40)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.lists(_notes, min_size=1, max_size=3),
+    st.sampled_from([(4, 4), (3, 4), (6, 8), (5, 8), (2, 2), (7, 16), (12, 8)]),
+    st.integers(-7, 7),
+    st.booleans(),
+)
+def test_any_song_exports_and_reads_back(tracks, meter, fifths, minor):
+    song = Song(tracks=[Track(f"T{i}", notes=sorted(ns)) for i, ns in enumerate(tracks)],
+                time_signatures=[TimeSignature(0, *meter)], key_signatures=[KeySignature(0, fifths, minor)])
+    back = song_from_music21(music21.converter.parse(song_to_musicxml_bytes(song), format="musicxml"))
+    for t, b in zip(song.tracks, back.tracks):
+        assert Counter((n.pitch,) + quantize_note(n.start, n.end) for n in t.notes) == \
+               Counter((n.pitch, n.start, n.end) for n in b.notes)
+    assert back.key_signatures[0] == song.key_signatures[0] and back.time_signatures[0] == song.time_signatures[0]
