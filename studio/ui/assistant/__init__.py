@@ -7,31 +7,14 @@ document, piano roll, score and transport through their public attributes.
 
 from __future__ import annotations
 
-import sys
-
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import QApplication, QLabel
 
 from .panel import AssistantPanel
 
-__all__ = ["AssistantPanel", "install_assistant", "protect_none"]
+__all__ = ["AssistantPanel", "install_assistant"]
 
-
-def protect_none() -> None:
-    """Work around PySide6 6.12 on Python 3.11: every call of a Qt method that returns nothing
-    drops one reference to ``None`` (Python 3.12 made ``None`` immortal, so newer Pythons do not
-    care).  After some thousands of calls the count reaches zero and the interpreter aborts
-    ("deallocating None").  Giving ``None`` a huge reference count keeps it alive for good."""
-    if sys.version_info >= (3, 12) or getattr(protect_none, "done", False):
-        return
-    import ctypes
-
-    ctypes.c_ssize_t.from_address(id(None)).value += 1 << 48
-    protect_none.done = True
-
-
-protect_none()
 
 
 def _view_menu(window):
