@@ -16,7 +16,6 @@ from .panel import AssistantPanel
 __all__ = ["AssistantPanel", "install_assistant"]
 
 
-
 def _view_menu(window):
     for a in window.menuBar().actions():
         if a.menu() is not None and a.text().replace("&", "") == "View":
