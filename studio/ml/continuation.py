@@ -61,15 +61,6 @@ def rel_logits_naive(q: torch.Tensor, er: torch.Tensor) -> torch.Tensor:
     return out.masked_fill(ar[None, :] > ar[:, None], 0.0)
 
 
-def rel_logits_at(q: torch.Tensor, er: torch.Tensor, q_pos: torch.Tensor, k_pos: torch.Tensor) -> torch.Tensor:
-    """Relative logits for queries at absolute ``q_pos`` (T,) against keys at ``k_pos`` (S,)."""
-    R = er.shape[1]
-    all_d = torch.matmul(q, er.unsqueeze(0).transpose(-1, -2))  # (B, H, T, R)
-    dist = (q_pos[:, None] - k_pos[None, :]).clamp(min=0, max=R - 1)  # (T, S)
-    B, H, Tq, _ = all_d.shape
-    return torch.gather(all_d, 3, dist.expand(B, H, Tq, dist.shape[1]))
-
-
 class RelativeSelfAttention(nn.Module):
     def __init__(self, cfg: Config):
         super().__init__()
@@ -79,7 +70,7 @@ class RelativeSelfAttention(nn.Module):
         self.er = nn.Parameter(torch.randn(cfg.n_head, cfg.ctx, self.dh) * 0.02)
         self.drop = cfg.dropout
 
-    def forward(self, x, cache=None, q_pos=None, k_pos=None):
+    def forward(self, x, cache=None, dist=None, mask=None):
         B, L, C = x.shape
         q, k, v = self.qkv(x).split(C, dim=2)
         q, k, v = (t.view(B, L, self.h, self.dh).transpose(1, 2) for t in (q, k, v))
@@ -91,13 +82,23 @@ class RelativeSelfAttention(nn.Module):
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias,
                                                dropout_p=self.drop if self.training else 0.0)
         else:
-            if cache.get("k") is not None:
-                k = torch.cat([cache["k"], k], dim=2)
-                v = torch.cat([cache["v"], v], dim=2)
-            cache["k"], cache["v"] = k, v
-            bias = rel_logits_at(q, self.er, q_pos, k_pos) * scale
-            if L > 1:
-                bias = bias.masked_fill(k_pos[None, :] > q_pos[:, None], float("-inf"))
+            # keys/values live in preallocated buffers; ``n`` of them are in use
+            n = cache["n"]
+            if "k" not in cache or cache["k"].shape[0] != B or cache["k"].shape[2] < n + L:
+                cap = max(n + L, cache["cap"])
+                kb = x.new_zeros(B, self.h, cap, self.dh)
+                vb = x.new_zeros(B, self.h, cap, self.dh)
+                if n:
+                    kb[:, :, :n], vb[:, :, :n] = cache["k"][:, :, :n], cache["v"][:, :, :n]
+                cache["k"], cache["v"] = kb, vb
+            cache["k"][:, :, n: n + L] = k
+            cache["v"][:, :, n: n + L] = v
+            cache["n"] = n + L
+            k, v = cache["k"][:, :, : n + L], cache["v"][:, :, : n + L]
+            all_d = torch.matmul(q, self.er.transpose(-1, -2).unsqueeze(0))  # (B, H, L, R)
+            bias = torch.gather(all_d, 3, dist.expand(B, self.h, L, dist.shape[-1])) * scale
+            if mask is not None:
+                bias = bias.masked_fill(mask, float("-inf"))
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
         return self.proj(y.transpose(1, 2).reshape(B, L, C))
 
@@ -111,8 +112,8 @@ class Block(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(cfg.d_model, cfg.d_ff), nn.GELU(), nn.Linear(cfg.d_ff, cfg.d_model))
         self.drop = nn.Dropout(cfg.dropout)
 
-    def forward(self, x, cache=None, q_pos=None, k_pos=None):
-        x = x + self.drop(self.attn(self.ln1(x), cache, q_pos, k_pos))
+    def forward(self, x, cache=None, dist=None, mask=None):
+        x = x + self.drop(self.attn(self.ln1(x), cache, dist, mask))
         return x + self.drop(self.mlp(self.ln2(x)))
 
 
@@ -153,7 +154,9 @@ class MusicTransformer(nn.Module):
 
     # ---- cached decoding ----------------------------------------------------------------------
     def new_cache(self) -> dict:
-        return {"layers": [{} for _ in self.blocks], "pos": torch.zeros(0, dtype=torch.long), "next": 0}
+        cap = self.cfg.ctx + max(1, self.cfg.ctx // 8)
+        return {"layers": [{"n": 0, "cap": cap} for _ in self.blocks], "pos": torch.zeros(0, dtype=torch.long),
+                "next": 0}
 
     def forward_cached(self, idx: torch.Tensor, cache: dict, keep_head: int = 0) -> torch.Tensor:
         """Logits of the last position after feeding ``idx`` (B, T) on top of ``cache``.
@@ -165,9 +168,12 @@ class MusicTransformer(nn.Module):
         dev = idx.device
         q_pos = torch.arange(cache["next"], cache["next"] + Tn, device=dev)
         k_pos = torch.cat([cache["pos"].to(dev), q_pos])
+        R = self.blocks[0].attn.er.shape[1]
+        dist = (q_pos[:, None] - k_pos[None, :]).clamp(min=0, max=R - 1)  # (T, S), shared by all layers
+        mask = (k_pos[None, :] > q_pos[:, None]) if Tn > 1 else None
         x = self.emb(idx)
         for b, lc in zip(self.blocks, cache["layers"]):
-            x = b(x, lc, q_pos, k_pos)
+            x = b(x, lc, dist, mask)
         cache["pos"], cache["next"] = k_pos, cache["next"] + Tn
         over = k_pos.numel() - self.cfg.ctx
         if over > 0:
@@ -176,7 +182,10 @@ class MusicTransformer(nn.Module):
                               torch.arange(keep_head + drop, k_pos.numel(), device=dev)])
             cache["pos"] = k_pos[keep]
             for lc in cache["layers"]:
-                lc["k"], lc["v"] = lc["k"][:, :, keep], lc["v"][:, :, keep]
+                n = keep.numel()
+                lc["k"][:, :, :n] = lc["k"][:, :, keep]
+                lc["v"][:, :, :n] = lc["v"][:, :, keep]
+                lc["n"] = n
         return self.head(self.ln_f(x[:, -1]))
 
 
@@ -205,13 +214,28 @@ FILTERS = {"temperature": _temperature, "top_p": _top_p}
 @torch.inference_mode()
 def sample(model: MusicTransformer, prompt: list[int], grammars: list[T.Grammar], n_bars: int,
            temperature: float = 1.0, top_p: float | None = 0.95, seed: int | None = None,
-           max_tokens: int = 4096, n_header: int = 0, progress=None, use_cache: bool = True) -> list[list[int]]:
+           max_tokens: int = 4096, n_header: int = 0, progress=None, use_cache: bool = True,
+           threads: int | None = None) -> list[list[int]]:
     """Sample one body per grammar (a batch of takes) after ``prompt``; stop at the bar after ``n_bars``.
 
     Returns the new tokens of each take, starting with its first BAR and holding exactly
     ``n_bars`` bars (fewer only if ``max_tokens`` runs out).  ``progress(fraction)``
     returning False stops early (raises :class:`studio.core.errors.Cancelled`).
+    ``threads`` sets torch's CPU threads for the call (one step is too small to share well).
     """
+    if threads is None:
+        return _sample(model, prompt, grammars, n_bars, temperature, top_p, seed, max_tokens, n_header,
+                       progress, use_cache)
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        return _sample(model, prompt, grammars, n_bars, temperature, top_p, seed, max_tokens, n_header,
+                       progress, use_cache)
+    finally:
+        torch.set_num_threads(old)
+
+
+def _sample(model, prompt, grammars, n_bars, temperature, top_p, seed, max_tokens, n_header, progress, use_cache):
     from ..core.errors import Cancelled
 
     dev = next(model.parameters()).device

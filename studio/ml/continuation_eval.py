@@ -160,20 +160,18 @@ def heldout_nll(model, data: dict, split: str = "test", max_windows: int | None 
 
 
 # ---- speed -------------------------------------------------------------------------------------
-def tokens_per_second(model, prompt: list[int], n_tokens: int = 256, use_cache: bool = True, threads: int = 2) -> float:
+def tokens_per_second(model, prompt: list[int], n_tokens: int = 256, use_cache: bool = True, threads: int = 1) -> float:
+    """Batch-1 sampling speed (grammar, top-p and all) after ``prompt``, in new tokens per second."""
     from .continuation import sample
 
-    old = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        g = [T.Grammar(16, [T.RES * 4] * 10_000)]
-        sample(model, prompt, g, 10_000, seed=0, max_tokens=8, use_cache=use_cache)  # warm up
+    def run(n):
         g = [T.Grammar(16, [T.RES * 4] * 10_000)]
         t0 = time.perf_counter()
-        out = sample(model, prompt, g, 10_000, seed=0, max_tokens=n_tokens, use_cache=use_cache)
+        out = sample(model, prompt, g, 10_000, seed=0, max_tokens=n, use_cache=use_cache, threads=threads)
         return len(out[0]) / (time.perf_counter() - t0)
-    finally:
-        torch.set_num_threads(old)
+
+    run(8)  # warm up
+    return run(n_tokens)
 
 
 def process_seconds(folder: Path, song: Song, bars: int = 4) -> float:
@@ -258,9 +256,11 @@ def evaluate(folder: str | Path, device: str = "auto", limit: int = 60, log=None
     ptoks = T.encode(prompt_song).tokens[-128:]
     cpu_model = model if dev.type == "cpu" else checkpoint.load(folder, build, "cpu")[0]
     report["speed"] = {
-        "threads": 2,
-        "tokens_per_s_cached": tokens_per_second(cpu_model, ptoks, 256, True),
-        "tokens_per_s_uncached": tokens_per_second(cpu_model, ptoks, 128, False),
+        "tokens_per_s_cached_1_thread": tokens_per_second(cpu_model, ptoks, 256, True, 1),
+        "tokens_per_s_cached_2_threads": tokens_per_second(cpu_model, ptoks, 256, True, 2),
+        "tokens_per_s_uncached_1_thread": tokens_per_second(cpu_model, ptoks, 128, False, 1),
+        "load_average_1min": os.getloadavg()[0],
+        "cpu_cores": os.cpu_count(),
     }
     try:
         report["speed"]["studio_continue_4_bars_s"] = process_seconds(folder, prompt_song)

@@ -78,8 +78,13 @@ def plan(song: Song, bars: int, from_bar: int | None):
 
 def continue_song(song: Song, bars: int = 4, from_bar: int | None = None, temperature: float | None = None,
                   top_p: float | None = None, takes: int = 1, seed: int | None = None, device: str = "auto",
-                  progress=None, folder: str | Path | None = None, use_cache: bool = True) -> list[Song]:
-    """``takes`` continuations of ``song`` by ``bars`` bars; ``progress(fraction)`` False cancels."""
+                  progress=None, folder: str | Path | None = None, use_cache: bool = True,
+                  threads: int | None = 1) -> list[Song]:
+    """``takes`` continuations of ``song`` by ``bars`` bars; ``progress(fraction)`` False cancels.
+
+    On the CPU, sampling uses ``threads`` torch threads (default 1: one token's work is too
+    small to share between cores, and a busy machine makes shared steps much slower).
+    """
     from . import tokens as T
     from .continuation import sample
 
@@ -87,6 +92,8 @@ def continue_song(song: Song, bars: int = 4, from_bar: int | None = None, temper
     if progress is not None and progress(0.0) is False:
         raise Cancelled()
     model, meta = load_model(device, folder)
+    if next(model.parameters()).device.type != "cpu":
+        threads = None
     defaults = meta.get("sampling", {})
     temperature = temperature if temperature is not None else defaults.get("temperature", DEFAULT_TEMPERATURE)
     top_p = top_p if top_p is not None else defaults.get("top_p", DEFAULT_TOP_P)
@@ -128,7 +135,7 @@ def continue_song(song: Song, bars: int = 4, from_bar: int | None = None, temper
 
     outs = sample(model, prompt, grammars, bars, temperature=temperature, top_p=top_p, seed=seed,
                   max_tokens=max(256, 200 * bars * max(1, n_tracks)), n_header=enc.n_header,
-                  progress=progress, use_cache=use_cache)
+                  progress=progress, use_cache=use_cache, threads=threads)
     region_end = new_bars[-1].end
     starts = [b.start for b in new_bars]
     result = []
