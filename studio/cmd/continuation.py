@@ -57,11 +57,8 @@ def train(args) -> int:
     path = ct.default_dataset_path()
     if args.data:
         path = path.with_name(path.stem + "_with_user.npz")
-        data = ct.build_dataset(path, args.data, log=log)
-    elif path.exists():
-        data = ct.load_dataset(path)
-    else:
-        data = ct.build_dataset(path, log=log)
+    # parse what is not cached yet, then tokenize (a minute or two; the corpus may have grown)
+    data = ct.build_dataset(path, args.data, log=log)
     log(json.dumps(ct.summary(data)))
     command = "studio " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["train"] else ""
     batch = 64 if device.type == "cuda" else 8
