@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -160,22 +161,24 @@ def heldout_nll(model, data: dict, split: str = "test", max_windows: int | None 
 
 
 # ---- speed -------------------------------------------------------------------------------------
-def tokens_per_second(model, prompt: list[int], n_tokens: int = 256, use_cache: bool = True, threads: int = 1) -> float:
-    """Batch-1 sampling speed (grammar, top-p and all) after ``prompt``, in new tokens per second."""
+def tokens_per_second(model, prompt: list[int], n_tokens: int = 256, use_cache: bool = True,
+                      threads: int = 1) -> tuple[float, float]:
+    """Batch-1 sampling speed (grammar, top-p and all) after ``prompt``: new tokens per second of
+    wall time, and per second of this process's CPU time (what an idle machine would give)."""
     from .continuation import sample
 
     def run(n):
         g = [T.Grammar(16, [T.RES * 4] * 10_000)]
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         out = sample(model, prompt, g, 10_000, seed=0, max_tokens=n, use_cache=use_cache, threads=threads)
-        return len(out[0]) / (time.perf_counter() - t0)
+        return len(out[0]) / (time.perf_counter() - t0), len(out[0]) / max(1e-9, time.process_time() - c0)
 
     run(8)  # warm up
     return run(n_tokens)
 
 
-def process_seconds(folder: Path, song: Song, bars: int = 4) -> float:
-    """Wall time of a whole ``python -m studio continue IN -o OUT --bars N`` process."""
+def process_seconds(folder: Path, song: Song, bars: int = 4) -> tuple[float, float]:
+    """Wall time and CPU time (user+system) of a whole ``python -m studio continue IN -o OUT --bars N`` process."""
     from .. import io
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -186,12 +189,15 @@ def process_seconds(folder: Path, song: Song, bars: int = 4) -> float:
         io.save(song, src)
         env = dict(os.environ, STUDIO_MODELS=str(models))
         t0 = time.perf_counter()
+        ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         r = subprocess.run([sys.executable, "-m", "studio", "continue", str(src), "-o", str(dst), "--bars", str(bars),
                             "--seed", "1", "--device", "cpu"], env=env, capture_output=True, text=True, timeout=300)
         dt = time.perf_counter() - t0
+        ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
         if r.returncode != 0 or not dst.exists():
             raise RuntimeError(f"studio continue failed: {r.stderr.strip()[-300:]}")
-        return dt
+        cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
+        return dt, cpu
 
 
 # ---- the whole evaluation ----------------------------------------------------------------------
@@ -255,15 +261,19 @@ def evaluate(folder: str | Path, device: str = "auto", limit: int = 60, log=None
     prompt_song = truncate(test[0].song, song_bars(test[0].song)[min(4, len(song_bars(test[0].song)) - 1)].start)
     ptoks = T.encode(prompt_song).tokens[-128:]
     cpu_model = model if dev.type == "cpu" else checkpoint.load(folder, build, "cpu")[0]
+    c1, c1cpu = tokens_per_second(cpu_model, ptoks, 256, True, 1)
+    c2, _ = tokens_per_second(cpu_model, ptoks, 256, True, 2)
+    u1, u1cpu = tokens_per_second(cpu_model, ptoks, 128, False, 1)
     report["speed"] = {
-        "tokens_per_s_cached_1_thread": tokens_per_second(cpu_model, ptoks, 256, True, 1),
-        "tokens_per_s_cached_2_threads": tokens_per_second(cpu_model, ptoks, 256, True, 2),
-        "tokens_per_s_uncached_1_thread": tokens_per_second(cpu_model, ptoks, 128, False, 1),
-        "load_average_1min": os.getloadavg()[0],
-        "cpu_cores": os.cpu_count(),
+        "tokens_per_s_cached_1_thread": c1, "tokens_per_s_cached_1_thread_per_cpu_s": c1cpu,
+        "tokens_per_s_cached_2_threads": c2,
+        "tokens_per_s_uncached_1_thread": u1, "tokens_per_s_uncached_1_thread_per_cpu_s": u1cpu,
+        "load_average_1min": os.getloadavg()[0], "cpu_cores": os.cpu_count(),
     }
     try:
-        report["speed"]["studio_continue_4_bars_s"] = process_seconds(folder, prompt_song)
+        wall, cpu = process_seconds(folder, prompt_song)
+        report["speed"]["studio_continue_4_bars_wall_s"] = wall
+        report["speed"]["studio_continue_4_bars_cpu_s"] = cpu
     except Exception as exc:  # report it rather than fail the whole evaluation
         report["speed"]["studio_continue_4_bars_error"] = str(exc)
     log(json.dumps(report["speed"]))
