@@ -126,6 +126,14 @@ def test_drums_on_channel_ten_and_type0_split_by_channel():
     assert [(t.channel, t.program, t.is_drum, len(t.notes)) for t in song.tracks] == [(0, 40, False, 1), (9, 0, True, 1)]
 
 
+def test_programs_set_in_another_track_are_found():
+    conductor = ev(0, 0xC2, 71) + ev(0, 0xC3, 33)
+    notes = ev(0, 0x92, 60, 80) + ev(480, 0x82, 60, 0)
+    own = ev(0, 0xC3, 40) + ev(0, 0x93, 50, 80) + ev(480, 0x83, 50, 0)
+    song = midi.read_midi_bytes(smf([conductor, notes, own]), "p.mid")
+    assert [t.program for t in song.tracks] == [71, 40]  # the track's own change wins
+
+
 def test_mido_and_pretty_midi_read_what_we_write():
     pretty_midi = pytest.importorskip("pretty_midi")
     song = rich_song()

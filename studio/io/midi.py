@@ -295,6 +295,12 @@ def _read(data: bytes, title: str) -> Song:
 def _build_song(tracks_events, scale, smpte: bool, title: str, fmt: int) -> Song:
     song = Song(title=title, ppq=PPQ, tracks=[], tempos=[], time_signatures=[], key_signatures=[])
     title_from_file = None
+    # some files set every channel's program from one track: the earliest change per channel
+    file_program: dict[int, tuple[int, int]] = {}
+    for events in tracks_events:
+        for tick_raw, kind, ch, a, _b in events:
+            if kind == "prog" and (ch not in file_program or tick_raw < file_program[ch][0]):
+                file_program[ch] = (tick_raw, a)
     for ti, events in enumerate(tracks_events):
         names = [e[3] for e in events if e[1] == "name" and e[2] == 0x03 and e[3]]
         trusted = any(e[4] for e in events if e[1] == "name" and e[2] == 0x03 and e[3])
@@ -337,7 +343,7 @@ def _build_song(tracks_events, scale, smpte: bool, title: str, fmt: int) -> Song
             song.tracks.append(
                 Track(
                     name=name,
-                    program=program_by_ch.get(ch, 0),
+                    program=program_by_ch.get(ch, file_program.get(ch, (0, 0))[1]),
                     channel=ch,
                     is_drum=ch == DRUM_CHANNEL,
                     notes=notes_by_ch[ch],
