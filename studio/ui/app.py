@@ -160,8 +160,12 @@ def _screenshot(app, window_class, path, shot, size) -> int:
     from PySide6.QtCore import QPoint
     from PySide6.QtGui import QPainter
 
+    from .settings import Settings
+
     with tempfile.TemporaryDirectory() as autosave_dir:
-        win = window_class(autosave_folder=autosave_dir, start_audio=False)
+        # a fresh layout every time: the user's saved window state must not change the picture
+        settings = Settings(os.path.join(autosave_dir, "screenshot.ini"))
+        win = window_class(settings=settings, autosave_folder=autosave_dir, start_audio=False)
         win.quiet = True
         win.resize(*size)
         win.show()

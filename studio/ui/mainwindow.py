@@ -66,7 +66,7 @@ class MainWindow(FileActions, QMainWindow):
         dock = QDockWidget("Tracks", self)
         dock.setObjectName("TracksDock")
         dock.setWidget(self.tracklist)
-        self.tracklist.setMinimumWidth(330)
+        self.tracklist.setMinimumWidth(250)
         dock.setAllowedAreas(Qt.DockWidgetArea.LeftDockWidgetArea | Qt.DockWidgetArea.BottomDockWidgetArea)
         self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
         self.tracks_dock = dock
@@ -319,7 +319,7 @@ class MainWindow(FileActions, QMainWindow):
         if not s.splitter_state.isEmpty():
             self.splitter.restoreState(s.splitter_state)
         else:
-            self.splitter.setSizes([900, 600])
+            self.splitter.setSizes([600, 400])
 
     def save_layout(self) -> None:
         s = self.settings

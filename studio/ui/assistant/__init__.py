@@ -57,7 +57,7 @@ def install_assistant(window) -> AssistantPanel:
     panel.device_label = device
 
     # overlays: the take's diff and the checker's marks over the roll; the take in the score
-    if view is not None:
+    if view is not None and hasattr(view, "overlays"):
         overlay = RollOverlay(view, doc)
         panel.roll_overlay = overlay
 

@@ -1,8 +1,7 @@
 """Drawing a take and the voice-leading marks over the piano roll.
 
-:class:`RollOverlay` is a transparent child widget laid over the roll's viewport: it lets
-every mouse event through to the roll, follows the roll's zoom and scroll through the shared
-geometry, and paints
+:class:`RollOverlay` paints inside the roll's own paint pass (the view's ``overlays`` hook),
+so it scrolls and zooms with the notes and never takes a mouse event; it draws
 
 * the selected take as a note-level diff: added notes green, removed notes red and hatched,
   changed notes violet (the old note as a dashed outline, the new one filled); the notes of
@@ -17,7 +16,7 @@ from __future__ import annotations
 import bisect
 
 from PySide6.QtCore import QEvent, QObject, QPointF, QRectF, Qt
-from PySide6.QtGui import QBrush, QColor, QFont, QPainter, QPen
+from PySide6.QtGui import QBrush, QColor, QFont, QFontMetrics, QPainter, QPen
 from PySide6.QtWidgets import QWidget
 
 from ...core.song import Note
@@ -31,9 +30,70 @@ KIND_SHORT = {"parallel_fifths": "P5", "parallel_octaves": "P8", "crossing": "cr
               "range": "range", "leading_tone": "LT", "non_tertian": "chord"}
 
 
-class RollOverlay(QWidget):
+class _Legend(QWidget):
+    """The key to the diff colours, pinned to the roll's top-right corner (a child of the scroll
+    area, not of its viewport, so scrolling the notes does not move it)."""
+
+    def __init__(self, overlay):
+        super().__init__(overlay.view)
+        self.overlay = overlay
+        self.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        self._font = QFont()
+        self._font.setPixelSize(10)
+        self.hide()
+
+    def place(self) -> None:
+        e = self.overlay.entry
+        if e is None:
+            self.hide()
+            return
+        fm = QFontMetrics(self._font)
+        title, items = _legend_text(e)
+        w = max(fm.horizontalAdvance(title), sum(fm.horizontalAdvance(t) + 26 for _, t in items)) + 18
+        h = 2 * fm.height() + 16
+        vp = self.overlay.view.viewport().geometry()
+        self.setGeometry(vp.right() - w - 8, vp.top() + 8, w, h)
+        self.show()
+        self.raise_()
+        self.update()
+
+    def paintEvent(self, _event) -> None:
+        e = self.overlay.entry
+        if e is None:
+            return
+        p = QPainter(self)
+        p.setFont(self._font)
+        fm = p.fontMetrics()
+        title, items = _legend_text(e)
+        r = QRectF(0.5, 0.5, self.width() - 1, self.height() - 1)
+        p.setPen(QPen(QColor(120, 120, 120), 1))
+        p.setBrush(QColor(255, 255, 255, 240))
+        p.drawRoundedRect(r, 4, 4)
+        p.setPen(QColor(30, 30, 30))
+        p.drawText(QPointF(8, 5 + fm.ascent()), title)
+        x, y = 8.0, 9.0 + fm.height()
+        for col, text in items:
+            p.setPen(QPen(col.darker(150), 1))
+            p.setBrush(col)
+            p.drawRect(QRectF(x, y + 2, 12, fm.height() - 4))
+            p.setPen(QColor(30, 30, 30))
+            p.drawText(QPointF(x + 16, y + fm.ascent()), text)
+            x += fm.horizontalAdvance(text) + 26
+        p.end()
+
+
+def _legend_text(e):
+    c = e.diff.counts()
+    items = [(ADDED, f"added {c['added']}"), (REMOVED, f"removed {c['removed']}"), (CHANGED, f"changed {c['changed']}")]
+    return f"Take {e.number} (not applied: Accept to keep it)", items
+
+
+class RollOverlay(QObject):
+    """Paints through the roll view's ``overlays`` hook, inside its own paint pass, so that the
+    take and the marks scroll with the notes."""
+
     def __init__(self, view, doc):
-        super().__init__(view.viewport())
+        super().__init__(view)
         self.view = view
         self.doc = doc
         self.geom = view.geom
@@ -42,31 +102,28 @@ class RollOverlay(QWidget):
         self.issue_parts: list[list[Note]] = []  # the four voices the issues refer to
         self.current_issue: int = -1
         self._shapes: list = []
-        self.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
-        self.setAttribute(Qt.WidgetAttribute.WA_NoSystemBackground)
-        self.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self._longest: list[int] = []
+        self._label_cache = None
         self._font = QFont()
         self._font.setPixelSize(10)
         self._bold = QFont(self._font)
         self._bold.setBold(True)
-        self.setGeometry(view.viewport().rect())
-        view.viewport().installEventFilter(self)
-        self.geom.changed.connect(self.update)
-        self.geom.zoomed.connect(self.update)
-        doc.notesChanged.connect(lambda *_: self.update())
-        doc.tracksChanged.connect(self.update)
-        self.raise_()
-        self.show()
+        self.legend = _Legend(self)
+        view.overlays.append(self.paint)
+        view.installEventFilter(self)
 
-    def eventFilter(self, obj: QObject, event: QEvent) -> bool:
-        if obj is self.view.viewport() and event.type() == QEvent.Type.Resize:
-            self.setGeometry(obj.rect())
-            self.raise_()
+    def eventFilter(self, obj, event) -> bool:
+        if obj is self.view and event.type() == QEvent.Type.Resize:
+            self.legend.place()
         return False
+
+    def update(self) -> None:
+        self.view.viewport().update()
 
     # ---- state ------------------------------------------------------------------------
     def set_take(self, entry) -> None:
         self.entry = entry
+        self.legend.place()
         self.update()
 
     def set_issues(self, issues, parts, current: int = -1) -> None:
@@ -109,17 +166,16 @@ class RollOverlay(QWidget):
     def _visible(self, notes, t0, t1):
         return [n for n in notes if n.end > t0 and n.start < t1]
 
-    def paintEvent(self, _event) -> None:
-        p = QPainter(self)
-        p.setRenderHint(QPainter.RenderHint.Antialiasing, False)
+    def paint(self, p: QPainter, rect) -> None:
+        if not self.issues and self.entry is None:
+            return
         g = self.geom
-        t0, t1 = g.tick_at(0), g.tick_at(self.width())
+        t0, t1 = g.tick_at(rect.left() - 4), g.tick_at(rect.right() + 4)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing, False)
         if self.issues:
             self._paint_issues(p, t0, t1)
         if self.entry is not None:
             self._paint_take(p, t0, t1)
-            self._paint_legend(p)
-        p.end()
 
     def _paint_take(self, p: QPainter, t0: float, t1: float) -> None:
         d = self.entry.diff
@@ -166,31 +222,6 @@ class RollOverlay(QWidget):
             for n in self._visible(td.added, t0, t1):
                 p.drawRect(self._rect(n))
 
-    def _paint_legend(self, p: QPainter) -> None:
-        e = self.entry
-        c = e.diff.counts()
-        items = [(ADDED, f"added {c['added']}"), (REMOVED, f"removed {c['removed']}"),
-                 (CHANGED, f"changed {c['changed']}")]
-        title = f"Take {e.number} (not applied: Accept to keep it)"
-        p.setFont(self._font)
-        fm = p.fontMetrics()
-        w = max(fm.horizontalAdvance(title), sum(fm.horizontalAdvance(t) + 26 for _, t in items)) + 16
-        h = 2 * fm.height() + 14
-        r = QRectF(self.width() - w - 10, 8, w, h)
-        p.setPen(QPen(QColor(120, 120, 120), 1))
-        p.setBrush(QColor(255, 255, 255, 235))
-        p.drawRoundedRect(r, 4, 4)
-        p.setPen(QColor(30, 30, 30))
-        p.drawText(QPointF(r.left() + 8, r.top() + 4 + fm.ascent()), title)
-        x, y = r.left() + 8, r.top() + 8 + fm.height()
-        for col, text in items:
-            p.setPen(QPen(col.darker(150), 1))
-            p.setBrush(col)
-            p.drawRect(QRectF(x, y + 2, 12, fm.height() - 4))
-            p.setPen(QColor(30, 30, 30))
-            p.drawText(QPointF(x + 16, y + fm.ascent()), text)
-            x += fm.horizontalAdvance(text) + 26
-
     def _sounding(self, v: int, tick: int) -> Note | None:
         part = self.issue_parts[v] if v < len(self.issue_parts) else []
         i = bisect.bisect_right(part, tick, key=lambda n: n.start)
@@ -202,7 +233,7 @@ class RollOverlay(QWidget):
     def _paint_issues(self, p: QPainter, t0: float, t1: float) -> None:
         g = self.geom
         p.setFont(self._bold)
-        labels: list[QRectF] = []
+        shown = self._labels(p.fontMetrics())
         order = [i for i in range(len(self.issues)) if i != self.current_issue]
         if 0 <= self.current_issue < len(self.issues):
             order.append(self.current_issue)  # drawn last, on top
@@ -228,11 +259,36 @@ class RollOverlay(QWidget):
                     x = g.x_of(tick) + 4
                     p.drawLine(QPointF(x, g.y_of(a) + g.key_h / 2), QPointF(x, g.y_of(b) + g.key_h / 2))
             label = KIND_SHORT.get(iss.kind, iss.kind)
-            fm = p.fontMetrics()
-            lr = QRectF(r.left() + 1, r.top() - 3 - fm.ascent(), fm.horizontalAdvance(label) + 2, fm.height())
-            if strong or not any(lr.intersects(o) for o in labels):  # never pile labels on each other
-                labels.append(lr)
+            if strong or shown[i]:
                 if strong:
+                    fm = p.fontMetrics()
+                    lr = QRectF(r.left() + 1, r.top() - 3 - fm.ascent(), fm.horizontalAdvance(label) + 2, fm.height())
                     p.fillRect(lr.adjusted(-2, 0, 2, 0), QColor(255, 255, 255, 220))
                 p.setPen(MARK.darker(140))
                 p.drawText(QPointF(r.left() + 1, r.top() - 3), label)
+
+    def _labels(self, fm) -> list[bool]:
+        """Which issues get a label: greedily, in order, those whose label does not overlap one
+        already placed.  Worked out in content coordinates for the whole piece (cached per zoom),
+        so a label never depends on which part of the roll happens to be repainted."""
+        g = self.geom
+        key = (g.ppx, g.key_h, id(self.issues), len(self.issues))
+        if self._label_cache is not None and self._label_cache[0] == key:
+            return self._label_cache[1]
+        placed: list[QRectF] = []
+        out = []
+        for iss, shape in zip(self.issues, self._shapes):
+            if shape is None:
+                out.append(False)
+                continue
+            label = KIND_SHORT.get(iss.kind, iss.kind)
+            x = iss.tick * g.ppx - 1
+            y = (127 - shape[1]) * g.key_h - 6 - fm.ascent()
+            lr = QRectF(x, y, fm.horizontalAdvance(label) + 2, fm.height())
+            # only nearby labels can overlap: look back over the last few placed ones
+            ok = not any(lr.intersects(o) for o in placed[-40:])
+            if ok:
+                placed.append(lr)
+            out.append(ok)
+        self._label_cache = (key, out)
+        return out

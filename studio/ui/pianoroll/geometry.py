@@ -50,7 +50,7 @@ class RollGeometry(QObject):
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.ppx = 0.12  # pixels per tick: a quarter note is ~58 px
+        self.ppx = 0.09  # pixels per tick: a quarter note is ~43 px
         self.key_h = 12.0  # pixels per semitone
         self.scroll_x = 0
         self.scroll_y = 0

@@ -59,6 +59,7 @@ class PianoRollView(QAbstractScrollArea):
         self.grid = 120
         self.default_velocity = 90
         self.playhead = 0
+        self.overlays: list = []  # callables (painter, rect) drawn over the notes: the assistant's takes
         self.loop: tuple[int, int] | None = None
         self.gesture: tools.Gesture | None = None
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
@@ -263,6 +264,10 @@ class PianoRollView(QAbstractScrollArea):
             p.setPen(QPen(QColor(40, 110, 220), 1))
             p.setBrush(QColor(40, 110, 220, 40))
             p.drawRect(r)
+        for paint in self.overlays:
+            p.save()
+            paint(p, rect)
+            p.restore()
         x = g.x_of(self.playhead)
         if -2 <= x <= w + 2:
             p.setPen(QPen(QColor(220, 40, 40), 2))

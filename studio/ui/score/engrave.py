@@ -179,6 +179,9 @@ def engrave(full_song, width_px: int, first_bar: int = 0, n_bars: int = 12, scal
     if not any(t.notes for t in song.tracks):
         return empty
     xml = song_to_musicxml_bytes(song).decode("utf-8")
+    verovio.enableLog(verovio.LOG_ERROR)  # layout warnings are not the user's business
+    if width_px < 520:  # narrow views: a smaller staff keeps more than one bar on a line
+        scale = min(scale, 34)
     tk = verovio.toolkit()
     tk.setOptions({
         "pageWidth": max(400, int(width_px * 100 / scale)),

@@ -173,8 +173,11 @@ class ScoreView(QWidget):
         """Engrave again shortly (edits arriving in a burst cause one engraving)."""
         self._debounce.start()
 
+    def _target_width(self) -> int:
+        return max(300, self.area.viewport().width() - 16)
+
     def refresh_now(self) -> None:
-        width = max(300, self.area.viewport().width() - 16)
+        width = self._target_width()
         self._last_width = width
         self.header.setText(self._title(busy=True))
         self.engraver.request(self.doc.song, width, self.first_bar, self.doc.revision)
@@ -190,7 +193,8 @@ class ScoreView(QWidget):
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
-        if abs(self.area.viewport().width() - 16 - self._last_width) > 40:
+        self._fit_canvas()
+        if abs(self._target_width() - self._last_width) > 40 or self._last_width > self._target_width():
             self.refresh()
 
     def _title(self, busy: bool = False) -> str:
@@ -214,10 +218,23 @@ class ScoreView(QWidget):
         for page in engraving.pages:
             self.offsets.append(y)
             y += page.height + GAP
-        self.canvas.resize(self.page_width(), self.total_height())
+        self._fit_canvas()
         self.header.setText(self._title(busy=self.engraver.busy))
+        if engraving.pages and not (-40 <= self._target_width() - self.page_width() <= 40) \
+                or self.page_width() > self.area.viewport().width():
+            self.refresh()  # the view was resized while this was being engraved
         self.canvas.update()
         self.engraved.emit()
+
+    @property
+    def zoom(self) -> float:
+        """Pages wider than the view (it was resized while engraving) are drawn smaller until re-engraved."""
+        vp = self.area.viewport().width() - 2
+        return min(1.0, vp / self.page_width()) if self.engraving and self.engraving.pages else 1.0
+
+    def _fit_canvas(self) -> None:
+        z = self.zoom
+        self.canvas.resize(int(self.page_width() * z), int(self.total_height() * z))
 
     def page_width(self) -> int:
         return int(max((p.width for p in self.engraving.pages), default=300)) if self.engraving else 300
@@ -237,8 +254,12 @@ class ScoreView(QWidget):
             p.drawText(QRectF(0, 20, self.canvas.width(), 40), Qt.AlignmentFlag.AlignCenter, msg)
             p.end()
             return
+        z = self.zoom
+        p.scale(z, z)
+        p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, z < 1.0)
+        top, bottom = rect.top() / z, rect.bottom() / z
         for img, y in zip(self.images, self.offsets):
-            if y + img.height() >= rect.top() and y <= rect.bottom():
+            if y + img.height() >= top and y <= bottom:
                 p.drawImage(QPointF(0, y), img)
         self._paint_selection(p)
         self._paint_cursor(p)
@@ -290,7 +311,8 @@ class ScoreView(QWidget):
 
             self.show_bar(bar_of(self.doc.song, self.playhead))
         if r is not None and follow:
-            self.area.ensureVisible(int(r.center().x()), int(r.center().y()), 20, int(r.height() / 2) + 10)
+            z = self.zoom
+            self.area.ensureVisible(int(r.center().x() * z), int(r.center().y() * z), 20, int(r.height() * z / 2) + 10)
         self.canvas.update()
 
     # ---- clicking a note ------------------------------------------------------------------
@@ -306,7 +328,9 @@ class ScoreView(QWidget):
         return best
 
     def click(self, pos: QPointF) -> None:
-        n = self.note_at(pos)
+        """A click on the canvas (canvas pixels)."""
+        z = self.zoom
+        n = self.note_at(QPointF(pos.x() / z, pos.y() / z))
         if n is not None:
             self.noteClicked.emit(n.staff, n.tick, n.pitch)
 
