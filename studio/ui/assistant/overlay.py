@@ -197,7 +197,12 @@ class RollOverlay(QObject):
                 for r in rects:
                     if r.width() >= 10:
                         p.drawText(r.adjusted(2, 0, 0, 0), Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft, letter)
+        veil = QColor(250, 250, 250, 170)  # the song's notes the take replaces fade back
         for td in d.tracks:
+            p.setPen(Qt.PenStyle.NoPen)
+            p.setBrush(veil)
+            for n in self._visible(td.all_removed, t0, t1):
+                p.drawRect(self._rect(n).adjusted(-1, -1, 1, 1))
             hatch = QBrush(REMOVED, Qt.BrushStyle.BDiagPattern)
             p.setPen(QPen(REMOVED, 1.5, Qt.PenStyle.DashLine))
             p.setBrush(hatch)
