@@ -22,6 +22,7 @@ ET.register_namespace("xlink", XLINK_NS)
 
 SCALE = 42  # verovio zoom in percent
 _TRANSLATE = re.compile(r"translate\(\s*([-\d.]+)[ ,]+([-\d.]+)\s*\)")
+_MEASURE_NO = re.compile(r'(<measure\b[^>]*?\bnumber=")(\d+)"')
 _PATH_Y = re.compile(r"M\s*([-\d.]+)\s+([-\d.]+)\s+L\s*([-\d.]+)\s+([-\d.]+)")
 
 
@@ -179,6 +180,8 @@ def engrave(full_song, width_px: int, first_bar: int = 0, n_bars: int = 12, scal
     if not any(t.notes for t in song.tracks):
         return empty
     xml = song_to_musicxml_bytes(song).decode("utf-8")
+    if fb:  # number the bars as in the whole song, not from 1
+        xml = _MEASURE_NO.sub(lambda m: f'{m.group(1)}{int(m.group(2)) + fb}"', xml)
     verovio.enableLog(verovio.LOG_ERROR)  # layout warnings are not the user's business
     if width_px < 520:  # narrow views: a smaller staff keeps more than one bar on a line
         scale = min(scale, 34)

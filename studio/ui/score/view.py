@@ -15,7 +15,7 @@ from concurrent.futures import ProcessPoolExecutor
 from PySide6.QtCore import QLoggingCategory, QObject, QPointF, QRectF, QRunnable, QSize, Qt, QThreadPool, QTimer, Signal
 from PySide6.QtGui import QColor, QImage, QPainter, QPen
 from PySide6.QtSvg import QSvgRenderer
-from PySide6.QtWidgets import QLabel, QScrollArea, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QScrollArea, QSizePolicy, QVBoxLayout, QWidget
 
 from . import engrave as engrave_mod
 
@@ -148,6 +148,8 @@ class ScoreView(QWidget):
         self.engraver.done.connect(self._engraved)
         self.header = QLabel("Score")
         self.header.setStyleSheet("padding:3px 6px; color:#444; background:#eef0f4;")
+        self.header.setMinimumWidth(10)  # a long title must not widen the pane
+        self.header.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.canvas = _Canvas(self)
         self.area = QScrollArea()
         self.area.setWidget(self.canvas)
