@@ -28,7 +28,7 @@ from . import chorales as ch
 VOICE_NAMES = ("Soprano", "Alto", "Tenor", "Bass")
 CHOIR_PROGRAM = 52  # General MIDI "Choir Aahs"
 MAX_STEPS = 8192  # 512 bars of 4/4 in 16ths: longer than this is not a melody we harmonize
-DEFAULTS = {"temperature": 0.7, "candidates": 4, "steps": 12}
+DEFAULTS = {"temperature": 0.7, "candidates": 4, "steps": 12, "final_temperature": 0.2, "repair": 4}
 SOPRANO_TARGET = (62, 79)  # where the model likes the soprano
 
 _models: dict = {}
@@ -152,8 +152,14 @@ def tokens_to_notes(row: np.ndarray, first: int, step: int, shift: int, velocity
 def harmonize_grid(model, device, tokens: np.ndarray, given: np.ndarray, metric: np.ndarray,
                    fermata: np.ndarray | None = None, temperature: float = 0.7, candidates: int = 4,
                    steps: int = 12, seed: int | None = None, beats: np.ndarray | None = None,
-                   progress: Callable[[float], bool] | None = None, rerank_weight: float = 1.0) -> np.ndarray:
-    """Fill the free cells of a ``[4, T]`` token grid; the best of ``candidates`` draws. -> [4, T]"""
+                   progress: Callable[[float], bool] | None = None, rerank_weight: float = 1.0,
+                   final_temperature: float | None = None, repair: int = 0) -> np.ndarray:
+    """Fill the free cells of a ``[4, T]`` token grid; the best of ``candidates`` draws. -> [4, T]
+
+    Each candidate is drawn by annealed blocked Gibbs sampling; ``repair`` rounds then redraw
+    the notes involved in voice-leading faults (keeping a redraw only when it lowers the
+    penalty); the winner maximizes mean pseudo-log-likelihood minus ``rerank_weight`` x penalty.
+    """
     import torch
 
     from .harmonizer import fermata_classes, pseudo_loglik, sample
@@ -166,19 +172,85 @@ def harmonize_grid(model, device, tokens: np.ndarray, given: np.ndarray, metric:
     gv = torch.as_tensor(given, dtype=torch.bool, device=device)[None].repeat(K, 1, 1)
     mt = torch.as_tensor(metric, dtype=torch.long, device=device)[None].repeat(K, 1)
     fm = torch.as_tensor(fermata_classes(fermata, T), dtype=torch.long, device=device)[None].repeat(K, 1)
-    scale = 0.9 if K > 1 else 1.0
-    report = None if progress is None else (lambda f: progress(scale * f))
-    x = sample(model, tk, gv, mt, fm, steps=steps, temperature=temperature, generator=gen, progress=report)
-    if K == 1:
-        return x[0].cpu().numpy()
-    ll = pseudo_loglik(model, x, ~gv, mt, fm).cpu().numpy()
-    xs = x.cpu().numpy()
+    total = steps + 1 + repair + (2 if K > 1 else 0)
+    report = None if progress is None else (lambda f: progress(f * (steps + 1) / total))
+    x = sample(model, tk, gv, mt, fm, steps=steps, temperature=temperature, generator=gen, progress=report,
+               final_temperature=final_temperature)
     beat_ticks = None if beats is None else [int(b) * 4 for b in beats]
-    pen = np.array([vl.penalty([tokens_to_notes(c[v], 0, 4, 0) for v in range(4)], ppq=16, beats=beat_ticks) for c in xs])
-    best = int(np.argmax(ll - rerank_weight * pen))
+    if repair:
+        x = _repair(model, x, gv, mt, fm, gen, repair, beat_ticks, progress, steps + 1, total)
+    best = 0
+    if K > 1:
+        ll = pseudo_loglik(model, x, ~gv, mt, fm).cpu().numpy()
+        pen = np.array([_penalty(c, beat_ticks) for c in x.cpu().numpy()])
+        best = int(np.argmax(ll - rerank_weight * pen))
     if progress is not None and progress(1.0) is False:
         raise Cancelled("harmonizing cancelled")
-    return xs[best]
+    return x[best].cpu().numpy()
+
+
+def _penalty(grid: np.ndarray, beat_ticks) -> float:
+    return vl.penalty([tokens_to_notes(grid[v], 0, 4, 0) for v in range(4)], ppq=16, beats=beat_ticks)
+
+
+_REPAIRED = ("parallel_fifths", "parallel_octaves", "crossing", "spacing", "range", "leading_tone")
+
+
+def _repair(model, x, given, metric, fermata, gen, rounds, beat_ticks, progress, done, total):
+    """Redraw the cells of the free voices around each voice-leading fault; keep improvements."""
+    import torch
+
+    from .harmonizer import _sample_cells, fix_holds, log_probs
+
+    xs = x.cpu().numpy()
+    free = (~given).cpu().numpy()
+    pen = [_penalty(c, beat_ticks) for c in xs]
+    rng = np.random.default_rng(int(torch.randint(0, 2**31, (1,), generator=gen, device=gen.device)))
+    for r in range(rounds):
+        block = np.zeros_like(free)
+        for k, c in enumerate(xs):
+            parts = [tokens_to_notes(c[v], 0, 4, 0) for v in range(4)]
+            for issue in vl.check(parts, ppq=16, beats=beat_ticks):
+                if issue.kind not in _REPAIRED:
+                    continue
+                vs = [v for v in issue.voices if free[k, v, issue.tick // 4]]
+                if not vs:
+                    continue
+                v = vs[rng.integers(len(vs))]
+                a, b = issue.tick // 4, max(issue.tick // 4 + 1, issue.end // 4)
+                for n in parts[v]:  # widen to the whole notes touched
+                    if n.start // 4 < b and n.end // 4 > a:
+                        a, b = min(a, n.start // 4), max(b, n.end // 4)
+                block[k, v, a:b] = True
+        block &= free
+        if not block.any():
+            break
+        xt = torch.as_tensor(xs, device=x.device)
+        bt = torch.as_tensor(block, device=x.device)
+        lp = log_probs(model, xt, ~bt, metric, fermata)
+        new = torch.where(bt, _sample_cells(lp, 0.5, gen), xt)
+        new = torch.where(torch.as_tensor(free, device=x.device), fix_holds(new), xt).cpu().numpy()
+        for k in range(len(xs)):
+            if block[k].any():
+                p = _penalty(new[k], beat_ticks)
+                if p < pen[k]:
+                    xs[k], pen[k] = new[k], p
+        if progress is not None and progress((done + r + 1) / total) is False:
+            raise Cancelled("harmonizing cancelled")
+    return torch.as_tensor(xs, device=x.device)
+
+
+def sampling_params(temperature=None, candidates=None, steps=None) -> dict:
+    """The sampler's settings: ``DEFAULTS`` with the caller's choices on top."""
+    p = dict(DEFAULTS)
+    if temperature is not None:
+        p["temperature"] = float(temperature)
+        p["final_temperature"] = min(p["final_temperature"], float(temperature))
+    if candidates is not None:
+        p["candidates"] = int(candidates)
+    if steps is not None:
+        p["steps"] = int(steps)
+    return p
 
 
 def _default_warn(msg: str) -> None:
@@ -280,9 +352,7 @@ def _run(song, tokens, given, pos, blen, beat, first, step, shift, kept_notes, t
     beats = np.nonzero(pos % beat == 0)[0]
     grid = harmonize_grid(
         model, dev, tokens, given, metric, None,
-        temperature=DEFAULTS["temperature"] if temperature is None else float(temperature),
-        candidates=DEFAULTS["candidates"] if candidates is None else int(candidates),
-        steps=DEFAULTS["steps"] if steps is None else int(steps),
+        **sampling_params(temperature, candidates, steps),
         seed=seed, beats=beats, progress=progress)
     parts = []
     for v in range(4):
@@ -354,9 +424,7 @@ def regenerate(song: Song, voices: Sequence[int | str] | int | str, start: int |
     metric = metric_classes(pos, blen, beat)
     grid = harmonize_grid(
         model, dev, tokens, given, metric, None,
-        temperature=DEFAULTS["temperature"] if temperature is None else float(temperature),
-        candidates=DEFAULTS["candidates"] if candidates is None else int(candidates),
-        steps=DEFAULTS["steps"] if steps is None else int(steps),
+        **sampling_params(temperature, candidates, steps),
         seed=seed, beats=np.nonzero(pos % beat == 0)[0], progress=progress)
     parts = []
     ta, tb = a * step, b * step

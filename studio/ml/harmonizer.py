@@ -182,12 +182,15 @@ def sample(
     anneal: float = 0.75,
     generator: torch.Generator | None = None,
     progress=None,
+    final_temperature: float | None = None,
 ) -> torch.Tensor:
     """Annealed blocked Gibbs sampling (Coconet): fill the cells where ``given`` is False.
 
     tokens/given: [B, 4, T]; metric/fermata: [B, T]. Given cells never change. The first pass
     fills every free cell from the given ones; then each step re-masks a shrinking random
-    fraction of the free cells and redraws them; the last step takes the most likely tokens.
+    fraction of the free cells and redraws them; the temperature falls linearly from
+    ``temperature`` to ``final_temperature`` (default: the same) and the last step takes the
+    most likely tokens.
     ``progress(fraction) -> bool`` is called once per step; False cancels.
     """
     free = ~given
@@ -204,7 +207,8 @@ def sample(
         block = free & (r < p)
         known = ~block
         lp = log_probs(model, x, known, metric, fermata)
-        temp = 0.0 if i == steps - 1 else temperature
+        end_t = temperature if final_temperature is None else final_temperature
+        temp = 0.0 if i == steps - 1 else temperature + (end_t - temperature) * i / max(1, steps - 1)
         new = _sample_cells(lp, temp, generator)
         x = torch.where(block, new, x)
         x = torch.where(free, fix_holds(x), x)
