@@ -1,6 +1,10 @@
 """``studio FILE --assist harmonize|continue|vary --screenshot PNG``: open FILE, send that
 request through the panel and the worker with the panel's default parameters, wait for the
-first take, show it with its diff overlay, write the screenshot and exit."""
+first take, show it with its diff overlay, write the screenshot and exit.
+
+The editor's screenshot variables apply first: ``STUDIO_SCREENSHOT_TRACK=N`` makes track N
+current and ``STUDIO_SCREENSHOT_SELECT=A:B`` selects its notes in bars A..B (what Vary and
+Continue work from).  ``STUDIO_ASSIST_TIMEOUT`` (seconds, default 600) bounds the wait."""
 
 from __future__ import annotations
 
@@ -56,6 +60,13 @@ def assist_screenshot(app, window_class, path, shot, size, kind: str) -> int:
         if path and not win.open_path(path, ask=False):
             raise StudioError(win.statusBar().currentMessage() or f"{path}: cannot open")
         win.resize(*size)
+        # the editor's screenshot helpers: STUDIO_SCREENSHOT_TRACK=N, STUDIO_SCREENSHOT_SELECT=A:B
+        win.doc.set_current_track(int(os.environ.get("STUDIO_SCREENSHOT_TRACK", "1") or 1) - 1)
+        if os.environ.get("STUDIO_SCREENSHOT_SELECT"):
+            from ..app import _select_bars
+
+            _select_bars(win, os.environ["STUDIO_SCREENSHOT_SELECT"])
+        app.processEvents()
         panel = win.assistant
         try:
             panel.start_worker()
