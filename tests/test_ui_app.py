@@ -207,3 +207,34 @@ def test_gui_never_imports_torch_and_screenshot_command(tmp_path):
     r = subprocess.run([sys.executable, "-m", "studio", str(tmp_path / "missing.mid"), "--screenshot", str(shot)],
                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and r.stderr.strip().count("\n") == 0 and "missing.mid" in r.stderr
+
+
+def test_without_audio_the_editor_works_and_a_banner_says_why(qtbot, tmp_path, monkeypatch):
+    from studio.ui.mainwindow import MainWindow
+
+    monkeypatch.setenv("STUDIO_NO_AUDIO", "1")
+    win = MainWindow(settings=Settings(str(tmp_path / "s.ini")), autosave_folder=str(tmp_path / "a"),
+                     start_audio=False, score=False)
+    qtbot.addWidget(win, before_close_func=lambda w: w.doc.mark_saved())
+    with qtbot.waitSignal(win.transport.ready, timeout=20000) as blocker:
+        win.transport.start_engine()
+    ok, why = blocker.args
+    assert not ok and "STUDIO_NO_AUDIO" in why
+    assert not win.banner.isHidden() and "Playback is off" in win.banner.text()
+    assert not win.transport.play()  # nothing happens, nothing breaks
+    win.editor.transpose(1)  # editing still works
+
+
+def test_dropping_a_file_opens_it(window, tmp_path, qtbot):
+    from PySide6.QtCore import QMimeData, QPoint, Qt, QUrl
+    from PySide6.QtGui import QDropEvent
+
+    win = window()
+    src = tmp_path / "dropped.mid"
+    save(small_song(), src)
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(src))])
+    ev = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                    Qt.KeyboardModifier.NoModifier)
+    win.dropEvent(ev)
+    assert win.doc.song.notes_equal(load(src)) and "dropped.mid" in win.windowTitle()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import time
-import uuid
 from dataclasses import dataclass
 
 from PySide6.QtCore import QObject, QStandardPaths, QTimer
@@ -84,7 +83,7 @@ class Autosaver(QObject):
         super().__init__(parent)
         self.doc = doc
         self.folder = folder or default_folder()
-        self.id = uuid.uuid4().hex
+        self.id = os.urandom(16).hex()
         self._saved_revision = -1
         self.last_error = ""
         self.timer = QTimer(self)

@@ -22,21 +22,25 @@ def _child_env(home: str) -> dict:
                 STUDIO_NO_AUDIO="1")
 
 
-def first_paint_seconds(path: str | None = None, repeat: int = 3) -> float:
-    """Seconds from launching ``studio [path]`` to the roll's first paint (best of ``repeat``)."""
-    best = float("inf")
+def first_paint_seconds(path: str | None = None, repeat: int = 3) -> tuple[float, float]:
+    """Seconds from launching ``studio [path]`` to the roll's first paint, best of ``repeat``:
+    (wall clock, CPU time the process used). On a busy machine the CPU figure is the steadier one."""
+    best, best_cpu = float("inf"), float("inf")
     with tempfile.TemporaryDirectory() as home:
         env = _child_env(home)
         env["STUDIO_BENCH_FIRST_PAINT"] = "notes" if path else "1"
         for _ in range(repeat):
             args = [sys.executable, "-m", "studio"] + ([path] if path else [])
             t0 = time.time()
-            r = subprocess.run(args, env=env, capture_output=True, text=True, timeout=120)
-            stamp = next((line.split()[1] for line in r.stdout.splitlines() if line.startswith("first-paint")), None)
+            proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            out, err = proc.communicate(timeout=120)
+            stamp = next((line.split()[1] for line in out.splitlines() if line.startswith("first-paint")), None)
+            cpu = next((float(line.split()[2]) for line in out.splitlines() if line.startswith("first-paint")), None)
             if stamp is None:
-                raise RuntimeError(f"studio did not paint: {r.stderr.strip()[-200:]}")
+                raise RuntimeError(f"studio did not paint: {err.strip()[-200:]}")
             best = min(best, float(stamp) - t0)
-    return best
+            best_cpu = min(best_cpu, cpu)
+    return best, best_cpu
 
 
 def ten_thousand_notes():
@@ -94,11 +98,15 @@ def measure(quick: bool = False) -> list[tuple[str, float, str, str]]:
     from ..io import save
 
     rows = []
-    rows.append(("GUI start to first window (empty song)", round(first_paint_seconds(None, 2 if quick else 3), 3), "s", "<= 1.5"))
+    wall, cpu = first_paint_seconds(None, 2 if quick else 3)
+    rows.append(("GUI start to first window (empty song)", round(wall, 3), "s", "<= 1.5"))
+    rows.append(("GUI start to first window, CPU time", round(cpu, 3), "s", "<= 1.5"))
     with tempfile.TemporaryDirectory() as d:
         path = os.path.join(d, "10k.mid")
         save(ten_thousand_notes(), path)
-        rows.append(("GUI open 10k-note MIDI to first paint", round(first_paint_seconds(path, 2 if quick else 3), 3), "s", ""))
+        wall, cpu = first_paint_seconds(path, 2 if quick else 3)
+        rows.append(("GUI open 10k-note MIDI to first paint", round(wall, 3), "s", ""))
+        rows.append(("GUI open 10k-note MIDI to first paint, CPU time", round(cpu, 3), "s", ""))
     song = ten_thousand_notes()
     wall, cpu = scroll_frames(song, 60 if quick else 150)
     p95 = lambda v: sorted(v)[max(0, int(len(v) * 0.95) - 1)]  # noqa: E731

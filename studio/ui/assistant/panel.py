@@ -467,6 +467,11 @@ class AssistantPanel(QDockWidget):
         e = self.current_entry()
         if e is None:
             return False
+        now, then = self.doc.song.tracks, e.base.tracks
+        if len(now) != len(then) or any(a.name != b.name for a, b in zip(now, then)):
+            self._set_status("Tracks were added, removed or renamed since this take was made, so it no longer "
+                             "fits the song. Generate it again.", error=True)
+            return False
         cmd = AcceptTake(self.doc, e)
         self.doc.undo.push(cmd)
         self.model.remove(e)

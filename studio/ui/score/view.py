@@ -8,16 +8,13 @@ playback, notes selected in the roll are ringed, and clicking a note head select
 
 from __future__ import annotations
 
-import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor
 
 from PySide6.QtCore import QLoggingCategory, QObject, QPointF, QRectF, QRunnable, QSize, Qt, QThreadPool, QTimer, Signal
 from PySide6.QtGui import QColor, QImage, QPainter, QPen
 from PySide6.QtSvg import QSvgRenderer
 from PySide6.QtWidgets import QLabel, QScrollArea, QSizePolicy, QVBoxLayout, QWidget
 
-from . import engrave as engrave_mod
 
 N_BARS = 8
 GAP = 8  # pixels between pages
@@ -25,6 +22,8 @@ QLoggingCategory.setFilterRules("qt.svg.warning=false")
 
 
 def _engrave_job(song, width, first_bar, n_bars):
+    from . import engrave as engrave_mod  # noqa: PLC0415 - the helper process imports verovio
+
     try:
         return engrave_mod.engrave(song, width, first_bar, n_bars)
     except Exception as exc:  # the view shows this line instead of the score
@@ -39,7 +38,7 @@ class Engraver(QObject):
     def __init__(self, parent=None, inline: bool = False):
         super().__init__(parent)
         self.inline = inline
-        self._pool: ProcessPoolExecutor | None = None
+        self._pool = None  # a ProcessPoolExecutor, made on the first request
         self._busy = False
         self._pending = None
 
@@ -55,6 +54,9 @@ class Engraver(QObject):
 
     def _submit(self, args, revision) -> None:
         if self._pool is None:
+            import multiprocessing  # noqa: PLC0415 - not needed to show the first window
+            from concurrent.futures import ProcessPoolExecutor  # noqa: PLC0415
+
             self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
         self._busy = True
         fut = self._pool.submit(_engrave_job, *args)
@@ -67,8 +69,10 @@ class Engraver(QObject):
         try:
             result = fut.result()
         except Exception as exc:  # the helper process died: start a new one next time
+            from .engrave import Engraving  # noqa: PLC0415
+
             self._pool = None
-            result = engrave_mod.Engraving([], {}, [], error=f"engraving failed: {exc}")
+            result = Engraving([], {}, [], error=f"engraving failed: {exc}")
         if self._pending is not None:
             args, rev = self._pending
             self._pending = None
@@ -136,7 +140,7 @@ class ScoreView(QWidget):
     def __init__(self, doc, parent=None, inline: bool = False):
         super().__init__(parent)
         self.doc = doc
-        self.engraving: engrave_mod.Engraving | None = None
+        self.engraving = None  # the Engraving on screen
         self.images: list[QImage] = []
         self.offsets: list[float] = []
         self.playhead = 0
