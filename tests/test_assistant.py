@@ -313,3 +313,14 @@ def test_audition_plays_the_take_then_the_original(window, panel):
     (take_song, t0), (orig, t1) = played
     assert len(take_song.tracks) == 4 and orig is window.doc.song and len(orig.tracks) == 1
     assert t0 == t1 == 0 and e.diff.span[0] == 0
+
+
+def test_a_take_no_longer_fits_after_the_tracks_change(window, panel):
+    from studio.ui import commands
+
+    doc = window.doc
+    _add_take(panel, _harmonized_take(doc.song))
+    doc.undo.push(commands.AddTrack(doc))
+    before = copy.deepcopy(doc.song)
+    assert not panel.accept_current()
+    assert "Generate it again" in panel.status.text() and doc.song == before
