@@ -279,3 +279,26 @@ def test_transport_plays_through_the_audio_engine_and_the_playhead_follows(tmp_p
         pytest.skip(f"no audio engine here: {out['ready'][0][1]}")
     assert out["played"] and out["states"] == [True, False]
     assert out["pos"] == sorted(out["pos"]) and out["pos"][-1] >= 3600
+
+
+def test_score_engraves_in_a_helper_process_and_is_not_blank(qtbot, tmp_path):
+    from studio.ui.mainwindow import MainWindow
+
+    win = MainWindow(settings=Settings(str(tmp_path / "s.ini")), autosave_folder=str(tmp_path / "a"),
+                     start_audio=False, score=True)
+    qtbot.addWidget(win, before_close_func=lambda w: (w.doc.mark_saved(), w.score.close_engraver()))
+    win.resize(1600, 1000)
+    win.show()
+    with qtbot.waitSignal(win.score.engraved, timeout=120000):
+        win.doc.replace_song(small_song())
+    e = win.score.engraving
+    assert e.pages and not e.error and len(e.notes) == 10
+    img = win.score.images[0]
+    dark = sum(1 for x in range(0, img.width(), 3) for y in range(0, img.height(), 3)
+               if img.pixelColor(x, y).lightness() < 100)
+    assert dark > 50  # staff lines, clefs and note heads are there: QtSvg did not draw it blank
+    # an edit re-engraves (debounced, in the background)
+    with qtbot.waitSignal(win.score.engraved, timeout=120000):
+        win.doc.set_selection(win.doc.track.notes[:1])
+        win.editor.delete_selection()
+    assert len(win.score.engraving.notes) == 9
