@@ -179,11 +179,18 @@ def sample_columns(logp: torch.Tensor, allowed: torch.Tensor, prev_sounding: tor
     re = torch.where(next_hold, torch.full_like(logp[..., REST], NEG), logp[..., REST])
     lp = torch.stack([re, on, ho], dim=-1) / max(temperature, 1e-4)
     poly = _gumbel_pick(lp, generator)  # independent per pitch
-    # monophonic: one choice per column among all-rest, onset at p, hold at p
+    # monophonic: one choice per column.  For a one-voice track the per-pitch marginals are
+    # that choice's probabilities (onset p, hold p), and the column is silent with what is
+    # left: 1 - (expected number of sounding pitches)
     N, P, _ = lp.shape
-    rest = lp[..., REST].clamp(min=NEG)
-    base = rest.sum(-1, keepdim=True).clamp(min=NEG)
-    opts = torch.cat([base, base - rest + lp[..., ONSET], base - rest + lp[..., HOLD]], dim=-1)
+    pr = logp.exp()
+    silent = (1.0 - pr[..., ONSET].sum(-1) - pr[..., HOLD].sum(-1)).clamp(min=1e-4)
+    forced = next_hold.any(-1)  # the next step holds a pitch: this column must sound it
+    rest_lp = torch.where(forced, torch.full_like(silent, NEG), silent.log())
+    other = forced[:, None] & ~next_hold
+    on1 = torch.where(other, torch.full_like(on, NEG), on)
+    ho1 = torch.where(other, torch.full_like(ho, NEG), ho)
+    opts = torch.cat([rest_lp[:, None], on1, ho1], dim=-1) / max(temperature, 1e-4)
     pick = _gumbel_pick(opts, generator)
     one = torch.zeros(N, P, dtype=torch.long, device=lp.device)
     rows = torch.arange(N, device=lp.device)

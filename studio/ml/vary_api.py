@@ -29,7 +29,7 @@ from . import roll as R
 CHUNK = 128  # selection steps per model window (8 bars of 4/4)
 CONTEXT = 16  # given steps on each side of a chunk
 ITERS_AT_FULL = 10  # model calls for a chunk at strength 1
-TEMPERATURE = 1.0
+TEMPERATURE = 0.6  # below 1: fewer stray short notes from an uncertain model
 RANGE_SLACK = 5  # semitones a track may go beyond its range in the window
 
 _lock = threading.Lock()
