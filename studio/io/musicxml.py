@@ -74,19 +74,33 @@ def _pitch(midi: int, flats: bool):
     return p
 
 
-def _voices(pieces):
-    """Split (start, end, [(pitch, tie)]) chords of one bar into voices without overlaps."""
+def _voices(pieces, carried: dict[int, int]):
+    """Split (start, end, [(pitch, tie, note id)]) chords of one bar into voices without overlaps.
+
+    A chord continuing a tie from the previous bar goes back into the voice it came from
+    (``carried``: note id -> voice), so readers can follow each tie within its voice.
+    """
     voices: list[list] = []
     ends: list[int] = []
+
+    def place(piece, i):
+        while len(voices) <= i:
+            voices.append([])
+            ends.append(0)
+        voices[i].append(piece)
+        ends[i] = piece[1]
+
+    rest = []
     for piece in sorted(pieces, key=lambda c: (c[0], -c[1])):
-        for i, e in enumerate(ends):
-            if e <= piece[0]:
-                voices[i].append(piece)
-                ends[i] = piece[1]
-                break
+        wanted = {carried[q] for _p, t, q in piece[2] if t in ("stop", "continue") and q in carried}
+        i = wanted.pop() if len(wanted) == 1 else None
+        if i is not None and (i >= len(ends) or (not voices[i] and ends[i] <= piece[0])):
+            place(piece, i)
         else:
-            voices.append([piece])
-            ends.append(piece[1])
+            rest.append(piece)
+    for piece in rest:
+        i = next((i for i, e in enumerate(ends) if e <= piece[0]), len(ends))
+        place(piece, i)
     return voices
 
 
@@ -184,7 +198,7 @@ def _fill(container, pieces, bar_start: int, bar_len: int, flats: bool, beat: in
         for i, w in enumerate(lengths):
             notes = []
             velocity = 0
-            for p, t in sorted(members):
+            for p, t, _qi in sorted(members):
                 n = note.Note(_pitch(p, flats), quarterLength=_ql(w))
                 show, vel = marks.get((start, p), (False, 0))
                 velocity = max(velocity, vel)
@@ -223,7 +237,7 @@ def song_to_music21(song: Song):
         qn = []
         for n in track.notes:
             s, e = quantize_note(n.start, n.end)
-            qn.append((s, e, n.pitch, n.velocity))
+            qn.append((s, e, n.pitch, n.velocity, len(qn)))
             end = max(end, e)
         qnotes_by_track.append(qn)
     bar_list = bars(song, until=max(end, 1))
@@ -251,7 +265,7 @@ def song_to_music21(song: Song):
         # cut notes at bar lines: bar index -> list of (start, end, pitch, tie, velocity)
         by_bar: dict[int, list] = defaultdict(list)
         bar_starts = [b.start for b in bar_list]
-        for s, e, p, v in qnotes:
+        for s, e, p, v, qi in qnotes:
             i = bisect.bisect_right(bar_starts, s) - 1
             pos = s
             while pos < e and i < len(bar_list):
@@ -264,10 +278,11 @@ def song_to_music21(song: Song):
                     t = "stop"
                 elif stop < e:
                     t = "start"
-                by_bar[i].append((pos, stop, p, t, v))
+                by_bar[i].append((pos, stop, p, t, v, qi))
                 pos = stop
                 i += 1
         current_key = song.key_at(0)
+        carried: dict[int, int] = {}  # note id -> voice, for ties running into the next bar
         for b in bar_list:
             m = stream.Measure(number=b.index + 1)
             if b.index == 0:
@@ -286,15 +301,19 @@ def song_to_music21(song: Song):
                         m.insert(_ql(t.tick - b.start), mm)
             # chords: same start and end; a doubled note (same pitch twice) gets its own chord,
             # which lands in another voice
-            groups: dict[tuple[int, int, int], list] = defaultdict(list)
-            for pos, stop, p, t, _v in by_bar.get(b.index, ()):
+            # (tied-over notes only join chords from the voice they come from)
+            groups: dict[tuple, list] = defaultdict(list)
+            for pos, stop, p, t, _v, qi in by_bar.get(b.index, ()):
+                came_from = carried.get(qi) if t in ("stop", "continue") else None
                 layer = 0
-                while any(q == p for q, _ in groups[(pos, stop, layer)]):
+                while any(q == p for q, _t, _i in groups[(pos, stop, came_from, layer)]):
                     layer += 1
-                groups[(pos, stop, layer)].append((p, t))
-            pieces = [(s, e, mem) for (s, e, _layer), mem in groups.items()]
+                groups[(pos, stop, came_from, layer)].append((p, t, qi))
+            pieces = [(s, e, mem) for (s, e, _from, _layer), mem in groups.items()]
             flats = current_key.fifths < 0
-            voices = _voices(pieces)
+            voices = _voices(pieces, carried)
+            carried = {q: vi for vi, vp in enumerate(voices) for _s, _e, mem in vp for _p, t, q in mem
+                       if t in ("start", "continue")}
             beat = 720 if b.meter.denominator == 8 and b.meter.numerator % 3 == 0 and b.meter.numerator > 3 else 480
             marks = _bar_marks(by_bar.get(b.index, ()), current_key.fifths)
             if len(voices) <= 1:
@@ -321,7 +340,7 @@ def _bar_marks(pieces, fifths: int) -> dict:
     key_alter = {step: (1 if fifths > 0 else -1) for step in order[: abs(fifths)]}
     state: dict[tuple[str, int], int] = {}
     marks = {}
-    for pos, _stop, p, t, v in sorted(pieces):
+    for pos, _stop, p, t, v, _qi in sorted(pieces):
         step, alter, octave = _spelling(p, fifths < 0)
         show = False
         if t not in ("stop", "continue"):
@@ -411,7 +430,7 @@ def song_from_music21(obj, title: str | None = None) -> Song:
         program = inst.midiProgram if inst is not None and inst.midiProgram is not None else 0
         channel = inst.midiChannel if inst is not None and inst.midiChannel is not None else min(pi, 15)
         is_drum = channel == 9 or isinstance(inst, instrument.UnpitchedPercussion)
-        notes = _part_notes(flat, shift)
+        notes = _part_notes(part, flat, shift)
         total += len(notes)
         if total > MAX_NOTES:
             raise FileFormatError(f"more than {MAX_NOTES:,} notes (limit)")
@@ -443,15 +462,37 @@ def song_from_music21(obj, title: str | None = None) -> Song:
     return song
 
 
-def _part_notes(flat, shift: int = 0) -> list[Note]:
-    """Notes of a flattened part: chords split, tied pieces joined into one note."""
+def _voiced_notes(part, flat):
+    """(offset, voice, element) for every note and chord of a part, in time order.
+
+    Measures are walked voice by voice so a tie can be followed within its own voice;
+    a part without measures falls back to its flattened notes.
+    """
+    from music21 import stream
+
+    measures = list(part.getElementsByClass(stream.Measure)) if isinstance(part, stream.Stream) else []
+    if not measures:
+        return [(el.offset, "1", el) for el in flat.notes]
+    out = []
+    for m in measures:
+        here = [(m.offset + el.offset, "1", el) for el in m.notes]
+        for v in m.voices:
+            vid = str(v.id) if v.id is not None else "1"
+            here.extend((m.offset + v.offset + el.offset, vid, el) for el in v.notes)
+        here.sort(key=lambda x: x[0])
+        out.extend(here)
+    return out
+
+
+def _part_notes(part, flat, shift: int = 0) -> list[Note]:
+    """Notes of a part: chords split, tied pieces joined into one note."""
     acc: list[list[int]] = []  # [start, pitch, duration, velocity]
-    open_ties: dict[int, list[int]] = {}  # pitch -> indices in acc of notes a tie continues
-    for el in flat.notes:
+    open_ties: dict[int, list[tuple[int, str]]] = {}  # pitch -> (index in acc, voice) of notes a tie continues
+    for offset, vid, el in _voiced_notes(part, flat):
         ql = el.duration.quarterLength
         if el.duration.isGrace or ql <= 0:
             continue
-        start, dur = _tick(el.offset) + shift, max(1, _tick(ql))
+        start, dur = _tick(offset) + shift, max(1, _tick(ql))
         vel = el.volume.velocity if el.volume is not None and el.volume.velocity else 80
         vel = max(1, min(127, int(vel)))
         if el.isChord:
@@ -469,15 +510,18 @@ def _part_notes(flat, shift: int = 0) -> list[Note]:
                 continue
             kind = tie.type if tie is not None else None
             waiting = open_ties.get(midi, [])
-            k = next((k for k in waiting if abs(acc[k][0] + acc[k][2] - start) <= 1), None)
-            if kind in ("stop", "continue") and k is not None:
+            fits = [w for w in waiting if abs(acc[w[0]][0] + acc[w[0]][2] - start) <= 1]
+            found = next((w for w in fits if w[1] == vid), fits[0] if fits else None)  # same voice first
+            if kind in ("stop", "continue") and found is not None:
+                k = found[0]
                 acc[k][2] = start + dur - acc[k][0]
-                if kind == "stop":
-                    waiting.remove(k)
+                waiting.remove(found)
+                if kind == "continue":
+                    waiting.append((k, vid))
                 continue
             acc.append([start, midi, dur, vel])
             if kind in ("start", "continue"):
-                open_ties.setdefault(midi, []).append(len(acc) - 1)
+                open_ties.setdefault(midi, []).append((len(acc) - 1, vid))
     return sorted(Note(s, p, d, v) for s, p, d, v in acc)
 
 
