@@ -157,9 +157,6 @@ def offer_restore(win, window_class, orphans=None, ask: bool = True) -> list:
 
 def _screenshot(app, window_class, path, shot, size) -> int:
     import tempfile
-    from PySide6.QtCore import QPoint
-    from PySide6.QtGui import QPainter
-
     from .settings import Settings
 
     with tempfile.TemporaryDirectory() as autosave_dir:
@@ -200,10 +197,7 @@ def _screenshot(app, window_class, path, shot, size) -> int:
             app.processEvents()
         pix = win.grab()
         if dialog is not None:
-            dpix = dialog.grab()
-            p = QPainter(pix)
-            p.drawPixmap(QPoint((pix.width() - dpix.width()) // 2, (pix.height() - dpix.height()) // 3), dpix)
-            p.end()
+            _draw_dialog(pix, dialog)
             if kind == "export" and win.export_job is not None:
                 win.export_job.cancelled = True
                 wait_until(app, lambda: not win.export_job.running, 30)
@@ -214,6 +208,28 @@ def _screenshot(app, window_class, path, shot, size) -> int:
         win.doc.mark_saved()  # nothing to ask about on the way out
         win.close()
     return 0
+
+
+def _draw_dialog(pix, dialog) -> None:
+    """Draw ``dialog`` over the window picture with a title bar, as a window manager would."""
+    from PySide6.QtCore import QPoint, QRect, Qt
+    from PySide6.QtGui import QColor, QFont, QPainter, QPen
+
+    dpix = dialog.grab()
+    bar = 26
+    x, y = (pix.width() - dpix.width()) // 2, (pix.height() - dpix.height()) // 3
+    p = QPainter(pix)
+    p.fillRect(QRect(x - 6, y - bar - 4, dpix.width() + 12, dpix.height() + bar + 12), QColor(0, 0, 0, 40))  # shadow
+    p.fillRect(QRect(x, y - bar, dpix.width(), bar), QColor(226, 229, 234))
+    font = QFont()
+    font.setBold(True)
+    p.setFont(font)
+    p.setPen(QColor(40, 40, 48))
+    p.drawText(QRect(x, y - bar, dpix.width(), bar), Qt.AlignmentFlag.AlignCenter, dialog.windowTitle())
+    p.drawPixmap(QPoint(x, y), dpix)
+    p.setPen(QPen(QColor(120, 124, 134), 1))
+    p.drawRect(QRect(x, y - bar, dpix.width() - 1, dpix.height() + bar - 1))
+    p.end()
 
 
 def _select_bars(win, text: str) -> None:

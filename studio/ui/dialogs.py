@@ -24,7 +24,9 @@ class SongPropertiesDialog(QDialog):
     def __init__(self, song, parent=None):
         super().__init__(parent)
         self.setWindowTitle("Song properties")
+        self.setMinimumWidth(440)
         self.title = QLineEdit(song.title)
+        self.title.setCursorPosition(0)
         self.tempo = QDoubleSpinBox()
         self.tempo.setRange(10.0, 400.0)
         self.tempo.setDecimals(1)

@@ -73,6 +73,8 @@ class AssistantWorker(QObject):
         if self.job is not None:
             self.client.cancel(self.job)
             self._timer.start(BUSY_MS)
+            # look again right when a job that ignores the request is to be killed
+            QTimer.singleShot(int(self.client.hard_cancel_after * 1000) + 2, self.poll)
 
     def kill(self) -> None:
         """Kill the worker process (as a crash would); the next poll reports the running job failed."""

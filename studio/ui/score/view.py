@@ -238,6 +238,11 @@ class ScoreView(QWidget):
         vp = self.area.viewport().width() - 2
         return min(1.0, vp / self.page_width()) if self.engraving and self.engraving.pages else 1.0
 
+    def canvas_point(self, x: float, y: float) -> QPointF:
+        """Canvas pixels of a point given in page pixels stacked as in ``offsets`` (overlays use this)."""
+        z = self.zoom
+        return QPointF(x * z, y * z)
+
     def _fit_canvas(self) -> None:
         z = self.zoom
         self.canvas.resize(int(self.page_width() * z), int(self.total_height() * z))
