@@ -178,7 +178,8 @@ def test_other_tracks_are_not_editable_ghosts(qtbot, roll):
     ed = roll()
     drag(qtbot, ed, at(ed, 100, 40), at(ed, 800, 40))  # the bass note lies here, on track 2
     assert notes(ed, 1) == [Note(0, 40, 1920)] and ed.doc.undo.count() == 0
-    ed.doc.set_current_track(1)
+    qtbot.mouseDClick(ed.view.viewport(), L, NO, at(ed, 500, 40))  # double-click a ghost: edit its track
+    assert ed.doc.current_track == 1 and ed.doc.selection == {Note(0, 40, 1920)}
     drag(qtbot, ed, at(ed, 100, 40), at(ed, 100, 41))
     assert notes(ed, 1) == [Note(0, 41, 1920)]
 

@@ -215,6 +215,23 @@ class PianoRollView(QAbstractScrollArea):
             gesture.release()
         self.viewport().update()
 
+    def mouseDoubleClickEvent(self, event) -> None:
+        """Double-click a faint note of another track to edit that track."""
+        g = self.geom
+        pos = event.position()
+        tick, pitch = g.tick_at(pos.x()), g.pitch_at(pos.y())
+        song, cur = self.doc.song, self.doc.current_track
+        if self.note_at(pos)[0] is not None:
+            return
+        for i in range(len(song.tracks)):
+            if i == cur:
+                continue
+            hit = [n for n in self.index.visible(song, i, tick, tick) if n.pitch == pitch and n.start <= tick < n.end]
+            if hit:
+                self.doc.set_current_track(i)
+                self.doc.set_selection(hit[-1:])
+                return
+
     def wheelEvent(self, event) -> None:
         mods = event.modifiers()
         dy = event.angleDelta().y() or event.angleDelta().x()
