@@ -1,0 +1,1 @@
+"""The score view: verovio engraving in a helper process, drawn with QtSvg."""
