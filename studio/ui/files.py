@@ -50,8 +50,10 @@ class FileActions:
     def new_file(self) -> None:
         if self.maybe_discard():
             self.autosaver.discard()
+            self.source_name = ""
             self.doc.replace_song(new_song())
             self.editor.show_song_start()
+            self.update_title()
 
     def open_dialog(self) -> None:
         if not self.maybe_discard():
