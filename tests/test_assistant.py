@@ -324,3 +324,20 @@ def test_a_take_no_longer_fits_after_the_tracks_change(window, panel):
     before = copy.deepcopy(doc.song)
     assert not panel.accept_current()
     assert "Generate it again" in panel.status.text() and doc.song == before
+
+
+def test_a_job_that_ignores_cancel_is_killed_in_time_and_the_worker_comes_back(window, panel, qtbot):
+    got = []
+    panel.jobFinished.connect(got.append)
+    # one-second steps: the job only looks at the cancel flag once a second
+    panel.submit(_plan(window.doc.song, steps=100, step_seconds=1.0))
+    _wait_progress(qtbot, panel, 0.01)
+    t0 = time.perf_counter()
+    panel.cancel()
+    qtbot.waitUntil(lambda: got == ["cancelled"], timeout=5000)
+    dt = time.perf_counter() - t0
+    assert dt < 0.3, f"hard cancel took {dt:.3f} s"
+    qtbot.waitUntil(lambda: panel.worker.client.alive, timeout=5000)  # restarted in the background
+    panel.submit(_plan(window.doc.song, steps=2, step_seconds=0.01))
+    qtbot.waitUntil(lambda: got == ["cancelled", "takes"], timeout=90_000)
+    panel.jobFinished.disconnect(got.append)

@@ -35,16 +35,21 @@ class WorkerClient:
         self.device: str | None = None  # filled by the worker's Ready
         self.warmed: tuple[str, ...] = ()
         self.restarts = 0
+        self._killed = False  # killed and maybe not reaped yet: never send it another request
 
     # ---- life cycle -----------------------------------------------------------------
     @property
     def alive(self) -> bool:
-        return self._proc is not None and self._proc.is_alive()
+        return self._proc is not None and not self._killed and self._proc.is_alive()
 
     def start(self) -> None:
         if self.alive:
             return
         import os
+
+        if self._proc is not None:  # a worker that died or was killed: reap it first
+            self._proc.join(timeout=2.0)
+        self._killed = False
 
         self._requests = self._ctx.Queue()
         self._replies = self._ctx.Queue()
@@ -81,11 +86,16 @@ class WorkerClient:
                 self._proc.join(timeout=1.0)
         self._proc = None
 
-    def kill(self) -> None:
-        """Kill the worker outright (used by hard cancel, and by tests simulating a crash)."""
+    def kill(self, wait: bool = True) -> None:
+        """Kill the worker outright (used by hard cancel, and by tests simulating a crash).
+
+        ``wait=False`` returns at once (a hard cancel must not wait for the process to be
+        reaped); the dead process is joined when the next worker starts."""
         if self._proc is not None and self._proc.is_alive():
             self._proc.kill()
-            self._proc.join(timeout=2.0)
+            self._killed = True
+            if wait:
+                self._proc.join(timeout=2.0)
 
     # ---- jobs -----------------------------------------------------------------------
     def submit(self, request: P.Request) -> int:
@@ -93,7 +103,9 @@ class WorkerClient:
         if not self.alive:
             if self._proc is not None:
                 self.restarts += 1
+                self._proc.join(timeout=2.0)  # reap a worker killed without waiting
             self._proc = None
+            self._killed = False
             self.start()
         job = self._next_job
         self._next_job += 1
@@ -137,14 +149,14 @@ class WorkerClient:
         for job, deadline in list(self._cancel_deadline.items()):
             if now >= deadline and job in self._running:
                 # the job did not stop in time: a hard cancel is a kill
-                self.kill()
+                self.kill(wait=False)
                 for j in list(self._running):
                     out.append(P.CancelledReply(j) if j in self._cancel_deadline else
                                P.Failed(j, "the model worker was restarted; please try again"))
                 self._running.clear()
                 self._cancel_deadline.clear()
                 break
-        if self._running and self._proc is not None and not self._proc.is_alive():
+        if self._running and self._proc is not None and (self._killed or not self._proc.is_alive()):
             code = self._proc.exitcode
             for j in list(self._running):
                 out.append(P.Failed(j, f"the model worker stopped unexpectedly (exit code {code}); "

@@ -80,6 +80,10 @@ class AssistantWorker(QObject):
         """Kill the worker process (as a crash would); the next poll reports the running job failed."""
         self.client.kill()
 
+    def _restart(self) -> None:
+        if not self.client.alive and self.job is None:
+            self.client.start()
+
     def _done(self, job: int) -> bool:
         """Forget ``job``; True when it was the one the panel waits for."""
         self.kinds.pop(job, None)
@@ -108,6 +112,10 @@ class AssistantWorker(QObject):
             elif isinstance(msg, P.CancelledReply):
                 if self._done(msg.job):
                     self.cancelled.emit(msg.job)
+                if not self.client.alive:
+                    # a job that ignored Cancel was killed: start a fresh worker soon (after the
+                    # panel has shown "Cancelled"), so that the next request finds the models loaded
+                    QTimer.singleShot(100, self._restart)
         if self.client.device and self.client.device != self._device:
             self._device = self.client.device
             self.deviceChanged.emit(self._device)
