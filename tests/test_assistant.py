@@ -341,3 +341,19 @@ def test_a_job_that_ignores_cancel_is_killed_in_time_and_the_worker_comes_back(w
     panel.submit(_plan(window.doc.song, steps=2, step_seconds=0.01))
     qtbot.waitUntil(lambda: got == ["cancelled", "takes"], timeout=90_000)
     panel.jobFinished.disconnect(got.append)
+
+
+def test_ai_history_lists_accepted_takes_and_gives_their_settings_back(window, panel):
+    doc = window.doc
+    assert panel.history.list.count() == 0
+    _add_take(panel, _harmonized_take(doc.song))
+    panel.accept_current()
+    assert panel.history.list.count() == 1
+    assert "seed 1234" in panel.history.list.item(0).text()
+    panel.h_seed.setValue(0)
+    panel.set_kind("continue")
+    panel.history.list.setCurrentRow(0)
+    panel.history.use_btn.click()
+    assert panel.kind == "harmonize" and panel.h_seed.value() == 1234 and abs(panel.h_temp.value() - 0.7) < 1e-9
+    doc.undo.undo()
+    assert panel.history.list.count() == 0

@@ -19,6 +19,7 @@ from ...core.song import Song
 from ...core.timing import bars
 from . import checker as chk
 from . import requests as rq
+from .history import HistoryWidget
 from .takes import AcceptTake, TakeEntry, TakesModel
 from .worker_qt import AssistantWorker
 
@@ -127,8 +128,9 @@ class AssistantPanel(QDockWidget):
         self.status.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         lay.addWidget(self.status)
 
-        box = QGroupBox("Takes")
-        bl = QVBoxLayout(box)
+        takes_page = QWidget()
+        bl = QVBoxLayout(takes_page)
+        bl.setContentsMargins(0, 4, 0, 0)
         self.takes_view = QListView()
         self.takes_view.setModel(self.model)
         self.takes_view.setMinimumHeight(90)
@@ -158,6 +160,11 @@ class AssistantPanel(QDockWidget):
         for b in (self.accept_btn, self.discard_btn, self.clear_btn):
             r2.addWidget(b)
         bl.addLayout(r2)
+        self.history = HistoryWidget()
+        box = QTabWidget()
+        box.addTab(takes_page, "Takes")
+        box.addTab(self.history, "AI history")
+        self.lower_tabs = box
         lay.addWidget(box, 2)
 
         vbox = QGroupBox("Voice leading")
@@ -264,6 +271,10 @@ class AssistantPanel(QDockWidget):
         self.doc.tracksChanged.connect(self._song_maybe_replaced)
         self.doc.notesChanged.connect(lambda *_: self._check_timer.start())
         self.doc.tracksChanged.connect(lambda *_: self._check_timer.start())
+        self.history.reuse.connect(self.use_settings)
+        for sig in (self.doc.notesChanged, self.doc.tracksChanged):
+            sig.connect(lambda *_: self.history.refresh(self.doc.song))
+        self.history.refresh(self.doc.song)
         self.checker.issueActivated.connect(self._issue_activated)
         self.checker.redrawRequested.connect(self.redraw_voice)
         self.checker.kindsChanged.connect(self.run_checker)
@@ -328,6 +339,42 @@ class AssistantPanel(QDockWidget):
             return rq.vary_plan(ctx, self.v_strength.value() / 100.0, self.v_takes.value(), self.v_lock.isChecked(),
                                 seed(self.v_seed))
         raise ValueError(kind)
+
+    def use_settings(self, entry: dict) -> None:
+        """Put an accepted take's settings (from the AI history) back into the panel."""
+        p = entry.get("params") or {}
+        kind = entry.get("kind") or {"continuation": "continue", "harmonizer": "harmonize",
+                                     "variation": "vary"}.get(entry.get("model", ""), "")
+
+        def num(key, default=0.0):
+            v = p.get(key)
+            return default if v is None else v
+
+        seed = int(p.get("seed") or entry.get("seed") or 0)
+        takes = max(int(num("takes", 1)), int(num("take", 1)))
+        if kind == "continue":
+            self.c_bars.setValue(int(num("bars", 4)))
+            self.c_temp.setValue(float(num("temperature")))
+            self.c_top_p.setValue(float(num("top_p")))
+            self.c_takes.setValue(takes)
+            self.c_seed.setValue(seed)
+        elif kind in ("harmonize", "regenerate"):
+            keep = [k.lower() for k in (p.get("keep") or ["soprano"])]
+            (self.h_keep_sb if "bass" in keep else self.h_keep_s).setChecked(True)
+            self.h_cands.setValue(int(num("candidates", 0)))
+            self.h_temp.setValue(float(num("temperature")))
+            self.h_takes.setValue(1)
+            self.h_seed.setValue(seed)
+            kind = "harmonize"
+        elif kind == "vary":
+            self.v_strength.setValue(int(round(100 * float(num("strength", 0.5)))))
+            self.v_takes.setValue(takes)
+            self.v_seed.setValue(seed)
+        else:
+            return
+        self.set_kind(kind)
+        self._set_status("Settings and seed restored. With the same song and selection, Generate makes the same take"
+                         + (f" (take {int(p['take'])} of {takes})." if p.get("take") and takes > 1 else "."))
 
     def _update_where(self) -> None:
         try:
