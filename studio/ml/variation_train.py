@@ -313,11 +313,12 @@ def plot_curve(log: list[dict], path: Path) -> None:
 
 
 def train(out: str | Path, tc: TrainConfig, train_pieces: list[Piece], valid_pieces: list[Piece],
-          device: str = "cpu", log_print=print, command: str = "", refresh=None) -> dict:
+          device: str = "cpu", log_print=print, command: str = "", refresh=None, init=None) -> dict:
     """Train for ``tc.minutes``; save the best model (by validation loss) into ``out``.
 
     ``refresh()``, if given, is called every ten minutes and may return a larger list of
     training pieces (the corpus cache can still be filling up while training starts).
+    ``init``: a model folder to start from (same config) instead of random weights.
     """
     from .checkpoint import save
 
@@ -326,6 +327,10 @@ def train(out: str | Path, tc: TrainConfig, train_pieces: list[Piece], valid_pie
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     model = build(tc.model).to(device)
+    if init is not None:
+        from .checkpoint import load
+
+        model.load_state_dict(load(init, build)[0].state_dict())
     opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay, betas=(0.9, 0.98))
     sampler = Sampler(train_pieces, tc.tokens, tc.seed)
     valid = fixed_batches(valid_pieces, tc.n_valid, tokens=tc.tokens)
