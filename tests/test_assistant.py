@@ -357,3 +357,22 @@ def test_ai_history_lists_accepted_takes_and_gives_their_settings_back(window, p
     assert panel.kind == "harmonize" and panel.h_seed.value() == 1234 and abs(panel.h_temp.value() - 0.7) < 1e-9
     doc.undo.undo()
     assert panel.history.list.count() == 0
+
+
+def test_missing_weights_are_one_clear_line(window, panel, qtbot, tmp_path, monkeypatch):
+    panel.worker.close()
+    monkeypatch.setenv("STUDIO_MODELS", str(tmp_path))  # an empty models folder
+    got = []
+    panel.jobFinished.connect(got.append)
+    try:
+        panel.set_kind("continue")
+        before = copy.deepcopy(window.doc.song)
+        assert panel.generate() is not None
+        qtbot.waitUntil(lambda: bool(got), timeout=90_000)
+    finally:
+        panel.jobFinished.disconnect(got.append)
+        panel.worker.close()  # the next test starts a worker with the real models folder
+    assert got == ["failed"]
+    text = panel.status.text()
+    assert "weights" in text and "\n" not in text and "Traceback" not in text
+    assert window.doc.song == before and not panel.model.entries
