@@ -151,7 +151,7 @@ class AssistantPanel(ParamPages, QDockWidget):
         lay.addWidget(vbox, 0)
         self._layout, self._checker_box, self._takes_box = lay, vbox, box
         self.setWidget(body)
-        self.setMinimumWidth(330)
+        self.setMinimumWidth(290)
         self._update_buttons()
 
     def _connect(self) -> None:
