@@ -123,6 +123,18 @@ def test_import_corpus_mxl_chorale():
     assert song.note_count == sum(len(p.stripTies().flatten().notes) for p in music21.corpus.parse("bach/bwv66.6").parts)
 
 
+def test_files_are_read_by_content_when_the_extension_lies(tmp_path):
+    import shutil
+
+    mxl = tmp_path / "chorale.xml"  # really compressed MusicXML
+    shutil.copy(music21.corpus.getWork("bach/bwv66.6"), mxl)
+    assert [t.name for t in load(mxl).tracks] == ["Soprano", "Alto", "Tenor", "Bass"]
+    mid = tmp_path / "song.musicxml"  # really MIDI
+    save(small_song(), tmp_path / "x.mid")
+    shutil.copy(tmp_path / "x.mid", mid)
+    assert load(mid).notes_equal(load(tmp_path / "x.mid"))
+
+
 def test_song_from_music21_splits_chords_and_merges_ties():
     p = stream.Part()
     a = note.Note("C4", quarterLength=2)

@@ -31,8 +31,29 @@ def _label(path) -> str:
     return os.path.basename(str(path)) or str(path)
 
 
+def _sniff(path) -> str | None:
+    """The kind of file its first bytes show ('midi', 'musicxml', 'project'), if they are clear."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(512)
+    except OSError:
+        return None
+    if head[:4] == b"MThd" or (head[:4] == b"RIFF" and head[8:12] == b"RMID"):
+        return "midi"
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if head[:4] == b"PK\x03\x04" or (text[:1] == b"<" and (b"score-partwise" in head or b"score-timewise" in head)):
+        return "musicxml"
+    if text[:1] == b"{" and b"format_version" in head:
+        return "project"
+    return None
+
+
 def load(path: str | os.PathLike) -> Song:
-    """Read any supported file into a Song."""
+    """Read any supported file into a Song.
+
+    The extension picks the reader, unless the file's first bytes plainly show another
+    supported kind (a MIDI file saved as ``.xml``, say): then that reader is used.
+    """
     ext = _ext(path)
     if ext not in SUPPORTED_IN:
         raise FileFormatError(f"{_label(path)}: unknown file type {ext or '(no extension)'!r}; can read {', '.join(SUPPORTED_IN)}")
@@ -40,11 +61,13 @@ def load(path: str | os.PathLike) -> Song:
         raise FileFormatError(f"{_label(path)}: no such file")
     if os.path.isdir(path):
         raise FileFormatError(f"{_label(path)}: is a folder, not a file")
-    if ext in MIDI_EXTS:
+    kind = "midi" if ext in MIDI_EXTS else "musicxml" if ext in MUSICXML_IN_EXTS else "project"
+    kind = _sniff(path) or kind
+    if kind == "midi":
         from .midi import read_midi
 
         return read_midi(path)
-    if ext in MUSICXML_IN_EXTS:
+    if kind == "musicxml":
         from .musicxml import read_musicxml
 
         return read_musicxml(path)
@@ -85,8 +108,6 @@ def save(song: Song, path: str | os.PathLike) -> None:
     except PermissionError:
         raise FileFormatError(f"{_label(path)}: permission denied") from None
     except OSError as exc:
-        if isinstance(exc, FileFormatError):
-            raise
         raise FileFormatError(f"{_label(path)}: cannot write ({exc.strerror or exc})") from None
 
 

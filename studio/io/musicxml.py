@@ -529,7 +529,9 @@ def _check_size(path: str, label: str) -> None:
     size = os.path.getsize(path)
     if size > MAX_BYTES:
         raise FileFormatError(f"{label}: {size / 1e6:.0f} MB is larger than the {MAX_BYTES // 2**20} MB limit")
-    if Path(path).suffix.lower() == ".mxl":
+    with open(path, "rb") as fh:
+        zipped = fh.read(4) == b"PK\x03\x04"
+    if zipped or Path(path).suffix.lower() == ".mxl":
         try:
             with zipfile.ZipFile(path) as zf:
                 unpacked = sum(i.file_size for i in zf.infolist())
@@ -539,14 +541,35 @@ def _check_size(path: str, label: str) -> None:
             raise FileFormatError(f"{label}: unpacks to {unpacked / 1e6:.0f} MB, more than the {MAX_BYTES // 2**20} MB limit")
 
 
+def _unzip(path: str) -> bytes:
+    """The score inside a compressed MusicXML file (named by META-INF/container.xml)."""
+    import xml.etree.ElementTree as ET
+
+    with zipfile.ZipFile(path) as zf:
+        names = zf.namelist()
+        root = None
+        if "META-INF/container.xml" in names:
+            container = ET.fromstring(zf.read("META-INF/container.xml"))
+            for el in container.iter():
+                if el.tag.endswith("rootfile") and el.get("full-path") in names:
+                    root = el.get("full-path")
+                    break
+        if root is None:
+            candidates = [n for n in names if not n.startswith("META-INF/") and n.lower().endswith((".xml", ".musicxml"))]
+            if not candidates:
+                raise FileFormatError("no score inside the compressed file")
+            root = candidates[0]
+        return zf.read(root)
+
+
 def read_musicxml(path: str | os.PathLike) -> Song:
-    """Read .musicxml, .xml or .mxl."""
+    """Read .musicxml, .xml or .mxl (a compressed file is recognised by its content)."""
     path = str(path)
     label = os.path.basename(path)
     try:
         _check_size(path, label)
         with open(path, "rb") as fh:
-            head = fh.read(1)
+            head = fh.read(4)
         if not head:
             raise FileFormatError(f"{label}: empty file")
     except FileNotFoundError:
@@ -556,8 +579,10 @@ def read_musicxml(path: str | os.PathLike) -> Song:
     try:
         from music21 import converter
 
-        fmt = "musicxml"
-        score = converter.parse(path, format=fmt, forceSource=True)
+        if head == b"PK\x03\x04":
+            score = converter.parse(_unzip(path), format="musicxml", forceSource=True)
+        else:
+            score = converter.parse(path, format="musicxml", forceSource=True)
         return song_from_music21(score, title=Path(path).stem)
     except FileFormatError as exc:
         raise FileFormatError(f"{label}: {exc}") from None
