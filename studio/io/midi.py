@@ -288,7 +288,7 @@ def _read(data: bytes, title: str) -> Song:
         tracks_events.append(events)
         pos = body + clen
     if len(tracks_events) < ntracks:
-        raise _Fail(f"the header promises {ntracks} tracks, only {len(tracks_events)} found")
+        raise _Fail(f"the header promises {ntracks} track{'s' if ntracks != 1 else ''}, only {len(tracks_events)} found")
     return _build_song(tracks_events, scale, smpte, title, fmt)
 
 
