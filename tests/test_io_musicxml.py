@@ -105,12 +105,27 @@ def test_round_trip_small_song_exactly(tmp_path):
     assert [(t.name, t.program) for t in back.tracks] == [(t.name, t.program) for t in song.tracks]
 
 
-@pytest.mark.parametrize("fifths", [-7, -2, 0, 3])
-def test_every_pitch_survives_in_any_key(fifths):
+@pytest.mark.parametrize("fifths,minor", [(-7, False), (-2, False), (0, False), (3, False), (7, True), (-1, True), (-7, True)])
+def test_every_pitch_survives_in_any_key(fifths, minor):
     song = Song(tracks=[Track("all", notes=[Note(i * 240, i, 240) for i in range(128)])],
-                key_signatures=[KeySignature(0, fifths, False)])
+                key_signatures=[KeySignature(0, fifths, minor)])
     back = song_from_music21(music21.converter.parse(song_to_musicxml_bytes(song), format="musicxml"))
     assert [n.pitch for n in back.tracks[0].notes] == list(range(128))
+
+
+@pytest.mark.parametrize("key,pitch,name", [
+    (KeySignature(0, -1, True), 61, "C#4"),  # D minor: the leading tone is C#, not D-flat
+    (KeySignature(0, 3, True), 65, "E#4"),  # F# minor: E#, not F
+    (KeySignature(0, 7, True), 69, "G##4"),  # A# minor
+    (KeySignature(0, -3, False), 61, "D-4"),  # E-flat major: flats
+    (KeySignature(0, 2, False), 70, "A#4"),  # D major: sharps
+    (KeySignature(0, 0, True), 68, "G#4"),  # A minor
+])
+def test_spelling_follows_the_key(key, pitch, name):
+    song = Song(tracks=[Track("t", notes=[Note(0, pitch, 480)])], key_signatures=[key])
+    n = next(iter(song_to_music21(song).parts[0].recurse().notes))
+    assert n.pitch.nameWithOctave == name and n.pitch.midi == pitch
+    assert n.pitch.accidental is not None and n.pitch.accidental.displayStatus is True
 
 
 def test_import_corpus_mxl_chorale():

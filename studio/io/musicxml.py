@@ -59,18 +59,31 @@ _SHARP_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 _FLAT_NAMES = ("C", "D-", "D", "E-", "E", "F", "G-", "G", "A-", "A", "B-", "B")
 
 
-@functools.lru_cache(maxsize=512)
-def _spelling(midi: int, flats: bool) -> tuple[str, int, int]:
-    """(step, alter, octave) of a MIDI pitch, with flats in flat keys and sharps otherwise."""
-    name = (_FLAT_NAMES if flats else _SHARP_NAMES)[midi % 12]
-    return name[0], (1 if name.endswith("#") else -1 if name.endswith("-") else 0), midi // 12 - 1
+_STEPS = "CDEFGAB"
+_STEP_PC = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 
 
-def _pitch(midi: int, flats: bool):
+@functools.lru_cache(maxsize=4096)
+def _spelling(midi: int, key: KeySignature) -> tuple[str, int, int]:
+    """(step, alter, octave) of a MIDI pitch in a key: sharps in sharp keys, flats in flat
+    keys, and the raised leading tone of a minor key as a sharp (C# in D minor, E# in F# minor)."""
+    if key.minor and midi % 12 == (key.tonic_pc - 1) % 12:
+        step = _STEPS[(_STEPS.index(key.tonic[0]) - 1) % 7]
+        alter = (midi - _STEP_PC[step] + 6) % 12 - 6
+    else:
+        name = (_FLAT_NAMES if key.fifths < 0 else _SHARP_NAMES)[midi % 12]
+        step, alter = name[0], (1 if name.endswith("#") else -1 if name.endswith("-") else 0)
+    return step, alter, (midi - alter) // 12 - 1
+
+
+def _pitch(midi: int, key: KeySignature):
     from music21 import pitch
 
-    p = pitch.Pitch((_FLAT_NAMES if flats else _SHARP_NAMES)[midi % 12])
-    p.octave = midi // 12 - 1  # set apart: "B-1" would read as B-flat 1
+    step, alter, octave = _spelling(midi, key)
+    p = pitch.Pitch(step)
+    p.octave = octave  # set apart: "B-1" would read as B-flat 1
+    if alter:
+        p.accidental = pitch.Accidental(alter)
     return p
 
 
@@ -158,7 +171,7 @@ def _tie_for(t: str | None, i: int, k: int) -> str | None:
     return "continue" if tied_in and tied_out else "start" if tied_out else "stop" if tied_in else None
 
 
-def _fill(container, pieces, bar_start: int, bar_len: int, flats: bool, beat: int, marks: dict) -> bool:
+def _fill(container, pieces, bar_start: int, bar_len: int, key: KeySignature, beat: int, marks: dict) -> bool:
     """Put chords (and rests between them) into a Measure or Voice, beamed by ``beat``.
 
     ``marks`` maps (start, pitch) to (show an accidental?, velocity).
@@ -199,7 +212,7 @@ def _fill(container, pieces, bar_start: int, bar_len: int, flats: bool, beat: in
             notes = []
             velocity = 0
             for p, t, _qi in sorted(members):
-                n = note.Note(_pitch(p, flats), quarterLength=_ql(w))
+                n = note.Note(_pitch(p, key), quarterLength=_ql(w))
                 show, vel = marks.get((start, p), (False, 0))
                 velocity = max(velocity, vel)
                 show = show and i == 0 and t not in ("stop", "continue")
@@ -310,19 +323,18 @@ def song_to_music21(song: Song):
                     layer += 1
                 groups[(pos, stop, came_from, layer)].append((p, t, qi))
             pieces = [(s, e, mem) for (s, e, _from, _layer), mem in groups.items()]
-            flats = current_key.fifths < 0
             voices = _voices(pieces, carried)
             carried = {q: vi for vi, vp in enumerate(voices) for _s, _e, mem in vp for _p, t, q in mem
                        if t in ("start", "continue")}
             beat = 720 if b.meter.denominator == 8 and b.meter.numerator % 3 == 0 and b.meter.numerator > 3 else 480
-            marks = _bar_marks(by_bar.get(b.index, ()), current_key.fifths)
+            marks = _bar_marks(by_bar.get(b.index, ()), current_key)
             if len(voices) <= 1:
-                if _fill(m, voices[0] if voices else [], b.start, b.length, flats, beat, marks):
+                if _fill(m, voices[0] if voices else [], b.start, b.length, current_key, beat, marks):
                     _brackets(m)
             else:
                 for vi, vp in enumerate(voices):
                     v = stream.Voice(id=str(vi + 1))
-                    if _fill(v, vp, b.start, b.length, flats, beat, marks):
+                    if _fill(v, vp, b.start, b.length, current_key, beat, marks):
                         _brackets(v)
                     m.insert(0, v)
             part.append(m)
@@ -330,18 +342,19 @@ def song_to_music21(song: Song):
     return score
 
 
-def _bar_marks(pieces, fifths: int) -> dict:
+def _bar_marks(pieces, key: KeySignature) -> dict:
     """(start, pitch) -> (show an accidental?, velocity) for the notes of one bar.
 
     An accidental shows where a pitch differs from the key signature or from the same
     staff position earlier in the bar; tied-over notes never show one.
     """
+    fifths = key.fifths
     order = "FCGDAEB" if fifths >= 0 else "BEADGCF"
     key_alter = {step: (1 if fifths > 0 else -1) for step in order[: abs(fifths)]}
     state: dict[tuple[str, int], int] = {}
     marks = {}
     for pos, _stop, p, t, v, _qi in sorted(pieces):
-        step, alter, octave = _spelling(p, fifths < 0)
+        step, alter, octave = _spelling(p, key)
         show = False
         if t not in ("stop", "continue"):
             expected = state.get((step, octave), key_alter.get(step, 0))
