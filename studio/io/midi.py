@@ -1,10 +1,17 @@
-"""Standard MIDI files <-> Song.
+"""Standard MIDI files <-> Song, through mido.
 
-Reading uses a small, strict chunk and event parser of our own: it checks every limit
-(bytes, tracks, events, length) *while* it reads, so a hostile or broken file stops with
-one clear :class:`FileFormatError` long before it can use much time or memory.  Writing
-produces type 1 (a conductor track with title, tempo, meter and key, then one track per
-instrument); the tests read what we write back with mido to keep us honest.
+Reading happens in three steps.  A cheap structural scan of the raw bytes comes first: the
+``MThd`` header must be sane (length 6 or more, format 0/1/2, 1-256 tracks, a usable time
+division), every chunk length must fit in the file, and the file must stay under the byte
+cap.  Each ``MTrk`` chunk then goes to mido on its own (so an event can never run past
+the end of its chunk into the next one), with ``clip=False``: a data byte of 128 or more
+is an error, not something to guess at.  Anything mido raises becomes one
+:class:`FileFormatError` line.  Last, the parsed messages are checked against the event
+and length caps and for things mido lets through (real-time bytes in a track, a tempo of
+zero, impossible meters) before the Song is built.
+
+Writing builds a type 1 ``mido.MidiFile`` (a conductor track with title, meter, key and
+tempo, then one track per instrument) and saves it through an atomic write.
 
 Import rules:
 
@@ -23,16 +30,18 @@ import os
 from collections import defaultdict, deque
 from pathlib import Path
 
+import mido
+
 from ..core.errors import FileFormatError
 from ..core.song import PPQ, KeySignature, Note, Song, TempoChange, TimeSignature, Track
 from .atomic import atomic_write_bytes
 
 # ---- limits a file must stay within ---------------------------------------------------
-MAX_BYTES = 20 * 1024 * 1024  # 20 MB
+MAX_BYTES = 8 * 1024 * 1024  # 8 MB: keeps mido's message objects well bounded in memory
 MAX_TRACKS = 256
 MAX_EVENTS = 2_000_000
 MAX_SECONDS = 6 * 3600.0  # 6 hours
-MAX_QUARTERS = 360_000  # 6 hours at 1000 bpm: a raw tick bound checked while parsing
+MAX_QUARTERS = 360_000  # 6 hours at 1000 bpm: a raw tick bound checked before the tempo map
 REPAIR_TICKS = PPQ // 8  # length given to zero-length notes (a 32nd note)
 DRUM_CHANNEL = 9
 
@@ -58,179 +67,24 @@ GM_PROGRAM_NAMES: tuple[str, ...] = tuple(
     ).rstrip("|").split("|")
 )
 
-# data bytes that follow each channel status (high nibble)
-_DATA_LEN = {0x80: 2, 0x90: 2, 0xA0: 2, 0xB0: 2, 0xC0: 1, 0xD0: 1, 0xE0: 2}
+
+# messages that belong on a live MIDI cable, never inside a file
+_SYSTEM_TYPES = frozenset(
+    ("quarter_frame", "songpos", "song_select", "tune_request", "clock", "start", "continue", "stop",
+     "active_sensing", "reset")
+)
 
 
 class _Fail(Exception):
-    """Internal: a problem found while parsing, turned into a FileFormatError with the file name."""
+    """Internal: a problem found while reading, turned into a FileFormatError with the file name."""
 
 
-# ---- reading -------------------------------------------------------------------------
-class _Reader:
-    __slots__ = ("data", "pos", "end")
+# ---- reading: structural scan ------------------------------------------------------------
+def _scan(data: bytes) -> tuple[int, int, list[bytes]]:
+    """Check the file's chunk structure without parsing events.
 
-    def __init__(self, data: bytes, pos: int, end: int):
-        self.data, self.pos, self.end = data, pos, end
-
-    def byte(self) -> int:
-        if self.pos >= self.end:
-            raise _Fail(f"event cut off at byte {self.pos}")
-        b = self.data[self.pos]
-        self.pos += 1
-        return b
-
-    def take(self, n: int) -> bytes:
-        if n < 0 or self.pos + n > self.end:
-            raise _Fail(f"event data runs past the end of its track (byte {self.pos}, {n} bytes wanted)")
-        out = self.data[self.pos : self.pos + n]
-        self.pos += n
-        return out
-
-    def varlen(self) -> int:
-        value = 0
-        for _ in range(4):
-            b = self.byte()
-            value = (value << 7) | (b & 0x7F)
-            if not b & 0x80:
-                return value
-        raise _Fail(f"variable-length number longer than 4 bytes at byte {self.pos}")
-
-
-def _parse_track(data: bytes, start: int, end: int, index: int, tick_cap: int, budget: list[int]):
-    """Parse one MTrk body into a list of (tick, kind, channel, a, b) tuples.
-
-    kinds: 'on', 'off', 'prog', 'tempo', 'ts', 'key', 'name', 'eot'.
-    ``budget`` is a one-item list with the events still allowed in the whole file.
+    Returns the format, the raw time division and the ``MTrk`` chunks (header included).
     """
-    r = _Reader(data, start, end)
-    out = []
-    tick = 0
-    status = 0
-    while r.pos < r.end:
-        budget[0] -= 1
-        if budget[0] < 0:
-            raise _Fail(f"more than {MAX_EVENTS:,} events (limit)")
-        tick += r.varlen()
-        if tick > tick_cap:
-            raise _Fail(f"track {index + 1}: events later than {MAX_SECONDS / 3600:g} hours (limit)")
-        b = r.byte()
-        if b == 0xFF:  # meta event
-            mtype = r.byte()
-            body = r.take(r.varlen())
-            if mtype == 0x2F:
-                out.append((tick, "eot", 0, 0, 0))
-                break
-            if mtype == 0x51:
-                if len(body) != 3:
-                    raise _Fail(f"track {index + 1}: tempo event with {len(body)} bytes instead of 3")
-                us = int.from_bytes(body, "big")
-                if us == 0:
-                    raise _Fail(f"track {index + 1}: tempo of zero microseconds per quarter")
-                out.append((tick, "tempo", 0, us, 0))
-            elif mtype == 0x58:
-                if len(body) < 2:
-                    raise _Fail(f"track {index + 1}: time signature event too short")
-                num, den_pow = body[0], body[1]
-                if num == 0 or den_pow > 6:
-                    raise _Fail(f"track {index + 1}: impossible time signature {num}/2^{den_pow}")
-                out.append((tick, "ts", 0, num, 1 << den_pow))
-            elif mtype == 0x59:
-                if len(body) < 2:
-                    raise _Fail(f"track {index + 1}: key signature event too short")
-                sf = body[0] - 256 if body[0] > 127 else body[0]
-                if not -7 <= sf <= 7 or body[1] > 1:
-                    raise _Fail(f"track {index + 1}: impossible key signature ({sf} sharps, mode {body[1]})")
-                out.append((tick, "key", 0, sf, body[1]))
-            elif mtype in (0x03, 0x04):  # track / instrument name
-                out.append((tick, "name", mtype, *_decode_text(body)))
-            # other meta events (text, lyrics, markers, SMPTE offset ...) carry nothing we keep
-        elif b in (0xF0, 0xF7):  # sysex or escape: skip its body
-            r.take(r.varlen())
-            status = 0  # sysex cancels running status
-        elif b >= 0xF0:
-            raise _Fail(f"track {index + 1}: system message 0x{b:02X} is not allowed in a file (byte {r.pos - 1})")
-        else:
-            if b & 0x80:
-                status = b
-                d1 = r.byte()
-            else:
-                if not status:
-                    raise _Fail(f"track {index + 1}: data byte 0x{b:02X} without a status (byte {r.pos - 1})")
-                d1 = b
-            kind, ch = status & 0xF0, status & 0x0F
-            if d1 & 0x80:
-                raise _Fail(f"track {index + 1}: bad data byte 0x{d1:02X} at byte {r.pos - 1}")
-            d2 = 0
-            if _DATA_LEN[kind] == 2:
-                d2 = r.byte()
-                if d2 & 0x80:
-                    raise _Fail(f"track {index + 1}: bad data byte 0x{d2:02X} at byte {r.pos - 1}")
-            if kind == 0x90 and d2 > 0:
-                out.append((tick, "on", ch, d1, d2))
-            elif kind == 0x80 or kind == 0x90:
-                out.append((tick, "off", ch, d1, 0))
-            elif kind == 0xC0:
-                out.append((tick, "prog", ch, d1, 0))
-    return out, tick
-
-
-def _decode_text(body: bytes) -> tuple[str, bool]:
-    """Text of a name event, and whether it was valid UTF-8 (else read as Latin-1)."""
-    try:
-        text, utf8 = body.decode("utf-8"), True
-    except UnicodeDecodeError:
-        text, utf8 = body.decode("latin-1"), False
-    return "".join(c for c in text if c.isprintable()).strip(), utf8
-
-
-def _scaler(division: int):
-    """A function mapping the file's ticks to ours, and the raw tick cap."""
-    if division & 0x8000:  # SMPTE: frames per second and ticks per frame
-        fps = 256 - (division >> 8)
-        tpf = division & 0xFF
-        if fps not in (24, 25, 29, 30) or tpf == 0:
-            raise _Fail(f"impossible SMPTE time division ({fps} fps, {tpf} ticks per frame)")
-        per_second = fps * tpf
-        # quarter notes at 120 bpm: 2 per second
-        return (lambda t: (t * PPQ * 2 * 2 + per_second) // (2 * per_second)), per_second * int(MAX_SECONDS) * 2, True
-    ppq = division
-    if ppq == 0:
-        raise _Fail("zero ticks per quarter note in the header")
-    return (lambda t: (t * PPQ * 2 + ppq) // (2 * ppq)), ppq * MAX_QUARTERS, False
-
-
-def read_midi_bytes(data: bytes, name: str = "") -> Song:
-    """Parse a standard MIDI file held in memory. Errors name ``name``."""
-    label = os.path.basename(name) or "MIDI data"
-    try:
-        return _read(bytes(data), Path(name).stem if name else "Untitled")
-    except _Fail as exc:
-        raise FileFormatError(f"{label}: {exc}") from None
-    except FileFormatError:
-        raise
-    except (ValueError, IndexError, KeyError, OverflowError, UnicodeError, RecursionError, MemoryError) as exc:
-        raise FileFormatError(f"{label}: not a readable MIDI file ({type(exc).__name__}: {exc})") from None
-
-
-def read_midi(path: str | os.PathLike) -> Song:
-    label = os.path.basename(str(path))
-    try:
-        size = os.path.getsize(path)
-        if size > MAX_BYTES:
-            raise FileFormatError(f"{label}: {size / 1e6:.1f} MB is larger than the {MAX_BYTES // (1024 * 1024)} MB limit for MIDI files")
-        with open(path, "rb") as fh:
-            data = fh.read(MAX_BYTES + 1)
-    except FileNotFoundError:
-        raise FileFormatError(f"{label}: no such file") from None
-    except IsADirectoryError:
-        raise FileFormatError(f"{label}: is a folder, not a file") from None
-    except OSError as exc:
-        raise FileFormatError(f"{label}: cannot read ({exc.strerror or exc})") from None
-    return read_midi_bytes(data, str(path))
-
-
-def _read(data: bytes, title: str) -> Song:
     if not data:
         raise _Fail("empty file")
     if len(data) > MAX_BYTES:
@@ -257,39 +111,182 @@ def _read(data: bytes, title: str) -> Song:
         raise _Fail("the header says the file has no tracks")
     if ntracks > MAX_TRACKS:
         raise _Fail(f"{ntracks} tracks is more than the limit of {MAX_TRACKS}")
-    scale, tick_cap, smpte = _scaler(division)
+    _scaler(division)  # refuses a zero or impossible division
     pos += 8 + hlen
-
-    budget = [MAX_EVENTS]
-    tracks_events = []
-    chunks = 0
-    while pos < len(data) and len(tracks_events) < ntracks:
+    chunks: list[bytes] = []
+    seen = 0
+    while pos < len(data) and len(chunks) < ntracks:
         if pos + 8 > len(data):
-            if tracks_events:
+            if chunks:
                 break  # a few stray bytes after the last track
             raise _Fail("track header cut off")
         ctype = data[pos : pos + 4]
         clen = int.from_bytes(data[pos + 4 : pos + 8], "big")
         body = pos + 8
-        chunks += 1
-        if chunks > MAX_TRACKS * 4:
+        seen += 1
+        if seen > MAX_TRACKS * 4:
             raise _Fail("too many chunks")
         if ctype != b"MTrk":
             if not all(32 <= c < 127 for c in ctype):
-                raise _Fail(f"garbage where track {len(tracks_events) + 1} should start (byte {pos})")
+                raise _Fail(f"garbage where track {len(chunks) + 1} should start (byte {pos})")
             pos = body + clen  # an unknown chunk type: skip it, as the standard asks
             continue
         if body + clen > len(data):
             raise _Fail(
-                f"track {len(tracks_events) + 1} is cut off: its header promises {clen:,} bytes, "
+                f"track {len(chunks) + 1} is cut off: its header promises {clen:,} bytes, "
                 f"only {len(data) - body:,} follow"
             )
-        events, _ = _parse_track(data, body, body + clen, len(tracks_events), tick_cap, budget)
-        tracks_events.append(events)
+        chunks.append(data[pos : body + clen])
         pos = body + clen
-    if len(tracks_events) < ntracks:
-        raise _Fail(f"the header promises {ntracks} track{'s' if ntracks != 1 else ''}, only {len(tracks_events)} found")
+    if len(chunks) < ntracks:
+        raise _Fail(f"the header promises {ntracks} track{'s' if ntracks != 1 else ''}, only {len(chunks)} found")
+    return fmt, division, chunks
+
+
+# ---- reading: mido, then the caps and sanity checks ----------------------------------------
+_ONE_TRACK_HEADER = b"MThd" + (6).to_bytes(4, "big") + (1).to_bytes(2, "big") + (1).to_bytes(2, "big") + PPQ.to_bytes(2, "big")
+
+
+def _mido_track(chunk: bytes, index: int) -> mido.MidiTrack:
+    """One MTrk chunk parsed by mido, alone, so nothing in it can reach past its end."""
+    try:
+        mf = mido.MidiFile(file=io.BytesIO(_ONE_TRACK_HEADER + chunk), clip=False)
+    except EOFError:
+        raise _Fail(f"track {index + 1}: an event runs past the end of its track") from None
+    except Exception as exc:  # mido raises OSError, ValueError, KeyError, TypeError ... on bad bytes
+        raise _Fail(f"track {index + 1}: {_plain(exc)}") from None
+    return mf.tracks[0]
+
+
+_MIDO_WORDS = {
+    "data byte must be in range": "a data byte of 128 or more inside an event",
+    "running status without last_status": "a data byte without a status byte",
+    "list index out of range": "a meta event shorter than its kind needs",
+}
+
+
+def _plain(exc: Exception) -> str:
+    """mido's complaint in one short line, in our words where we know it."""
+    text = " ".join(str(exc).split())
+    for key, words in _MIDO_WORDS.items():
+        if key in text:
+            return words
+    return text[:120] or type(exc).__name__
+
+
+def _events(track: mido.MidiTrack, index: int, tick_cap: int) -> list[tuple]:
+    """The messages of one track as (tick, kind, channel, a, b) tuples.
+
+    kinds: 'on', 'off', 'prog', 'tempo', 'ts', 'key', 'name', 'eot'.
+    """
+    out = []
+    tick = 0
+    where = f"track {index + 1}"
+    for msg in track:
+        tick += msg.time
+        if tick > tick_cap:
+            raise _Fail(f"{where}: events later than {MAX_SECONDS / 3600:g} hours (limit)")
+        kind = msg.type
+        if kind == "note_on":
+            out.append((tick, "on" if msg.velocity > 0 else "off", msg.channel, msg.note, msg.velocity))
+        elif kind == "note_off":
+            out.append((tick, "off", msg.channel, msg.note, 0))
+        elif kind == "program_change":
+            out.append((tick, "prog", msg.channel, msg.program, 0))
+        elif kind == "end_of_track":
+            out.append((tick, "eot", 0, 0, 0))
+            break
+        elif kind == "set_tempo":
+            if msg.tempo == 0:
+                raise _Fail(f"{where}: tempo of zero microseconds per quarter")
+            out.append((tick, "tempo", 0, msg.tempo, 0))
+        elif kind == "time_signature":
+            if msg.numerator == 0 or msg.denominator > 64:
+                raise _Fail(f"{where}: impossible time signature {msg.numerator}/{msg.denominator}")
+            out.append((tick, "ts", 0, msg.numerator, msg.denominator))
+        elif kind == "key_signature":
+            k = KeySignature.from_name(msg.key)
+            out.append((tick, "key", 0, k.fifths, int(k.minor)))
+        elif kind in ("track_name", "instrument_name"):
+            # mido decodes as Latin-1; recover the bytes to prefer UTF-8 where it is valid
+            raw = msg.name.encode("latin-1", errors="replace")
+            out.append((tick, "name", 0x03 if kind == "track_name" else 0x04, *_decode_text(raw)))
+        elif kind in _SYSTEM_TYPES:
+            raise _Fail(f"{where}: system message '{kind}' is not allowed in a file")
+        # other messages (controllers, bends, sysex, text, markers ...) carry nothing we keep
+    return out
+
+
+def read_midi_bytes(data: bytes, name: str = "") -> Song:
+    """Parse a standard MIDI file held in memory. Errors name ``name``."""
+    label = os.path.basename(name) or "MIDI data"
+    try:
+        return _read(bytes(data), Path(name).stem if name else "Untitled")
+    except _Fail as exc:
+        raise FileFormatError(f"{label}: {exc}") from None
+    except FileFormatError:
+        raise
+    except Exception as exc:  # whatever else a broken file provokes: still one line, never a traceback
+        text = " ".join(str(exc).split())[:120]
+        raise FileFormatError(f"{label}: not a readable MIDI file ({type(exc).__name__}: {text})") from None
+
+
+def read_midi(path: str | os.PathLike) -> Song:
+    label = os.path.basename(str(path))
+    try:
+        size = os.path.getsize(path)
+        if size > MAX_BYTES:
+            raise FileFormatError(f"{label}: {size / 1e6:.1f} MB is larger than the {MAX_BYTES // (1024 * 1024)} MB limit for MIDI files")
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_BYTES + 1)
+    except FileNotFoundError:
+        raise FileFormatError(f"{label}: no such file") from None
+    except IsADirectoryError:
+        raise FileFormatError(f"{label}: is a folder, not a file") from None
+    except OSError as exc:
+        raise FileFormatError(f"{label}: cannot read ({exc.strerror or exc})") from None
+    return read_midi_bytes(data, str(path))
+
+
+
+def _read(data: bytes, title: str) -> Song:
+    fmt, division, chunks = _scan(data)
+    scale, tick_cap, smpte = _scaler(division)
+    tracks_events = []
+    count = 0
+    for i, chunk in enumerate(chunks):
+        track = _mido_track(chunk, i)
+        count += len(track)
+        if count > MAX_EVENTS:
+            raise _Fail(f"more than {MAX_EVENTS:,} events (limit)")
+        tracks_events.append(_events(track, i, tick_cap))
+        del track
     return _build_song(tracks_events, scale, smpte, title, fmt)
+
+
+def _decode_text(body: bytes) -> tuple[str, bool]:
+    """Text of a name event, and whether it was valid UTF-8 (else read as Latin-1)."""
+    try:
+        text, utf8 = body.decode("utf-8"), True
+    except UnicodeDecodeError:
+        text, utf8 = body.decode("latin-1"), False
+    return "".join(c for c in text if c.isprintable()).strip(), utf8
+
+
+def _scaler(division: int):
+    """A function mapping the file's ticks to ours, and the raw tick cap."""
+    if division & 0x8000:  # SMPTE: frames per second and ticks per frame
+        fps = 256 - (division >> 8)
+        tpf = division & 0xFF
+        if fps not in (24, 25, 29, 30) or tpf == 0:
+            raise _Fail(f"impossible SMPTE time division ({fps} fps, {tpf} ticks per frame)")
+        per_second = fps * tpf
+        # quarter notes at 120 bpm: 2 per second
+        return (lambda t: (t * PPQ * 2 * 2 + per_second) // (2 * per_second)), per_second * int(MAX_SECONDS) * 2, True
+    ppq = division
+    if ppq == 0:
+        raise _Fail("zero ticks per quarter note in the header")
+    return (lambda t: (t * PPQ * 2 + ppq) // (2 * ppq)), ppq * MAX_QUARTERS, False
 
 
 def _build_song(tracks_events, scale, smpte: bool, title: str, fmt: int) -> Song:
@@ -399,67 +396,62 @@ def _assign_channels(song: Song) -> list[int]:
 
 
 def _vlq(value: int) -> bytes:
-    out = [value & 0x7F]
-    value >>= 7
-    while value:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    return bytes(reversed(out))
+    """A MIDI variable-length number (used by tests that build files byte by byte)."""
+    return bytes(mido.midifiles.meta.encode_variable_int(value))
 
 
-def _meta(mtype: int, body: bytes) -> bytes:
-    return bytes((0xFF, mtype)) + _vlq(len(body)) + body
+def _text(text: str) -> str:
+    """A name that fits a meta event once written as UTF-8."""
+    return text.encode("utf-8")[:0xFFFF].decode("utf-8", errors="ignore")
 
 
-def _text(text: str) -> bytes:
-    return text.encode("utf-8")[:0xFFFF]
-
-
-def _chunk(events) -> bytes:
-    """An MTrk chunk from (tick, priority, bytes) events; equal keys keep their order."""
+def _track(events: list[tuple[int, int, object]]) -> mido.MidiTrack:
+    """A track from (tick, priority, message) events; equal keys keep their order."""
     events.sort(key=lambda e: (e[0], e[1]))
-    body = bytearray()
+    track = mido.MidiTrack()
     now = 0
-    for tick, _prio, raw in events:
-        body += _vlq(tick - now)
-        body += raw
+    for tick, _prio, msg in events:
+        msg.time = tick - now
+        track.append(msg)
         now = tick
-    body += b"\x00\xff\x2f\x00"  # end of track
-    return b"MTrk" + len(body).to_bytes(4, "big") + bytes(body)
+    track.append(mido.MetaMessage("end_of_track", time=0))
+    return track
 
 
-def song_to_midi_bytes(song: Song) -> bytes:
-    """The song as a type-1 standard MIDI file: a conductor track (title, meter, key, tempo),
+def song_to_midi_file(song: Song) -> mido.MidiFile:
+    """The song as a type-1 ``mido.MidiFile``: a conductor track (title, meter, key, tempo),
     then one track per instrument with its name and program. Names are written as UTF-8."""
-    conductor = [(0, 0, _meta(0x03, _text(song.title)))]
+    Meta, Msg = mido.MetaMessage, mido.Message
+    conductor = [(0, 0, Meta("track_name", name=_text(song.title)))]
     for ts in song.time_signatures:
         den = ts.denominator if ts.denominator in (1, 2, 4, 8, 16, 32, 64) else 4
         num = max(1, min(255, ts.numerator))
-        conductor.append((ts.tick, 1, _meta(0x58, bytes((num, den.bit_length() - 1, 24, 8)))))
+        conductor.append((ts.tick, 1, Meta("time_signature", numerator=num, denominator=den)))
     for k in song.key_signatures:
-        conductor.append((k.tick, 2, _meta(0x59, bytes((max(-7, min(7, k.fifths)) & 0xFF, int(k.minor))))))
+        ks = KeySignature(0, max(-7, min(7, k.fifths)), k.minor)
+        conductor.append((k.tick, 2, Meta("key_signature", key=ks.tonic + ("m" if ks.minor else ""))))
     for t in song.tempos:
-        us = max(1, min(0xFFFFFF, t.us_per_quarter))
-        conductor.append((t.tick, 3, _meta(0x51, us.to_bytes(3, "big"))))
-    chunks = [_chunk(conductor)]
+        conductor.append((t.tick, 3, Meta("set_tempo", tempo=max(1, min(0xFFFFFF, t.us_per_quarter)))))
+    mf = mido.MidiFile(type=1, ticks_per_beat=song.ppq, charset="utf-8")
+    mf.tracks.append(_track(conductor))
     for track, ch in zip(song.tracks, _assign_channels(song)):
-        evs = [(0, 0, _meta(0x03, _text(track.name))), (0, 1, bytes((0xC0 | ch, max(0, min(127, track.program)))))]
-        on, off = 0x90 | ch, 0x80 | ch
+        evs = [(0, 0, Meta("track_name", name=_text(track.name))),
+               (0, 1, Msg("program_change", channel=ch, program=max(0, min(127, track.program))))]
         for n in track.notes:
             p = max(0, min(127, n.pitch))
+            start = max(0, n.start)
             # at one tick: note-offs first, then note-ons, so repeated notes do not cut each other
-            evs.append((max(0, n.start), 3, bytes((on, p, max(1, min(127, n.velocity))))))
-            evs.append((max(0, n.start) + max(1, n.duration), 2, bytes((off, p, 0))))
-        chunks.append(_chunk(evs))
-    header = b"MThd" + (6).to_bytes(4, "big") + (1).to_bytes(2, "big") + len(chunks).to_bytes(2, "big") + song.ppq.to_bytes(2, "big")
-    return header + b"".join(chunks)
+            evs.append((start, 3, Msg("note_on", channel=ch, note=p, velocity=max(1, min(127, n.velocity)))))
+            evs.append((start + max(1, n.duration), 2, Msg("note_off", channel=ch, note=p, velocity=0)))
+        mf.tracks.append(_track(evs))
+    return mf
 
 
-def song_to_midi_file(song: Song):
-    """The song as a ``mido.MidiFile`` (for callers that want mido's objects)."""
-    import mido
-
-    return mido.MidiFile(file=io.BytesIO(song_to_midi_bytes(song)), charset="utf-8")
+def song_to_midi_bytes(song: Song) -> bytes:
+    """The song as the bytes of a type-1 standard MIDI file."""
+    buf = io.BytesIO()
+    song_to_midi_file(song).save(file=buf)
+    return buf.getvalue()
 
 
 def write_midi(song: Song, path: str | os.PathLike) -> None:
