@@ -16,6 +16,7 @@ from studio.core.song import KeySignature, Note, Song, TempoChange, TimeSignatur
 from studio.io import load, save
 from studio.io.musicxml import (
     quantize_note,
+    quantize_notes,
     read_musicxml,
     song_from_music21,
     song_to_music21,
@@ -56,6 +57,32 @@ def test_quantize_picks_the_nearer_grid():
     assert quantize_note(100, 100) == (80, 160)  # never empty
     assert split_length(1440) == [1440] and split_length(140) == [120, 20]
     assert sum(split_length(1900)) == 1900
+
+
+def _tuplet_notes(song) -> int:
+    text = song_to_musicxml_bytes(song).decode()
+    return text.count("<time-modification>")
+
+
+def test_staccato_performance_bar_gets_no_tuplets():
+    """Onsets on the binary grid keep it, however short the notes are played (K.525 style)."""
+    played = [  # (onset, length): 16ths and eighths played short, a quarter held 0.8 beats
+        (0, 300), (480, 144), (720, 144), (960, 100), (1080, 100), (1200, 90), (1320, 110), (1440, 384),
+    ]
+    track = Track("Violin", 40, 0, notes=[Note(s, 67 + i % 5, d) for i, (s, d) in enumerate(played)])
+    q = quantize_notes((n.start, n.end) for n in track.notes)
+    assert [s for s, _e in q] == [s for s, _d in played]
+    assert all(s % 60 == 0 and e % 60 == 0 for s, e in q)  # 32nd grid only
+    assert q[1] == (480, 600) and q[2] == (720, 840)  # 144 ticks: a 16th, not a triplet
+    assert q[-1] == (1440, 1800)  # a quarter held 0.8 beats: a dotted eighth and a 16th rest
+    assert _tuplet_notes(Song(tracks=[track])) == 0
+
+
+def test_genuine_triplets_stay_triplets():
+    track = Track("Flute", 73, 0, notes=[Note(0, 72, 150), Note(160, 74, 150), Note(320, 76, 160), Note(480, 77, 480)])
+    q = quantize_notes((n.start, n.end) for n in track.notes)
+    assert q == [(0, 160), (160, 320), (320, 480), (480, 960)]
+    assert _tuplet_notes(Song(tracks=[track])) == 3
 
 
 def test_score_structure():
@@ -192,8 +219,13 @@ def test_mxl_bomb_is_refused_before_unpacking(tmp_path):
         load(path)
 
 
+def _track_quantized(track):
+    """What the export makes of one track's notes: (pitch, start, end), grids chosen per beat."""
+    return Counter((n.pitch, s, e) for n, (s, e) in zip(track.notes, quantize_notes((n.start, n.end) for n in track.notes)))
+
+
 def _quantized(song):
-    return Counter((n.pitch,) + quantize_note(n.start, n.end) for t in song.tracks for n in t.notes)
+    return sum((_track_quantized(t) for t in song.tracks), Counter())
 
 
 def _got(song):
@@ -209,7 +241,7 @@ BIG = ("test04.mid", "k525MIDIMvt1.mid")  # ~6,000 notes each: several seconds t
 def test_real_files_round_trip_through_musicxml(path, tmp_path):
     """Same notes after .mid -> .musicxml -> Song, within 2 %.
 
-    The export is quantized (32nds / 16th triplets), so the original side is quantized the
+    The export is quantized (32nds, or 16th triplets in beats whose onsets ask for them), so the original side is quantized the
     same way before comparing.  The only notes allowed to go are exact duplicates (the same
     pitch at the same time twice in one track), which a staff cannot show.
     """
@@ -273,6 +305,6 @@ def test_any_song_exports_and_reads_back(tracks, meter, fifths, minor):
                 time_signatures=[TimeSignature(0, *meter)], key_signatures=[KeySignature(0, fifths, minor)])
     back = song_from_music21(music21.converter.parse(song_to_musicxml_bytes(song), format="musicxml"))
     for t, b in zip(song.tracks, back.tracks):
-        assert Counter((n.pitch,) + quantize_note(n.start, n.end) for n in t.notes) == \
+        assert _track_quantized(t) == \
                Counter((n.pitch, n.start, n.end) for n in b.notes)
     assert back.key_signatures[0] == song.key_signatures[0] and back.time_signatures[0] == song.time_signatures[0]

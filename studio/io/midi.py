@@ -3,7 +3,8 @@
 Reading happens in three steps.  A cheap structural scan of the raw bytes comes first: the
 ``MThd`` header must be sane (length 6 or more, format 0/1/2, 1-256 tracks, a usable time
 division), every chunk length must fit in the file, and the file must stay under the byte
-cap.  Each ``MTrk`` chunk then goes to mido on its own (so an event can never run past
+cap, and the events of each chunk are counted from their lengths (no objects made) against
+the event cap.  Each ``MTrk`` chunk then goes to mido on its own (so an event can never run past
 the end of its chunk into the next one), with ``clip=False``: a data byte of 128 or more
 is an error, not something to guess at.  Anything mido raises becomes one
 :class:`FileFormatError` line.  Last, the parsed messages are checked against the event
@@ -80,6 +81,45 @@ class _Fail(Exception):
 
 
 # ---- reading: structural scan ------------------------------------------------------------
+_DATA_LEN = {0x80: 2, 0x90: 2, 0xA0: 2, 0xB0: 2, 0xC0: 1, 0xD0: 1, 0xE0: 2}
+
+
+def _count_events(data: bytes, pos: int, end: int, budget: int) -> int:
+    """How many events one track chunk holds, counted from their lengths alone (no objects);
+    stops early past ``budget`` or at anything odd, which mido then reports properly.
+
+    mido spends ~20 us and ~300 bytes on each message, so a file dense with tiny events is
+    refused here, before mido builds millions of them."""
+    n, status = 0, 0
+    while pos < end and n <= budget:
+        n += 1
+        while pos < end and data[pos] & 0x80:  # delta time
+            pos += 1
+        pos += 1
+        if pos >= end:
+            break
+        b = data[pos]
+        if b < 0x80:  # running status
+            if not status:
+                break
+            pos += _DATA_LEN[status & 0xF0]
+        elif b == 0xFF or b in (0xF0, 0xF7):
+            pos += 2 if b == 0xFF else 1
+            length = 0
+            while pos < end and data[pos] & 0x80:
+                length = (length << 7) | (data[pos] & 0x7F)
+                pos += 1
+            if pos < end:
+                length = (length << 7) | data[pos]
+            pos += 1 + length
+        elif b >= 0xF0:
+            break
+        else:
+            status = b
+            pos += 1 + _DATA_LEN[b & 0xF0]
+    return n
+
+
 def _scan(data: bytes) -> tuple[int, int, list[bytes]]:
     """Check the file's chunk structure without parsing events.
 
@@ -114,7 +154,7 @@ def _scan(data: bytes) -> tuple[int, int, list[bytes]]:
     _scaler(division)  # refuses a zero or impossible division
     pos += 8 + hlen
     chunks: list[bytes] = []
-    seen = 0
+    seen = events = 0
     while pos < len(data) and len(chunks) < ntracks:
         if pos + 8 > len(data):
             if chunks:
@@ -136,6 +176,9 @@ def _scan(data: bytes) -> tuple[int, int, list[bytes]]:
                 f"track {len(chunks) + 1} is cut off: its header promises {clen:,} bytes, "
                 f"only {len(data) - body:,} follow"
             )
+        events += _count_events(data, body, body + clen, MAX_EVENTS - events)
+        if events > MAX_EVENTS:
+            raise _Fail(f"more than {MAX_EVENTS:,} events (limit)")
         chunks.append(data[pos : body + clen])
         pos = body + clen
     if len(chunks) < ntracks:

@@ -1,7 +1,8 @@
 """MusicXML <-> Song through music21.
 
 Export never turns raw times into notation: every note is first snapped to our own grid
-(32nd notes or 16th-note triplets, whichever fits the note better), then cut at bar lines
+(32nd notes, or 16th-note triplets in a beat whose onsets sit on triplet positions; ends
+follow the grid of the beat they fall in, shortening rather than inventing tuplets), then cut at bar lines
 into tied pieces, notes with the same start and end become chords, and overlapping
 material in a bar goes into separate voices, and lengths a single note head cannot show
 are split into tied values.  The measures, beams, accidentals (spelled for the key) and
@@ -31,22 +32,60 @@ from .atomic import atomic_write_bytes
 MAX_BYTES = 50 * 1024 * 1024  # a .musicxml / .xml file, or the unpacked content of an .mxl
 MAX_NOTES = 500_000
 MAX_TICKS = PPQ * 360_000  # 6 hours at 1000 bpm; anything later is a broken file
-GRIDS = (PPQ // 8, PPQ // 6)  # 32nd notes, 16th-note triplets
+BINARY, TRIPLET = PPQ // 8, PPQ // 6  # 32nd notes, 16th-note triplets
+GRIDS = (BINARY, TRIPLET)
+BEAT = PPQ  # the span over which one grid is chosen
 
 
 # ---- export ----------------------------------------------------------------------------
-def quantize_note(start: int, end: int) -> tuple[int, int]:
-    """Snap a note to the grid (32nds or 16th triplets) that moves it least; never empty."""
-    best = None
-    for g in GRIDS:
-        s = (start + g // 2) // g * g
-        e = (end + g // 2) // g * g
+def _snap(t: int, g: int, down_on_tie: bool = False) -> int:
+    q, r = divmod(t, g)
+    return (q + (r > g // 2 or (r == g // 2 and not down_on_tie))) * g
+
+
+def beat_grids(notes) -> dict[int, int]:
+    """The grid of every beat that holds an onset, chosen from the onsets alone.
+
+    A beat takes the triplet grid only when its onsets sit closer to triplet positions than
+    to the 32nd-note grid; onsets on neither (a tie) are settled by where the notes end,
+    onsets on both (the beat and its half) stay binary.  Beats without onsets are binary.
+    """
+    err: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0, 0])  # onset errors, then end errors
+    for start, end in notes:
+        e = err[start // BEAT]
+        for k, g in enumerate(GRIDS):
+            s = _snap(start, g)
+            q = max(_snap(end, g), s + g)
+            e[k] += abs(s - start)
+            e[2 + k] += abs(q - end)
+    out = {}
+    for beat, (b_on, t_on, b_end, t_end) in err.items():
+        if t_on < b_on or (t_on == b_on and t_on > 0 and t_on + t_end < b_on + b_end):
+            out[beat] = TRIPLET
+    return out
+
+
+def quantize_notes(notes) -> list[tuple[int, int]]:
+    """Snap (start, end) pairs of one track: onsets to the grid of their beat (see
+    :func:`beat_grids`), ends to the grid of the beat where they fall, rounding half-way
+    ends down (a shorter note and a rest rather than a longer one). Never empty."""
+    notes = list(notes)
+    grids = beat_grids(notes)
+    out = []
+    for start, end in notes:
+        g = grids.get(start // BEAT, BINARY)
+        s = _snap(start, g)
+        eg = grids.get(end // BEAT, BINARY) if end % BEAT else BINARY
+        e = _snap(end, eg, down_on_tie=True)
         if e <= s:
-            e = s + g
-        err = abs(s - start) + abs(e - end)
-        if best is None or err < best[0]:
-            best = (err, s, e)
-    return best[1], best[2]
+            e = s + grids.get(s // BEAT, BINARY)
+        out.append((s, e))
+    return out
+
+
+def quantize_note(start: int, end: int) -> tuple[int, int]:
+    """Snap one note on its own: the rules of :func:`quantize_notes` for a lone note."""
+    return quantize_notes([(start, end)])[0]
 
 
 @functools.lru_cache(maxsize=4096)
@@ -248,8 +287,7 @@ def song_to_music21(song: Song):
     end = 0
     for track in song.tracks:
         qn = []
-        for n in track.notes:
-            s, e = quantize_note(n.start, n.end)
+        for n, (s, e) in zip(track.notes, quantize_notes((n.start, n.end) for n in track.notes)):
             qn.append((s, e, n.pitch, n.velocity, len(qn)))
             end = max(end, e)
         qnotes_by_track.append(qn)
