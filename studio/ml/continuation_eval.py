@@ -301,6 +301,16 @@ def write_card(folder: str | Path, report: dict) -> None:
         "evaluated_on": f"{report.get('test_pieces')} test pieces; {report['continuation']['pieces']} 4-bar openings",
         "command_eval": "studio eval continuation",
     }
+    from .continue_api import DEFAULT_TEMPERATURE, DEFAULT_TOP_P
+
+    card["sampling_defaults"] = {"temperature": DEFAULT_TEMPERATURE, "top_p": DEFAULT_TOP_P}
+    old_path = folder / "card.json"
+    if old_path.exists():  # keep what the trainer wrote (data sizes, runs); metrics are replaced
+        try:
+            old = json.loads(old_path.read_text())
+            card = {**old, **{k: v for k, v in card.items() if v is not None}}
+        except ValueError:
+            pass
     tmp = folder / "card.json.part"
     tmp.write_text(json.dumps(card, indent=2))
     os.replace(tmp, folder / "card.json")
