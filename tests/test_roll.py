@@ -96,3 +96,10 @@ def test_roundtrip_property(raw):
     cells = np.zeros((32, R.N_PITCH), dtype=np.uint8)
     R.paint(cells, notes)
     assert sorted(R.decode(cells)) == sorted(notes)
+
+
+def test_mostly_mono_tolerates_a_grace_note():
+    line = [(i * 2, i * 2 + 2, 60 + i) for i in range(30)]
+    assert R.mostly_mono(line)
+    assert R.mostly_mono(line + [(4, 5, 70)])  # one grace note against a 60-step line
+    assert not R.mostly_mono(line + [(s, e, p - 12) for s, e, p in line])  # a second voice throughout

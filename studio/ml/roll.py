@@ -160,6 +160,18 @@ def max_polyphony(notes) -> int:
     return best
 
 
+def mostly_mono(notes, share: float = 0.95) -> bool:
+    """True when at least ``share`` of the sounding steps hold a single note (grace notes and the
+    odd double stop aside, a one-voice part)."""
+    counts: dict[int, int] = {}
+    for s, e, _ in notes:
+        for t in range(s, e):
+            counts[t] = counts.get(t, 0) + 1
+    if not counts:
+        return True
+    return sum(1 for c in counts.values() if c == 1) >= share * len(counts)
+
+
 @dataclass
 class Roll:
     """A window of a song as the model sees it."""

@@ -172,13 +172,16 @@ def sample_columns(logp: torch.Tensor, allowed: torch.Tensor, prev_sounding: tor
     allowed ``[N, P]``: pitches that may start a note; prev_sounding ``[N, P]``: a note may sound
     on the step before (only then may a cell HOLD); next_hold ``[N, P]``: the known next
     step holds (so this cell may not rest); mono ``[N]``: at most one pitch per column.
+    ``temperature`` applies to the one-pitch choice of monophonic columns.
     """
     NEG = -1e9
     on = torch.where(allowed, logp[..., ONSET], torch.full_like(logp[..., ONSET], NEG))
     ho = torch.where(prev_sounding, logp[..., HOLD], torch.full_like(logp[..., HOLD], NEG))
     re = torch.where(next_hold, torch.full_like(logp[..., REST], NEG), logp[..., REST])
-    lp = torch.stack([re, on, ho], dim=-1) / max(temperature, 1e-4)
-    poly = _gumbel_pick(lp, generator)  # independent per pitch
+    lp = torch.stack([re, on, ho], dim=-1)
+    # polyphonic: each pitch on its own, at temperature 1 (sharpening independent cells would
+    # silence every pitch whose note is merely uncertain)
+    poly = _gumbel_pick(lp, generator)
     # monophonic: one choice per column.  For a one-voice track the per-pitch marginals are
     # that choice's probabilities (onset p, hold p), and the column is silent with what is
     # left: 1 - (expected number of sounding pitches)
@@ -217,7 +220,7 @@ def _constraints(cells, masked, allowed):
 def denoise(model: VariationModel, cells: torch.Tensor, masked: torch.Tensor, scale: torch.Tensor,
             bar_pos: torch.Tensor, bar_len: torch.Tensor, mono: torch.Tensor, allowed: torch.Tensor,
             n_iters: int, temperature: float = 1.0, generator: torch.Generator | None = None,
-            progress=None) -> torch.Tensor | None:
+            progress=None, sample_mono: torch.Tensor | None = None) -> torch.Tensor | None:
     """Fill the masked cells of one window; returns the completed cells ``[K, T, P]``.
 
     cells/masked ``[K, T, P]``; scale ``[12]``; bar_pos/bar_len ``[T]``; mono ``[K]``;
@@ -231,6 +234,7 @@ def denoise(model: VariationModel, cells: torch.Tensor, masked: torch.Tensor, sc
     masked = masked.clone()
     K, T, P = cells.shape
     dev = cells.device
+    one_voice = mono if sample_mono is None else sample_mono
     todo = masked.any(-1).nonzero()
     total = len(todo)
     if total == 0:
@@ -250,7 +254,7 @@ def denoise(model: VariationModel, cells: torch.Tensor, masked: torch.Tensor, sc
             k, t = sel[:, 0], sel[:, 1]
             logp = torch.log_softmax(logits[k, t].float(), dim=-1)
             sounding, holding = _constraints(cells, masked, allowed)
-            new = sample_columns(logp, allowed[k], sounding[k, t], holding[k, t], mono[k],
+            new = sample_columns(logp, allowed[k], sounding[k, t], holding[k, t], one_voice[k],
                                  temperature, generator)
             m = masked[k, t]
             cells[k, t] = torch.where(m, new, cells[k, t])

@@ -204,9 +204,13 @@ def _vary_chunk(work: Song, source: Song, model, dev, roll_tracks, sel, a, b, st
             ok[: max(0, lo)] = False
             ok[hi + 1:] = False
         allowed[k] = ok
+    # tracks sampled one pitch at a time: one-voice parts, even with a grace note or two
+    one_voice = np.array([R.mostly_mono([R.quantize(n, st) for n in work.tracks[ti].notes
+                                         if n.end > w0 * st and n.start < w1 * st]) for ti in roll_tracks])
     t = lambda x: torch.from_numpy(np.ascontiguousarray(x)).to(dev)  # noqa: E731
     out = denoise(model, t(roll.cells.astype(np.int64)), t(mask), t(roll.scale), t(roll.bar_pos),
-                  t(roll.bar_len), t(roll.mono), t(allowed), n_iters, TEMPERATURE, gen, progress=report)
+                  t(roll.bar_len), t(roll.mono), t(allowed), n_iters, TEMPERATURE, gen, progress=report,
+                  sample_mono=t(one_voice))
     if out is None:
         raise Cancelled()
     cells = out.cpu().numpy()
