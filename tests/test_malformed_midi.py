@@ -161,6 +161,26 @@ def test_event_cap(monkeypatch):
     midi.read_midi_bytes(header() + mtrk(b"\x00\xff\x01\x00" * 900 + NOTE + EOT), "fine.mid")
 
 
+def test_dense_file_is_refused_before_mido_builds_messages(monkeypatch):
+    """Events are counted from their lengths in the scan: a file packed with tiny events
+    never reaches mido, whose message objects would cost seconds and hundreds of MB."""
+    monkeypatch.setattr(midi, "MAX_EVENTS", 10_000)
+
+    def never(*_a):
+        raise AssertionError("mido was asked to parse a file over the event cap")
+
+    monkeypatch.setattr(midi, "_mido_track", never)
+    dense = header() + mtrk(b"\x00\xc0\x00" + b"\x00\x00" * 50_000 + EOT)  # running-status program changes
+    t = time.perf_counter()
+    with pytest.raises(FileFormatError, match="more than 10,000 events"):
+        midi.read_midi_bytes(dense, "dense.mid")
+    assert time.perf_counter() - t < 0.5
+    # split over several tracks, the count is for the whole file
+    split = header(ntracks=3) + mtrk(NOTE * 1_700 + EOT) * 3  # 3 x 3,401 events
+    with pytest.raises(FileFormatError, match="more than 10,000 events"):
+        midi.read_midi_bytes(split, "split.mid")
+
+
 def test_worst_case_within_caps_is_fast():
     """A file just under the event cap for its size parses in bounded time."""
     body = NOTE * 20_000 + EOT  # 40k events, 180 kB
