@@ -242,16 +242,23 @@ def plot_strength(curve: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     xs = [float(k) for k in curve]
-    fig, ax = plt.subplots(figsize=(5.5, 4), dpi=110)
-    ax.plot(xs, [curve[k]["kept"] for k in curve], "o-", label="source notes kept (onset + pitch)")
-    ax.plot(xs, [curve[k]["scale_consistency"] for k in curve], "s--", label="scale consistency")
-    ax.plot(xs, [min(2.0, curve[k]["density_mean"]) / 2 for k in curve], "^:", label="note density / source (halved)")
-    ax.axhline(0.55, color="grey", lw=0.6)
-    ax.axhline(0.60, color="grey", lw=0.6)
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
+    ax.plot(xs, [curve[k]["kept"] for k in curve], "o-", color="C0", label="source notes kept (onset + pitch)")
+    ax.plot(xs, [curve[k]["scale_consistency"] for k in curve], "s--", color="C1", label="scale consistency")
+    ax.plot([0.25], [0.55], "v", color="grey", label="targets: >= 0.55 kept at 0.25, <= 0.6 at 0.75")
+    ax.plot([0.75], [0.60], "^", color="grey")
     ax.set_xlabel("strength")
+    ax.set_ylabel("share")
     ax.set_ylim(0, 1.05)
+    ax2 = ax.twinx()
+    ax2.plot(xs, [curve[k]["density_mean"] for k in curve], "d:", color="C2", label="note density / source (mean)")
+    ax2.axhspan(0.5, 2.0, color="C2", alpha=0.06)
+    ax2.set_ylim(0, 2.5)
+    ax2.set_ylabel("density ratio (band: 0.5-2)")
+    h1, l1 = ax.get_legend_handles_labels()
+    h2, l2 = ax2.get_legend_handles_labels()
+    ax.legend(h1 + h2, l1 + l2, fontsize=7, loc="lower left")
     ax.set_title("Variation: strength curve on held-out passages")
-    ax.legend(fontsize=8, loc="lower left")
     ax.grid(alpha=0.3)
     fig.tight_layout()
     tmp = path.with_name(path.stem + ".tmp.png")
@@ -272,13 +279,18 @@ def quartet_timing(song, start_bar: int = 5, device: str = "auto") -> dict:
         io.save(song, src)
         cmd = [sys.executable, "-m", "studio", "vary", str(src), "-o", str(Path(d) / "out.mid"), "--strength", "0.5",
                "--bars", f"{start_bar}:{start_bar + 3}", "--seed", "1", "--device", device]
+        import resource
+
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
         r = subprocess.run(cmd, capture_output=True, text=True)
         dt = time.perf_counter() - t0
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
         if r.returncode != 0:
             raise StudioError(f"timing run failed: {r.stderr.strip()[-300:]}")
-    return {"seconds": dt, "command": "studio vary quartet.mid -o out.mid --strength 0.5 "
-            f"--bars {start_bar}:{start_bar + 3} --seed 1"}
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {"seconds": dt, "cpu_seconds": cpu, "load_average": os.getloadavg()[0],
+            "command": f"studio vary quartet.mid -o out.mid --strength 0.5 --bars {start_bar}:{start_bar + 3} --seed 1"}
 
 
 def in_process_timing(model, song, start, end, strength: float, repeat: int = 3) -> float:
@@ -344,11 +356,15 @@ def run_eval(weights=None, out=None, device="auto", limit=None, log=print) -> di
         bs = bars(qsong)
         start_bar = min(5, max(1, len(bs) - 8))
         res["quartet"] = qid
-        res["cli_seconds_4_bars_quartet"] = quartet_timing(qsong, start_bar, device)["seconds"]
+        qt = quartet_timing(qsong, start_bar, device)
+        res["cli_seconds_4_bars_quartet"] = qt["seconds"]
+        res["cli_cpu_seconds_4_bars_quartet"] = qt["cpu_seconds"]
+        res["load_average_during_timing"] = qt["load_average"]
         a, b = bs[start_bar - 1].start, bs[min(len(bs), start_bar + 7) - 1].end
         res["in_process_seconds_8_bars_quartet_s0.5"] = in_process_timing(model, qsong, a, b, 0.5)
         res["in_process_seconds_8_bars_quartet_s1"] = in_process_timing(model, qsong, a, b, 1.0)
-        log(f"quartet {qid}: studio vary 4 bars {res['cli_seconds_4_bars_quartet']:.2f} s (whole process); "
+        log(f"quartet {qid}: studio vary 4 bars {qt['seconds']:.2f} s wall, {qt['cpu_seconds']:.2f} s CPU "
+            f"(whole process, load average {qt['load_average']:.1f}); "
             f"8 bars in-process {res['in_process_seconds_8_bars_quartet_s0.5']:.2f} s at 0.5, "
             f"{res['in_process_seconds_8_bars_quartet_s1']:.2f} s at 1")
     (out / "eval.json").write_text(json.dumps(res, indent=2))
@@ -373,7 +389,10 @@ def write_card(folder: Path, meta: dict, res: dict) -> None:
         "data": {"source": "music21 core corpus via studio.ml.corpus (cached Songs)",
                  "split": "by work: sha1(work) -> 90/5/5 train/valid/test (see studio/ml/corpus.py)",
                  "augmentation": "random transposition by -6..+5 semitones per window",
-                 "train_pieces": tr.get("train_pieces"), "valid_pieces": tr.get("valid_pieces")},
+                 "train_pieces": tr.get("train_pieces"), "valid_pieces": tr.get("valid_pieces"),
+                 "note": "the corpus cache was still filling while the model trained: training started on "
+                         "Bach and Monteverdi and took in new pieces (folk tunes) every ten minutes; "
+                         "train_pieces is the count at the end"},
         "training": {k: tr.get(k) for k in ("steps", "minutes_trained", "lr", "tokens", "seed", "threads", "command")},
         "metrics": res,
         "commands": {"train": tr.get("command") or "studio train variation --minutes 65",
