@@ -28,7 +28,7 @@ from . import chorales as ch
 VOICE_NAMES = ("Soprano", "Alto", "Tenor", "Bass")
 CHOIR_PROGRAM = 52  # General MIDI "Choir Aahs"
 MAX_STEPS = 8192  # 512 bars of 4/4 in 16ths: longer than this is not a melody we harmonize
-DEFAULTS = {"temperature": 0.7, "candidates": 4, "steps": 12, "final_temperature": 0.2, "repair": 4}
+DEFAULTS = {"temperature": 0.7, "candidates": 4, "steps": 12, "final_temperature": 0.2, "repair": 12, "rerank_weight": 3.0}
 SOPRANO_TARGET = (62, 79)  # where the model likes the soprano
 
 _models: dict = {}

@@ -411,6 +411,7 @@ def _latency(test: list[ch.Chorale], device: str, weights) -> dict:
                 raise RuntimeError(f"studio harmonize failed: {r.stderr.strip()}")
         runs["process_16_bars_s"] = round(statistics.median(times), 3)
     runs["threads_in_process"] = 2
+    runs["load_average_1min"] = round(os.getloadavg()[0], 2)  # the machine is shared: context for the figures
     return runs
 
 
