@@ -159,7 +159,7 @@ def test_sampling_keeps_given_cells_and_holds_are_consistent():
 def test_fix_holds_and_windows():
     P = ch.P
     t = torch.tensor([[1 + P + 5, 1 + 5, 1 + P + 5, 0, 1 + P + 5, 1 + 7, 1 + P + 5]])
-    assert hz.fix_holds(t).tolist() == [[1 + 5, 1 + 5, 1 + P + 5, 0, 1 + 5, 1 + 7, 1 + 5]]
+    assert hz.fix_holds(t).tolist() == [[1 + 5, 1 + 5, 1 + P + 5, 0, 1 + 5, 1 + 7, 1 + P + 7]]
     assert hz._windows(100, 128) == [0]
     assert hz._windows(300, 128) == [0, 64, 128, 172]
 

@@ -28,7 +28,7 @@ from . import chorales as ch
 VOICE_NAMES = ("Soprano", "Alto", "Tenor", "Bass")
 CHOIR_PROGRAM = 52  # General MIDI "Choir Aahs"
 MAX_STEPS = 8192  # 512 bars of 4/4 in 16ths: longer than this is not a melody we harmonize
-DEFAULTS = {"temperature": 0.7, "candidates": 4, "steps": 12, "final_temperature": 0.2, "repair": 12, "rerank_weight": 3.0}
+DEFAULTS = {"temperature": 0.5, "candidates": 4, "steps": 12, "final_temperature": 0.2, "repair": 24, "rerank_weight": 6.0}
 SOPRANO_TARGET = (62, 79)  # where the model likes the soprano
 
 _models: dict = {}
@@ -153,12 +153,14 @@ def harmonize_grid(model, device, tokens: np.ndarray, given: np.ndarray, metric:
                    fermata: np.ndarray | None = None, temperature: float = 0.7, candidates: int = 4,
                    steps: int = 12, seed: int | None = None, beats: np.ndarray | None = None,
                    progress: Callable[[float], bool] | None = None, rerank_weight: float = 1.0,
-                   final_temperature: float | None = None, repair: int = 0) -> np.ndarray:
+                   final_temperature: float | None = None, repair: int = 0,
+                   rhythm_bias: float = 0.0) -> np.ndarray:
     """Fill the free cells of a ``[4, T]`` token grid; the best of ``candidates`` draws. -> [4, T]
 
     Each candidate is drawn by annealed blocked Gibbs sampling; ``repair`` rounds then redraw
     the notes involved in voice-leading faults (keeping a redraw only when it lowers the
     penalty); the winner maximizes mean pseudo-log-likelihood minus ``rerank_weight`` x penalty.
+    ``rhythm_bias`` > 0 makes new notes on weak 16ths (and, half as much, on off-beat 8ths) rarer.
     """
     import torch
 
@@ -174,8 +176,11 @@ def harmonize_grid(model, device, tokens: np.ndarray, given: np.ndarray, metric:
     fm = torch.as_tensor(fermata_classes(fermata, T), dtype=torch.long, device=device)[None].repeat(K, 1)
     total = steps + 1 + repair + (2 if K > 1 else 0)
     report = None if progress is None else (lambda f: progress(f * (steps + 1) / total))
+    bias = None
+    if rhythm_bias:
+        bias = -rhythm_bias * ((mt == 4).float() + 0.5 * (mt == 3).float())
     x = sample(model, tk, gv, mt, fm, steps=steps, temperature=temperature, generator=gen, progress=report,
-               final_temperature=final_temperature)
+               final_temperature=final_temperature, onset_bias=bias)
     beat_ticks = None if beats is None else [int(b) * 4 for b in beats]
     if repair:
         x = _repair(model, x, gv, mt, fm, gen, repair, beat_ticks, progress, steps + 1, total)

@@ -143,7 +143,11 @@ def log_probs(model: Harmonizer, tokens, given, metric, fermata) -> torch.Tensor
 
 
 def fix_holds(tokens: torch.Tensor) -> torch.Tensor:
-    """Make every hold continue the same pitch: a hold after a rest or another pitch becomes an onset."""
+    """Make every hold continue the note before it.
+
+    A hold after a rest becomes a new note of its pitch; a hold whose pitch differs from the
+    sounding note keeps the rhythm (no new attack) and takes that note's pitch.
+    """
     P = ch.P
     t = tokens.clone()
     T = t.shape[-1]
@@ -151,12 +155,14 @@ def fix_holds(tokens: torch.Tensor) -> torch.Tensor:
         cur = t[..., i]
         is_hold = cur > P
         if i == 0:
-            prev_pitch = torch.full_like(cur, -1)
-        else:
-            prev = t[..., i - 1]
-            prev_pitch = torch.where(prev == 0, -1, torch.where(prev > P, prev - 1 - P, prev - 1))
-        bad = is_hold & (cur - 1 - P != prev_pitch)
-        t[..., i] = torch.where(bad, cur - P, cur)
+            t[..., i] = torch.where(is_hold, cur - P, cur)
+            continue
+        prev = t[..., i - 1]
+        prev_pitch = torch.where(prev > P, prev - 1 - P, prev - 1)  # -1 for a rest
+        after_rest = is_hold & (prev == 0)
+        other = is_hold & (prev != 0) & (cur - 1 - P != prev_pitch)
+        cur = torch.where(after_rest, cur - P, cur)
+        t[..., i] = torch.where(other, 1 + P + prev_pitch, cur)
     return t
 
 
@@ -183,6 +189,7 @@ def sample(
     generator: torch.Generator | None = None,
     progress=None,
     final_temperature: float | None = None,
+    onset_bias: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Annealed blocked Gibbs sampling (Coconet): fill the cells where ``given`` is False.
 
@@ -191,12 +198,21 @@ def sample(
     fraction of the free cells and redraws them; the temperature falls linearly from
     ``temperature`` to ``final_temperature`` (default: the same) and the last step takes the
     most likely tokens.
-    ``progress(fraction) -> bool`` is called once per step; False cancels.
+    ``progress(fraction) -> bool`` is called once per step; False cancels. ``onset_bias``
+    ([B, T], added to the log-probabilities of new onsets) can steer the rhythm.
     """
     free = ~given
+    if onset_bias is not None:
+        bias = torch.zeros(*onset_bias.shape, model.cfg.vocab, device=onset_bias.device)
+        bias[..., 1 : 1 + ch.P] = onset_bias[..., None]
+        bias = bias[:, None]  # [B, 1, T, vocab]
+        raw = log_probs
+        log_probs_ = lambda *a: raw(*a) + bias  # noqa: E731
+    else:
+        log_probs_ = log_probs
     x = tokens.clone()
     total = steps + 1
-    lp = log_probs(model, x, given, metric, fermata)
+    lp = log_probs_(model, x, given, metric, fermata)
     x = torch.where(free, _sample_cells(lp, temperature, generator), x)
     x = torch.where(free, fix_holds(x), x)
     if progress is not None and progress(1 / total) is False:
@@ -206,7 +222,7 @@ def sample(
         r = torch.rand(free.shape, generator=generator, device=free.device)  # generator lives on that device
         block = free & (r < p)
         known = ~block
-        lp = log_probs(model, x, known, metric, fermata)
+        lp = log_probs_(model, x, known, metric, fermata)
         end_t = temperature if final_temperature is None else final_temperature
         temp = 0.0 if i == steps - 1 else temperature + (end_t - temperature) * i / max(1, steps - 1)
         new = _sample_cells(lp, temp, generator)
