@@ -10,21 +10,11 @@ from __future__ import annotations
 
 import os
 import tempfile
-import time
 
 from ...core.errors import StudioError
+from ..app import wait_until as wait_for
 
 TIMEOUT = float(os.environ.get("STUDIO_ASSIST_TIMEOUT", "600"))
-
-
-def wait_for(app, predicate, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        app.processEvents()
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return predicate()
 
 
 def run_request(app, panel, kind: str, timeout: float = TIMEOUT):
