@@ -155,27 +155,36 @@ def offer_restore(win, window_class, orphans=None, ask: bool = True) -> list:
     return restored
 
 
-def _screenshot(app, window_class, path, shot, size) -> int:
-    import tempfile
+def open_for_screenshot(app, window_class, path, size, folder):
+    """A window laid out at ``size`` with ``path`` open, for a screenshot.
+
+    It gets a fresh settings file and autosave folder inside ``folder`` (the user's saved window
+    state must neither change the picture nor be changed by it), and the screenshot variables
+    ``STUDIO_SCREENSHOT_TRACK=N`` / ``STUDIO_SCREENSHOT_SELECT=A:B`` are applied."""
     from .settings import Settings
 
+    settings = Settings(os.path.join(folder, "screenshot.ini"))
+    win = window_class(settings=settings, autosave_folder=folder, start_audio=False)
+    win.quiet = True
+    win.resize(*size)
+    win.show()
+    app.processEvents()
+    if path and not win.open_path(path, ask=False):
+        raise StudioError(win.statusBar().currentMessage() or f"{path}: cannot open")
+    win.resize(*size)
+    win.doc.set_current_track(int(os.environ.get("STUDIO_SCREENSHOT_TRACK", "1") or 1) - 1)
+    sel = os.environ.get("STUDIO_SCREENSHOT_SELECT", "")
+    if sel:
+        _select_bars(win, sel)
+    app.processEvents()
+    return win
+
+
+def _screenshot(app, window_class, path, shot, size) -> int:
+    import tempfile
+
     with tempfile.TemporaryDirectory() as autosave_dir:
-        # a fresh layout every time: the user's saved window state must not change the picture
-        settings = Settings(os.path.join(autosave_dir, "screenshot.ini"))
-        win = window_class(settings=settings, autosave_folder=autosave_dir, start_audio=False)
-        win.quiet = True
-        win.resize(*size)
-        win.show()
-        app.processEvents()
-        if path and not win.open_path(path, ask=False):
-            raise StudioError(win.statusBar().currentMessage() or f"{path}: cannot open")
-        win.resize(*size)
-        track = int(os.environ.get("STUDIO_SCREENSHOT_TRACK", "1") or 1) - 1
-        win.doc.set_current_track(track)
-        sel = os.environ.get("STUDIO_SCREENSHOT_SELECT", "")
-        if sel:
-            _select_bars(win, sel)
-        app.processEvents()
+        win = open_for_screenshot(app, window_class, path, size, autosave_dir)
         if win.score is not None:
             win.score.refresh_now()
             wait_until(app, lambda: win.score.engraving is not None and not win.score.engraver.busy

@@ -12,7 +12,7 @@ import os
 import tempfile
 
 from ...core.errors import StudioError
-from ..app import wait_until as wait_for
+from ..app import open_for_screenshot, wait_until as wait_for
 
 TIMEOUT = float(os.environ.get("STUDIO_ASSIST_TIMEOUT", "600"))
 
@@ -42,21 +42,7 @@ def run_request(app, panel, kind: str, timeout: float = TIMEOUT):
 
 def assist_screenshot(app, window_class, path, shot, size, kind: str) -> int:
     with tempfile.TemporaryDirectory() as autosave_dir:
-        win = window_class(autosave_folder=autosave_dir, start_audio=False)
-        win.quiet = True
-        win.resize(*size)
-        win.show()
-        app.processEvents()
-        if path and not win.open_path(path, ask=False):
-            raise StudioError(win.statusBar().currentMessage() or f"{path}: cannot open")
-        win.resize(*size)
-        # the editor's screenshot helpers: STUDIO_SCREENSHOT_TRACK=N, STUDIO_SCREENSHOT_SELECT=A:B
-        win.doc.set_current_track(int(os.environ.get("STUDIO_SCREENSHOT_TRACK", "1") or 1) - 1)
-        if os.environ.get("STUDIO_SCREENSHOT_SELECT"):
-            from ..app import _select_bars
-
-            _select_bars(win, os.environ["STUDIO_SCREENSHOT_SELECT"])
-        app.processEvents()
+        win = open_for_screenshot(app, window_class, path, size, autosave_dir)
         panel = win.assistant
         try:
             panel.start_worker()
