@@ -164,6 +164,31 @@ def test_fix_holds_and_windows():
     assert hz._windows(300, 128) == [0, 64, 128, 172]
 
 
+def _fix_holds_reference(tokens):
+    """The step-by-step definition of fix_holds, to check the vectorized one against."""
+    P = ch.P
+    t = tokens.clone()
+    for i in range(t.shape[-1]):
+        cur = t[..., i]
+        hold = cur > P
+        if i == 0:
+            t[..., i] = torch.where(hold, cur - P, cur)
+            continue
+        prev = t[..., i - 1]
+        prev_pitch = torch.where(prev > P, prev - 1 - P, prev - 1)
+        cur2 = torch.where(hold & (prev == 0), cur - P, cur)
+        t[..., i] = torch.where(hold & (prev != 0) & (cur - 1 - P != prev_pitch), 1 + P + prev_pitch, cur2)
+    return t
+
+
+def test_fix_holds_matches_the_step_by_step_definition():
+    g = torch.Generator().manual_seed(3)
+    for _ in range(20):
+        t = torch.randint(0, ch.VOCAB, (3, 4, 50), generator=g)
+        t[torch.rand(t.shape, generator=g) < 0.2] = 0  # plenty of rests
+        assert torch.equal(hz.fix_holds(t), _fix_holds_reference(t))
+
+
 def test_forward_bach_shapes_and_soprano_kept(few):
     m = fb.ForwardBach(fb.Config(context=2, emb=8, hidden=16))
     c = few[0]

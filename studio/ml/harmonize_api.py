@@ -28,7 +28,8 @@ from . import chorales as ch
 VOICE_NAMES = ("Soprano", "Alto", "Tenor", "Bass")
 CHOIR_PROGRAM = 52  # General MIDI "Choir Aahs"
 MAX_STEPS = 8192  # 512 bars of 4/4 in 16ths: longer than this is not a melody we harmonize
-DEFAULTS = {"temperature": 0.5, "candidates": 4, "steps": 12, "final_temperature": 0.2, "repair": 24, "rerank_weight": 6.0}
+DEFAULTS = {"temperature": 0.5, "candidates": 2, "steps": 10, "final_temperature": 0.2, "repair": 8, "proposals": 16,
+            "rerank_weight": 6.0}
 SOPRANO_TARGET = (62, 79)  # where the model likes the soprano
 
 _models: dict = {}
@@ -149,18 +150,37 @@ def tokens_to_notes(row: np.ndarray, first: int, step: int, shift: int, velocity
 # ---- the model on grids -----------------------------------------------------------------
 
 
+def range_bias(shift: int = 0, vocab: int = ch.VOCAB):
+    """[4, vocab] additive log-probability bias: -inf for pitches outside each voice's SATB range.
+
+    The model works ``shift`` semitones above the output, so the range moves by ``shift`` too.
+    Rests are always allowed.
+    """
+    import torch
+
+    bias = torch.zeros(4, vocab)
+    pitch = torch.as_tensor(ch.token_pitch(np.arange(vocab)))
+    for v, name in enumerate(ch.VOICES):
+        lo, hi = ch.SATB_RANGE[name]
+        out = (pitch >= 0) & ((pitch < lo + shift) | (pitch > hi + shift))
+        if bool((~out & (pitch >= 0)).any()):  # never leave a voice without a pitch
+            bias[v, out] = float("-inf")
+    return bias
+
+
 def harmonize_grid(model, device, tokens: np.ndarray, given: np.ndarray, metric: np.ndarray,
                    fermata: np.ndarray | None = None, temperature: float = 0.7, candidates: int = 4,
                    steps: int = 12, seed: int | None = None, beats: np.ndarray | None = None,
                    progress: Callable[[float], bool] | None = None, rerank_weight: float = 1.0,
                    final_temperature: float | None = None, repair: int = 0,
-                   rhythm_bias: float = 0.0) -> np.ndarray:
+                   shift: int | None = 0, proposals: int = 8) -> np.ndarray:
     """Fill the free cells of a ``[4, T]`` token grid; the best of ``candidates`` draws. -> [4, T]
 
-    Each candidate is drawn by annealed blocked Gibbs sampling; ``repair`` rounds then redraw
-    the notes involved in voice-leading faults (keeping a redraw only when it lowers the
-    penalty); the winner maximizes mean pseudo-log-likelihood minus ``rerank_weight`` x penalty.
-    ``rhythm_bias`` > 0 makes new notes on weak 16ths (and, half as much, on off-beat 8ths) rarer.
+    Each candidate is drawn by annealed blocked Gibbs sampling with every voice kept inside its
+    SATB range (``shift``: semitones the grid sits above the output; None: no range limit);
+    ``repair`` rounds then redraw the notes involved in voice-leading faults (keeping a redraw
+    only when it lowers the penalty); the winner maximizes mean pseudo-log-likelihood minus
+    ``rerank_weight`` x penalty.
     """
     import torch
 
@@ -174,75 +194,88 @@ def harmonize_grid(model, device, tokens: np.ndarray, given: np.ndarray, metric:
     gv = torch.as_tensor(given, dtype=torch.bool, device=device)[None].repeat(K, 1, 1)
     mt = torch.as_tensor(metric, dtype=torch.long, device=device)[None].repeat(K, 1)
     fm = torch.as_tensor(fermata_classes(fermata, T), dtype=torch.long, device=device)[None].repeat(K, 1)
+    bias = None if shift is None else range_bias(int(shift), model.cfg.vocab).to(device)[None, :, None, :]
     total = steps + 1 + repair + (2 if K > 1 else 0)
     report = None if progress is None else (lambda f: progress(f * (steps + 1) / total))
-    bias = None
-    if rhythm_bias:
-        bias = -rhythm_bias * ((mt == 4).float() + 0.5 * (mt == 3).float())
     x = sample(model, tk, gv, mt, fm, steps=steps, temperature=temperature, generator=gen, progress=report,
-               final_temperature=final_temperature, onset_bias=bias)
-    beat_ticks = None if beats is None else [int(b) * 4 for b in beats]
+               final_temperature=final_temperature, bias=bias)
+    sh = 0 if shift is None else int(shift)
+    pen = [_penalty(c, beats, sh) for c in x.cpu().numpy()]
     if repair:
-        x = _repair(model, x, gv, mt, fm, gen, repair, beat_ticks, progress, steps + 1, total)
+        x, pen = _repair(model, x, gv, mt, fm, gen, repair, beats, progress, steps + 1, total, bias, pen,
+                         shift=sh, proposals=proposals)
     best = 0
     if K > 1:
         ll = pseudo_loglik(model, x, ~gv, mt, fm).cpu().numpy()
-        pen = np.array([_penalty(c, beat_ticks) for c in x.cpu().numpy()])
-        best = int(np.argmax(ll - rerank_weight * pen))
+        best = int(np.argmax(ll - rerank_weight * np.asarray(pen)))
     if progress is not None and progress(1.0) is False:
         raise Cancelled("harmonizing cancelled")
     return x[best].cpu().numpy()
 
 
-def _penalty(grid: np.ndarray, beat_ticks) -> float:
-    return vl.penalty([tokens_to_notes(grid[v], 0, 4, 0) for v in range(4)], ppq=16, beats=beat_ticks)
+def _penalty(grid: np.ndarray, beats, shift: int = 0) -> float:
+    from . import vlgrid
+
+    return vlgrid.penalty(grid, beats, shift)
 
 
-_REPAIRED = ("parallel_fifths", "parallel_octaves", "crossing", "spacing", "range", "leading_tone")
+_REPAIRED = ("parallel", "crossing", "spacing", "range", "leading_tone")
 
 
-def _repair(model, x, given, metric, fermata, gen, rounds, beat_ticks, progress, done, total):
-    """Redraw the cells of the free voices around each voice-leading fault; keep improvements."""
+def _repair(model, x, given, metric, fermata, gen, rounds, beats, progress, done, total, bias, pen,
+            shift: int = 0, proposals: int = 8):
+    """Redraw the cells of the free voices around each voice-leading fault; keep improvements.
+
+    Per round, the candidates that still have faults go through the model once (one batch);
+    ``proposals`` redraws per candidate are sampled from those probabilities and the one with
+    the lowest penalty replaces the candidate when it is better. Returns (candidates, penalties).
+    """
     import torch
 
+    from . import vlgrid
     from .harmonizer import _sample_cells, fix_holds, log_probs
 
     xs = x.cpu().numpy()
     free = (~given).cpu().numpy()
-    pen = [_penalty(c, beat_ticks) for c in xs]
+    pen = list(pen)
     rng = np.random.default_rng(int(torch.randint(0, 2**31, (1,), generator=gen, device=gen.device)))
+    M = max(1, int(proposals))
     for r in range(rounds):
         block = np.zeros_like(free)
         for k, c in enumerate(xs):
-            parts = [tokens_to_notes(c[v], 0, 4, 0) for v in range(4)]
-            for issue in vl.check(parts, ppq=16, beats=beat_ticks):
-                if issue.kind not in _REPAIRED:
-                    continue
-                vs = [v for v in issue.voices if free[k, v, issue.tick // 4]]
+            if pen[k] <= 0:
+                continue
+            _, faults = vlgrid.analyse(c, beats, shift, want_faults=True)
+            for f in faults:
+                vs = [v for v in f.voices if free[k, v, f.start]]
                 if not vs:
                     continue
                 v = vs[rng.integers(len(vs))]
-                a, b = issue.tick // 4, max(issue.tick // 4 + 1, issue.end // 4)
-                for n in parts[v]:  # widen to the whole notes touched
-                    if n.start // 4 < b and n.end // 4 > a:
-                        a, b = min(a, n.start // 4), max(b, n.end // 4)
+                a, b = vlgrid.note_span(c[v], f.start, f.end)
                 block[k, v, a:b] = True
         block &= free
-        if not block.any():
+        rows = [k for k in range(len(xs)) if block[k].any()]
+        if not rows:
             break
-        xt = torch.as_tensor(xs, device=x.device)
-        bt = torch.as_tensor(block, device=x.device)
-        lp = log_probs(model, xt, ~bt, metric, fermata)
-        new = torch.where(bt, _sample_cells(lp, 0.5, gen), xt)
-        new = torch.where(torch.as_tensor(free, device=x.device), fix_holds(new), xt).cpu().numpy()
-        for k in range(len(xs)):
-            if block[k].any():
-                p = _penalty(new[k], beat_ticks)
-                if p < pen[k]:
-                    xs[k], pen[k] = new[k], p
+        sel = torch.as_tensor(rows, device=x.device)
+        xt = torch.as_tensor(xs[rows], device=x.device)
+        bt = torch.as_tensor(block[rows], device=x.device)
+        lp = log_probs(model, xt, ~bt, metric[sel], fermata[sel])
+        if bias is not None:
+            lp = lp + bias
+        cells = lp[bt]  # [n, vocab]: only the blocked cells are drawn
+        draws = xt.unsqueeze(0).repeat(M, 1, 1, 1)  # [M, rows, 4, T]
+        draws[:, bt] = _sample_cells(cells.unsqueeze(0).expand(M, *cells.shape), 0.5, gen)
+        fr = torch.as_tensor(free[rows], device=x.device)
+        draws = torch.where(fr, fix_holds(draws), xt).cpu().numpy()
+        for j, k in enumerate(rows):
+            ps = [_penalty(draws[m, j], beats, shift) for m in range(M)]
+            m = int(np.argmin(ps))
+            if ps[m] < pen[k]:
+                xs[k], pen[k] = draws[m, j], ps[m]
         if progress is not None and progress((done + r + 1) / total) is False:
             raise Cancelled("harmonizing cancelled")
-    return torch.as_tensor(xs, device=x.device)
+    return torch.as_tensor(xs, device=x.device), pen
 
 
 def sampling_params(temperature=None, candidates=None, steps=None) -> dict:
@@ -358,7 +391,7 @@ def _run(song, tokens, given, pos, blen, beat, first, step, shift, kept_notes, t
     grid = harmonize_grid(
         model, dev, tokens, given, metric, None,
         **sampling_params(temperature, candidates, steps),
-        seed=seed, beats=beats, progress=progress)
+        seed=seed, beats=beats, progress=progress, shift=shift)
     parts = []
     for v in range(4):
         if v in kept_notes:
@@ -430,7 +463,7 @@ def regenerate(song: Song, voices: Sequence[int | str] | int | str, start: int |
     grid = harmonize_grid(
         model, dev, tokens, given, metric, None,
         **sampling_params(temperature, candidates, steps),
-        seed=seed, beats=np.nonzero(pos % beat == 0)[0], progress=progress)
+        seed=seed, beats=np.nonzero(pos % beat == 0)[0], progress=progress, shift=shift)
     parts = []
     ta, tb = a * step, b * step
     for v in range(4):

@@ -143,35 +143,32 @@ def log_probs(model: Harmonizer, tokens, given, metric, fermata) -> torch.Tensor
 
 
 def fix_holds(tokens: torch.Tensor) -> torch.Tensor:
-    """Make every hold continue the note before it.
+    """Make every hold continue the note before it (vectorized over the time axis).
 
-    A hold after a rest becomes a new note of its pitch; a hold whose pitch differs from the
-    sounding note keeps the rhythm (no new attack) and takes that note's pitch.
+    A hold after a rest (or at the very start) becomes a new note of its pitch; a hold whose
+    pitch differs from the sounding note keeps the rhythm (no new attack) and takes that
+    note's pitch. A note's pitch is the pitch of the cell that started it.
     """
     P = ch.P
-    t = tokens.clone()
+    t = tokens
     T = t.shape[-1]
-    for i in range(T):
-        cur = t[..., i]
-        is_hold = cur > P
-        if i == 0:
-            t[..., i] = torch.where(is_hold, cur - P, cur)
-            continue
-        prev = t[..., i - 1]
-        prev_pitch = torch.where(prev > P, prev - 1 - P, prev - 1)  # -1 for a rest
-        after_rest = is_hold & (prev == 0)
-        other = is_hold & (prev != 0) & (cur - 1 - P != prev_pitch)
-        cur = torch.where(after_rest, cur - P, cur)
-        t[..., i] = torch.where(other, 1 + P + prev_pitch, cur)
-    return t
+    hold = t > P
+    after_rest = F.pad(t[..., :-1] == ch.REST, (1, 0), value=True)
+    start = (t != ch.REST) & (~hold | after_rest)  # cells that begin a note
+    pidx = torch.where(hold, t - 1 - P, t - 1)  # 0-based pitch (-1 for rests)
+    steps = torch.arange(T, device=t.device).expand_as(t)
+    last = torch.cummax(torch.where(start, steps, torch.zeros_like(steps)), -1).values
+    sounding = pidx.gather(-1, last)
+    out = torch.where(hold & start, 1 + pidx, t)
+    return torch.where(hold & ~start, 1 + P + sounding, out)
 
 
 def _sample_cells(lp: torch.Tensor, temperature: float, gen: torch.Generator | None) -> torch.Tensor:
+    """One token per cell from log-probabilities ``lp`` [..., vocab] (Gumbel-max; argmax at 0)."""
     if temperature <= 1e-3:
         return lp.argmax(-1)
-    probs = torch.softmax(lp / temperature, -1)
-    flat = probs.reshape(-1, probs.shape[-1])
-    return torch.multinomial(flat, 1, generator=gen).view(probs.shape[:-1])
+    u = torch.rand(lp.shape, generator=gen, device=lp.device).clamp_(1e-9, 1.0)
+    return (lp / temperature - torch.log(-torch.log(u))).argmax(-1)
 
 
 @torch.no_grad()
@@ -189,7 +186,7 @@ def sample(
     generator: torch.Generator | None = None,
     progress=None,
     final_temperature: float | None = None,
-    onset_bias: torch.Tensor | None = None,
+    bias: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Annealed blocked Gibbs sampling (Coconet): fill the cells where ``given`` is False.
 
@@ -198,22 +195,19 @@ def sample(
     fraction of the free cells and redraws them; the temperature falls linearly from
     ``temperature`` to ``final_temperature`` (default: the same) and the last step takes the
     most likely tokens.
-    ``progress(fraction) -> bool`` is called once per step; False cancels. ``onset_bias``
-    ([B, T], added to the log-probabilities of new onsets) can steer the rhythm.
+    ``progress(fraction) -> bool`` is called once per step; False cancels. ``bias`` (broadcast
+    to [B, 4, T, vocab]) is added to the log-probabilities, e.g. -inf for pitches out of range.
     """
     free = ~given
-    if onset_bias is not None:
-        bias = torch.zeros(*onset_bias.shape, model.cfg.vocab, device=onset_bias.device)
-        bias[..., 1 : 1 + ch.P] = onset_bias[..., None]
-        bias = bias[:, None]  # [B, 1, T, vocab]
-        raw = log_probs
-        log_probs_ = lambda *a: raw(*a) + bias  # noqa: E731
-    else:
-        log_probs_ = log_probs
+
+    def lp_of(x, known):
+        lp = log_probs(model, x, known, metric, fermata)
+        return lp if bias is None else lp + bias
+
     x = tokens.clone()
     total = steps + 1
-    lp = log_probs_(model, x, given, metric, fermata)
-    x = torch.where(free, _sample_cells(lp, temperature, generator), x)
+    lp = lp_of(x, given)
+    x[free] = _sample_cells(lp[free], temperature, generator)
     x = torch.where(free, fix_holds(x), x)
     if progress is not None and progress(1 / total) is False:
         raise Cancelled("harmonizing cancelled")
@@ -221,12 +215,10 @@ def sample(
         p = max(pmin, pmax - i * (pmax - pmin) / max(1.0, anneal * steps))
         r = torch.rand(free.shape, generator=generator, device=free.device)  # generator lives on that device
         block = free & (r < p)
-        known = ~block
-        lp = log_probs_(model, x, known, metric, fermata)
+        lp = lp_of(x, ~block)
         end_t = temperature if final_temperature is None else final_temperature
         temp = 0.0 if i == steps - 1 else temperature + (end_t - temperature) * i / max(1, steps - 1)
-        new = _sample_cells(lp, temp, generator)
-        x = torch.where(block, new, x)
+        x[block] = _sample_cells(lp[block], temp, generator)
         x = torch.where(free, fix_holds(x), x)
         if progress is not None and progress((i + 2) / total) is False:
             raise Cancelled("harmonizing cancelled")

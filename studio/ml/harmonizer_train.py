@@ -454,7 +454,7 @@ def evaluate(weights=None, limit: int | None = None, device: str = "auto", out=N
         given = np.zeros(tokens.shape, dtype=bool)
         given[0] = True
         metric = metric_classes(c.pos, c.bar, c.beat)
-        grid = api.harmonize_grid(model, dev, tokens, given, metric, None, seed=i, **api.DEFAULTS,
+        grid = api.harmonize_grid(model, dev, tokens, given, metric, None, seed=i, **api.DEFAULTS, shift=shift,
                                   beats=np.array([b // 120 for b in beats]))
         _add(acc["harmonizer"], vl.measure(chorale_parts(grid, shift), 480, beats))
         if fbm is not None:
