@@ -65,6 +65,31 @@ def test_kv_cache_matches_full_forward_and_slides():
         assert torch.isfinite(out).all()
 
 
+@pytest.mark.parametrize("backend", ["torch", "onnx"])
+def test_fast_decoding_steps_match_forward_cached(backend, tmp_path, monkeypatch):
+    """The lean torch step and the ONNX Runtime step give forward_cached's logits, also past ctx."""
+    from studio.ml import continuation_ort
+    from studio.ml.continuation import _step_function
+
+    if backend == "onnx" and not continuation_ort.available():
+        pytest.skip("onnxruntime is not installed")
+    monkeypatch.setenv("STUDIO_CACHE", str(tmp_path))
+    torch.manual_seed(4)
+    model = MusicTransformer(TINY).eval()
+    x = torch.randint(4, T.VOCAB_SIZE, (2, 10 + 90))
+    with torch.inference_mode():
+        ref_cache, cache = model.new_cache(), model.new_cache()
+        model.forward_cached(x[:, :10], ref_cache, keep_head=3)
+        model.forward_cached(x[:, :10], cache, keep_head=3)
+        step = _step_function(model, cache, 3, backend, 1)
+        for i in range(10, 100):  # 100 positions through a context of 64: the oldest keys drop out
+            want = model.forward_cached(x[:, i: i + 1], ref_cache, keep_head=3)
+            got = step(x[:, i].tolist())
+            assert torch.allclose(got, want, atol=1e-4), i
+    if backend == "onnx":
+        assert list(tmp_path.glob("onnx/continuation-*.onnx"))  # the exported graph is cached
+
+
 def test_sampling_obeys_grammar_bars_and_seed():
     torch.manual_seed(3)
     model = MusicTransformer(Config(n_layer=1, d_model=32, n_head=2, d_ff=64, ctx=1024, dropout=0.0)).eval()

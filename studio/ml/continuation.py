@@ -177,16 +177,89 @@ class MusicTransformer(nn.Module):
         cache["pos"], cache["next"] = k_pos, cache["next"] + Tn
         over = k_pos.numel() - self.cfg.ctx
         if over > 0:
-            drop = max(over, self.cfg.ctx // 8)  # drop in chunks: fewer copies
-            keep = torch.cat([torch.arange(keep_head, device=dev),
-                              torch.arange(keep_head + drop, k_pos.numel(), device=dev)])
-            cache["pos"] = k_pos[keep]
-            for lc in cache["layers"]:
-                n = keep.numel()
-                lc["k"][:, :, :n] = lc["k"][:, :, keep]
-                lc["v"][:, :, :n] = lc["v"][:, :, keep]
-                lc["n"] = n
+            self._drop_oldest(cache, k_pos, over, keep_head)
         return self.head(self.ln_f(x[:, -1]))
+
+    def _drop_oldest(self, cache: dict, k_pos: torch.Tensor, over: int, keep_head: int) -> None:
+        """Forget the oldest keys after the first ``keep_head`` (in chunks: fewer copies)."""
+        dev = k_pos.device
+        drop = max(over, self.cfg.ctx // 8)
+        keep = torch.cat([torch.arange(keep_head, device=dev),
+                          torch.arange(keep_head + drop, k_pos.numel(), device=dev)])
+        cache["pos"] = k_pos[keep]
+        for lc in cache["layers"]:
+            n = keep.numel()
+            lc["k"][:, :, :n] = lc["k"][:, :, keep]
+            lc["v"][:, :, :n] = lc["v"][:, :, keep]
+            lc["n"] = n
+
+
+class FastStep:
+    """One cached decoding step of a :class:`MusicTransformer` without the module machinery.
+
+    Sampling feeds one token per take per step; at that size the cost is the per-call
+    overhead of modules and ops, not arithmetic.  This class holds the weights pre-transposed
+    and runs the same computation as ``forward_cached`` for a single new position with plain
+    tensor ops on the same cache (a test checks the two agree).  Build it right before
+    sampling: it copies nothing the model owns, but it must not outlive a weight update.
+    """
+
+    def __init__(self, model: MusicTransformer):
+        self.model = model
+        self.cfg = model.cfg
+        self.layers = []
+        for b in model.blocks:
+            a = b.attn
+            self.layers.append((
+                b.ln1.weight, b.ln1.bias, a.qkv.bias, a.qkv.weight.t().contiguous(),
+                a.proj.bias, a.proj.weight.t().contiguous(), a.er.transpose(-1, -2).contiguous(),
+                b.ln2.weight, b.ln2.bias, b.mlp[0].bias, b.mlp[0].weight.t().contiguous(),
+                b.mlp[2].bias, b.mlp[2].weight.t().contiguous()))
+        self.emb = model.emb.weight
+        self.ln_f = (model.ln_f.weight, model.ln_f.bias)
+        self.head = model.head.weight.t().contiguous()
+        self.h = model.blocks[0].attn.h
+        self.dh = model.blocks[0].attn.dh
+        self.R = model.blocks[0].attn.er.shape[1]
+        self.scale = 1.0 / math.sqrt(self.dh)
+
+    def __call__(self, idx: torch.Tensor, cache: dict, keep_head: int = 0) -> torch.Tensor:
+        """Logits (B, V) after feeding ``idx`` (B,) on top of ``cache`` (as ``forward_cached``)."""
+        B = idx.shape[0]
+        C, H, dh = self.cfg.d_model, self.h, self.dh
+        dev = idx.device
+        pos = cache["next"]
+        k_pos = torch.cat([cache["pos"].to(dev), torch.tensor([pos], device=dev)])
+        dist = (pos - k_pos).clamp(min=0, max=self.R - 1)  # (S,)
+        x = self.emb[idx]
+        ln = F.layer_norm
+        for (w1, b1, bqkv, wqkv, bp, wp, er_t, w2, b2, bf1, wf1, bf2, wf2), lc in zip(self.layers, cache["layers"]):
+            h = ln(x, (C,), w1, b1)
+            q, k, v = torch.addmm(bqkv, h, wqkv).view(B, 3, H, dh).unbind(1)  # (B, H, dh) each
+            n = lc["n"]
+            if "k" not in lc or lc["k"].shape[0] != B or lc["k"].shape[2] < n + 1:
+                cap = max(n + 1, lc["cap"])
+                kb, vb = x.new_zeros(B, H, cap, dh), x.new_zeros(B, H, cap, dh)
+                if n:
+                    kb[:, :, :n], vb[:, :, :n] = lc["k"][:, :, :n], lc["v"][:, :, :n]
+                lc["k"], lc["v"] = kb, vb
+            lc["k"][:, :, n] = k
+            lc["v"][:, :, n] = v
+            lc["n"] = n + 1
+            keys, vals = lc["k"][:, :, : n + 1], lc["v"][:, :, : n + 1]
+            qe = q.unsqueeze(-2)  # (B, H, 1, dh)
+            scores = torch.matmul(qe, keys.transpose(-1, -2)).squeeze(-2)  # (B, H, S)
+            rel = torch.matmul(qe, er_t).squeeze(-2)  # (B, H, R)
+            att = torch.softmax((scores + rel.index_select(-1, dist)) * self.scale, dim=-1)
+            y = torch.matmul(att.unsqueeze(-2), vals).reshape(B, C)
+            x = x + torch.addmm(bp, y, wp)
+            h = ln(x, (C,), w2, b2)
+            x = x + torch.addmm(bf2, F.gelu(torch.addmm(bf1, h, wf1)), wf2)
+        cache["pos"], cache["next"] = k_pos, pos + 1
+        over = k_pos.numel() - self.cfg.ctx
+        if over > 0:
+            self.model._drop_oldest(cache, k_pos, over, keep_head)
+        return torch.matmul(ln(x, (C,), *self.ln_f), self.head)
 
 
 def build(config: dict) -> MusicTransformer:
@@ -215,27 +288,46 @@ FILTERS = {"temperature": _temperature, "top_p": _top_p}
 def sample(model: MusicTransformer, prompt: list[int], grammars: list[T.Grammar], n_bars: int,
            temperature: float = 1.0, top_p: float | None = 0.95, seed: int | None = None,
            max_tokens: int = 4096, n_header: int = 0, progress=None, use_cache: bool = True,
-           threads: int | None = None) -> list[list[int]]:
+           threads: int | None = None, backend: str = "auto") -> list[list[int]]:
     """Sample one body per grammar (a batch of takes) after ``prompt``; stop at the bar after ``n_bars``.
 
     Returns the new tokens of each take, starting with its first BAR and holding exactly
     ``n_bars`` bars (fewer only if ``max_tokens`` runs out).  ``progress(fraction)``
     returning False stops early (raises :class:`studio.core.errors.Cancelled`).
-    ``threads`` sets torch's CPU threads for the call (one step is too small to share well).
+    ``threads`` sets the CPU threads for the call. ``backend``: "auto" (ONNX Runtime for
+    cached decoding on the CPU when installed), "onnx" or "torch".
     """
     if threads is None:
         return _sample(model, prompt, grammars, n_bars, temperature, top_p, seed, max_tokens, n_header,
-                       progress, use_cache)
+                       progress, use_cache, backend)
     old = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
         return _sample(model, prompt, grammars, n_bars, temperature, top_p, seed, max_tokens, n_header,
-                       progress, use_cache)
+                       progress, use_cache, backend, threads)
     finally:
         torch.set_num_threads(old)
 
 
-def _sample(model, prompt, grammars, n_bars, temperature, top_p, seed, max_tokens, n_header, progress, use_cache):
+def _step_function(model, cache: dict, keep_head: int, backend: str, threads: int | None):
+    """``step(tokens) -> logits`` for cached decoding: ONNX Runtime on the CPU where it is
+    installed (``backend`` "auto" or "onnx"), else the lean torch step."""
+    dev = next(model.parameters()).device
+    if backend in ("auto", "onnx") and dev.type == "cpu":
+        from . import continuation_ort
+
+        if continuation_ort.available():
+            dec = continuation_ort.OrtDecoder(model, threads or torch.get_num_threads())
+            dec.start(cache, keep_head)
+            return lambda toks: torch.from_numpy(dec.step(np.asarray(toks, dtype=np.int64)))
+        if backend == "onnx":
+            raise RuntimeError("onnxruntime is not installed")
+    fast = FastStep(model)
+    return lambda toks: fast(torch.tensor(toks, dtype=torch.long, device=dev), cache, keep_head=keep_head)
+
+
+def _sample(model, prompt, grammars, n_bars, temperature, top_p, seed, max_tokens, n_header, progress, use_cache,
+            backend="auto", threads=None):
     from ..core.errors import Cancelled
 
     dev = next(model.parameters()).device
@@ -250,7 +342,8 @@ def _sample(model, prompt, grammars, n_bars, temperature, top_p, seed, max_token
         head = min(n_header, ctx // 4)
         first = list(prompt) if len(prompt) <= ctx else list(prompt[:head]) + list(prompt[-(ctx - head):])
         start = torch.tensor([first] * K, dtype=torch.long, device=dev)
-        logits = model.forward_cached(start, cache, keep_head=min(n_header, ctx // 4))
+        logits = model.forward_cached(start, cache, keep_head=head)
+        step_fn = _step_function(model, cache, head, backend, threads)
     seqs = [list(prompt) for _ in range(K)]
     for step in range(max_tokens):
         if not use_cache:
@@ -280,6 +373,5 @@ def _sample(model, prompt, grammars, n_bars, temperature, top_p, seed, max_token
             if progress(min(0.99, frac)) is False:
                 raise Cancelled()
         if use_cache:
-            feed = torch.tensor([[seqs[i][-1]] for i in range(K)], dtype=torch.long, device=dev)
-            logits = model.forward_cached(feed, cache, keep_head=min(n_header, ctx // 4))
+            logits = step_fn([seqs[i][-1] for i in range(K)])
     return outs
