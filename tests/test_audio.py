@@ -447,3 +447,42 @@ def test_player_plays_on_a_null_device():
     assert got["loop_playing"] is True and 0 <= got["loop_pos"] <= 960
     assert got["update"] is True and got["loop_after_update"] == [0, 960]
     assert got["stopped"] is True
+
+
+def _long_song(seconds=40) -> Song:
+    """A few tracks of notes at 120 bpm, with long notes held across the middle."""
+    beats = int(seconds * 2)
+    s = Song(title="long", tempos=[TempoChange(0, 120.0)])
+    mel = [Note(b * 480, 60 + (b * 5) % 19, 440, 90) for b in range(beats)]
+    pad = [Note(b * 480 * 8 - (240 if b else 0), 48 + (b % 3), 480 * 8, 70) for b in range(beats // 8)]
+    s.tracks += [Track("mel", program=0, notes=mel), Track("pad", program=48, notes=pad)]
+    return s
+
+
+def test_parallel_render_equals_a_single_render():
+    from studio.audio.parallel import plan_cuts, render_parallel
+
+    song = _long_song()
+    one = render_array(song, SMALL_SF, tail_seconds=1.0, workers=1)
+    stats: dict = {}
+    seen = []
+    two = render_parallel(song, SMALL_SF, tail_seconds=1.0, workers=2, stats=stats, progress=seen.append)
+    assert stats["processes"] == 2 and len(stats["cuts"]) == 1 and two.shape == one.shape
+    assert seen[-1] == 1.0 and all(a <= b for a, b in zip(seen, seen[1:]))
+    err = np.sum((two.astype(np.float64) - one) ** 2)
+    snr = 10 * np.log10(np.sum(one.astype(np.float64) ** 2) / max(err, 1e-30))
+    assert snr > 60  # the seam and the restarted synth are inaudible
+    cut = int(stats["cuts"][0] * SR)
+    assert cut % 64 == 0
+    sched = build_schedule(song, [0, 1], SR)
+    assert plan_cuts(sched.events, sched.length, 2, SR) == [cut]
+
+
+def test_parallel_render_cancels_and_cleans_up():
+    from studio.audio.parallel import render_parallel
+
+    with pytest.raises(Cancelled):
+        render_parallel(_long_song(), SMALL_SF, workers=2, progress=lambda f: f < 0.2)
+    import multiprocessing
+
+    assert not [p for p in multiprocessing.active_children() if p.is_alive()]

@@ -179,11 +179,20 @@ def render_with(synth: Synth, song: Song, progress: Progress | None = None, tail
 
 
 def render_array(song: Song, soundfont: str | os.PathLike | None = None, sample_rate: int = 44100,
-                 progress: Progress | None = None, tail_seconds: float = 1.5, stats: dict | None = None) -> np.ndarray:
+                 progress: Progress | None = None, tail_seconds: float = 1.5, stats: dict | None = None,
+                 workers: int | None = None) -> np.ndarray:
     """The song as float32 stereo, shape ``(frames, 2)``: its length through the tempo map
     plus ``tail_seconds`` of release.  ``progress(fraction)`` returning ``False`` cancels
     (:class:`~studio.core.errors.Cancelled`).  Mute and solo are honoured.  A ``stats``
-    dict receives ``load_seconds`` and ``render_seconds`` (wall time)."""
+    dict receives ``load_seconds`` and ``render_seconds`` (wall time).
+
+    ``workers``: processes to render with (None: one per core for songs long enough to
+    gain from it, see :mod:`studio.audio.parallel`; 1: in this process)."""
+    from . import parallel  # noqa: PLC0415
+
+    n = parallel.worker_count(song, sample_rate) if workers is None else max(1, int(workers))
+    if n > 1:
+        return parallel.render_parallel(song, soundfont, sample_rate, progress, tail_seconds, n, stats)
     cores = max(1, min(4, os.cpu_count() or 1))  # FluidSynth renders voices in parallel
     t0 = time.perf_counter()
     with Synth(soundfont, sample_rate, channels=channels_needed(len(song.tracks)), cpu_cores=cores) as synth:
@@ -205,7 +214,7 @@ def output_format(path: str | os.PathLike) -> tuple[str, str]:
 
 def render_file(song: Song, path: str | os.PathLike, soundfont: str | os.PathLike | None = None,
                 sample_rate: int = 44100, progress: Progress | None = None, tail_seconds: float = 1.5,
-                stats: dict | None = None) -> Path:
+                stats: dict | None = None, workers: int | None = None) -> Path:
     """Render to ``path`` (.wav or .flac, 16-bit stereo), atomically: on any error or a
     cancel nothing is left at ``path`` (an older file there stays as it was)."""
     import soundfile  # noqa: PLC0415 - only exports need libsndfile
@@ -222,7 +231,7 @@ def render_file(song: Song, path: str | os.PathLike, soundfont: str | os.PathLik
     def inner(frac: float):
         return None if progress is None else progress(0.97 * frac)
 
-    data = render_array(song, soundfont, sample_rate, inner, tail_seconds, stats)
+    data = render_array(song, soundfont, sample_rate, inner, tail_seconds, stats, workers)
     t_write = time.perf_counter()
 
     def write(tmp: str) -> None:
@@ -243,24 +252,40 @@ def render_file(song: Song, path: str | os.PathLike, soundfont: str | os.PathLik
 
 
 def measure_render(song: Song, soundfont: str | os.PathLike | None = None, sample_rate: int = 44100,
-                   tail_seconds: float = 1.5) -> dict:
-    """Render once and time it: soundfont load and render separately, wall and CPU time
-    (``studio bench`` and the audio figures use this).  Returns plain numbers plus the audio."""
+                   tail_seconds: float = 1.5, workers: int | None = None) -> dict:
+    """Render once and time it, wall and CPU time (this process and its render processes),
+    for ``studio bench`` and the audio figures.  In one process the soundfont load is timed
+    apart; split over processes, ``render_seconds`` covers everything (start, load, mix).
+    Returns plain numbers plus the audio."""
     import resource  # noqa: PLC0415
 
-    def cpu() -> float:
-        ru = resource.getrusage(resource.RUSAGE_SELF)  # all threads, FluidSynth's included
-        return ru.ru_utime + ru.ru_stime
+    from . import parallel  # noqa: PLC0415
 
+    def cpu() -> float:
+        total = 0.0
+        for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):  # FluidSynth's threads, render processes
+            ru = resource.getrusage(who)
+            total += ru.ru_utime + ru.ru_stime
+        return total
+
+    n = parallel.worker_count(song, sample_rate) if workers is None else max(1, int(workers))
     cores = max(1, min(4, os.cpu_count() or 1))
-    t0 = time.perf_counter()
-    with Synth(soundfont, sample_rate, channels=channels_needed(len(song.tracks)), cpu_cores=cores) as synth:
+    if n > 1:
+        st: dict = {}
         t1, c1 = time.perf_counter(), cpu()
-        audio = render_with(synth, song, tail_seconds=tail_seconds)
+        audio = parallel.render_parallel(song, soundfont, sample_rate, None, tail_seconds, n, st)
         t2, c2 = time.perf_counter(), cpu()
+        t0, sf, threads = t1, st["soundfont"], 1
+    else:
+        t0 = time.perf_counter()
+        with Synth(soundfont, sample_rate, channels=channels_needed(len(song.tracks)), cpu_cores=cores) as synth:
+            t1, c1 = time.perf_counter(), cpu()
+            audio = render_with(synth, song, tail_seconds=tail_seconds)
+            t2, c2 = time.perf_counter(), cpu()
+        sf, threads = str(synth.soundfont), cores
     seconds = audio.shape[0] / sample_rate
     return {
-        "soundfont": str(synth.soundfont), "threads": cores, "audio_seconds": seconds,
+        "soundfont": sf, "threads": threads, "processes": n, "audio_seconds": seconds,
         "load_seconds": t1 - t0, "render_seconds": t2 - t1, "render_cpu_seconds": c2 - c1,
         "x_realtime": seconds / max(t2 - t1, 1e-9), "x_realtime_per_cpu_second": seconds / max(c2 - c1, 1e-9),
         "rms": float(np.sqrt(np.mean(np.square(audio, dtype=np.float64)))) if audio.size else 0.0,

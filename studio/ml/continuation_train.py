@@ -25,7 +25,7 @@ import torch
 
 from . import checkpoint, ddp
 from . import tokens as T
-from .continuation import Config, MusicTransformer
+from .continuation import Config, MusicTransformer, build
 
 SPLIT_CODE = {"train": 0, "valid": 1, "test": 2}
 
@@ -259,7 +259,7 @@ def train(out: Path, minutes: float, device: torch.device, data: dict, cfg: Conf
           batch: int = 8, lr: float = 1e-3, seed: int = 0, eval_every_s: float = 180.0,
           resume: bool = True, command: str = "", log=print, max_steps: int | None = None,
           amp: bool = True, warmup: int = 300, refresh=None, refresh_every_s: float = 900.0,
-          valid_windows: int = 64) -> dict:
+          valid_windows: int = 64, init: Path | None = None) -> dict:
     """Train for ``minutes`` of wall time in total (a resumed run counts what was done before).
 
     ``refresh()``, if given, returns a fresh dataset (e.g. once more of the corpus is cached);
@@ -275,6 +275,11 @@ def train(out: Path, minutes: float, device: torch.device, data: dict, cfg: Conf
     opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.98), weight_decay=0.05)
     state_path = out / "state.pt"
     state = {"step": 0, "tokens": 0, "elapsed": 0.0, "best": float("inf")}
+    if init is not None and not (resume and state_path.exists()):
+        start_model, _meta = checkpoint.load(Path(init), build, "cpu")
+        model.load_state_dict(start_model.state_dict())
+        if d.main:
+            log(f"started from the weights in {init}")
     if resume and state_path.exists():
         st = torch.load(state_path, map_location="cpu", weights_only=False)
         if st["config"] == cfg.__dict__:
@@ -376,6 +381,7 @@ def main(argv=None) -> int:
     ap.add_argument("--config", default=None, help="JSON of Config fields")
     ap.add_argument("--warmup", type=int, default=300)
     ap.add_argument("--max-steps", type=int, default=None)
+    ap.add_argument("--init", default=None, help="start from the weights in this model folder (fine-tuning)")
     ap.add_argument("--refresh-every", type=float, default=0,
                     help="seconds; re-tokenize the corpus cache this often (while it is still being built)")
     a = ap.parse_args(argv)
@@ -401,7 +407,8 @@ def main(argv=None) -> int:
             return fresh
     train(Path(a.out), a.minutes, device, data, cfg, batch=a.batch, lr=a.lr, seed=a.seed,
           eval_every_s=a.eval_every, command=command, log=lambda s: print(s, flush=True),
-          warmup=a.warmup, max_steps=a.max_steps, refresh=refresh, refresh_every_s=a.refresh_every or 900)
+          warmup=a.warmup, max_steps=a.max_steps, refresh=refresh, refresh_every_s=a.refresh_every or 900,
+          init=Path(a.init) if a.init else None)
     return 0
 
 
