@@ -391,7 +391,7 @@ def _bar_marks(pieces, key: KeySignature) -> dict:
     key_alter = {step: (1 if fifths > 0 else -1) for step in order[: abs(fifths)]}
     state: dict[tuple[str, int], int] = {}
     marks = {}
-    for pos, _stop, p, t, v, _qi in sorted(pieces):
+    for pos, _stop, p, t, v, _qi in sorted(pieces, key=lambda x: (x[0], x[1], x[2], x[3] or "", x[4], x[5])):
         step, alter, octave = _spelling(p, key)
         show = False
         if t not in ("stop", "continue"):

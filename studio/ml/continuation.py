@@ -317,10 +317,18 @@ def _step_function(model, cache: dict, keep_head: int, backend: str, threads: in
         from . import continuation_ort
 
         if continuation_ort.available():
-            dec = continuation_ort.OrtDecoder(model, threads or torch.get_num_threads())
-            dec.start(cache, keep_head)
-            return lambda toks: torch.from_numpy(dec.step(np.asarray(toks, dtype=np.int64)))
-        if backend == "onnx":
+            try:
+                dec = continuation_ort.OrtDecoder(model, threads or torch.get_num_threads())
+            except Exception as exc:  # export or session failed: the torch step still works
+                if backend == "onnx":
+                    raise
+                import logging
+
+                logging.getLogger(__name__).warning("ONNX Runtime decoding unavailable (%s); using torch", exc)
+            else:
+                dec.start(cache, keep_head)
+                return lambda toks: torch.from_numpy(dec.step(np.asarray(toks, dtype=np.int64)))
+        elif backend == "onnx":
             raise RuntimeError("onnxruntime is not installed")
     fast = FastStep(model)
     return lambda toks: fast(torch.tensor(toks, dtype=torch.long, device=dev), cache, keep_head=keep_head)
