@@ -10,6 +10,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 _home = tempfile.mkdtemp(prefix="studio-test-home-")
 os.environ.setdefault("XDG_CONFIG_HOME", os.path.join(_home, "config"))
 os.environ.setdefault("XDG_DATA_HOME", os.path.join(_home, "data"))
+os.environ.setdefault("XDG_STATE_HOME", os.path.join(_home, "state"))  # the log file
 os.environ.setdefault("XDG_RUNTIME_DIR", os.path.join(_home, "run"))
 os.makedirs(os.environ["XDG_RUNTIME_DIR"], mode=0o700, exist_ok=True)
 os.environ.setdefault("STUDIO_NO_AUTOSAVE_RESTORE", "1")

@@ -45,6 +45,21 @@ def load_model(device: str = "auto", folder: str | Path | None = None):
         return _loaded[key]
 
 
+def warm_up(device: str = "auto") -> None:
+    """Load the model, and on the CPU prepare the ONNX Runtime decoder, before the first request."""
+    model, _meta = load_model(device)
+    if next(model.parameters()).device.type == "cpu":
+        import torch
+
+        from . import continuation_ort
+
+        if continuation_ort.available():
+            try:
+                continuation_ort.session(model, torch.get_num_threads())
+            except Exception:  # sampling falls back to the torch step and says so
+                pass
+
+
 def _check(song: Song, bars: int, from_bar, temperature, top_p, takes) -> None:
     if not isinstance(bars, int) or not 1 <= bars <= MAX_BARS:
         raise StudioError(f"--bars must be a whole number from 1 to {MAX_BARS} (got {bars})")

@@ -10,6 +10,7 @@ starts a fresh worker on the next request.
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import queue
 import random
@@ -125,6 +126,9 @@ def worker_main(requests, replies, cancel_job, threads: int | None = None) -> No
     """Entry point of the worker process."""
     import torch
 
+    from .. import logs
+
+    logs.setup("worker")
     torch.set_num_threads(threads or max(1, min(4, (os.cpu_count() or 2))))
     from .checkpoint import device_label, pick_device
 
@@ -168,6 +172,7 @@ def _serve(req: P.Request, replies, cancel_job) -> None:
         replies.put(P.CancelledReply(req.job))
     except StudioError as exc:
         replies.put(P.Failed(req.job, str(exc)))
-    except Exception as exc:  # report in one line; the detail goes to the worker's stderr
+    except Exception as exc:  # report in one line; the detail goes to stderr and the log file
         traceback.print_exc(file=sys.stderr)
+        logging.getLogger(__name__).exception("%s job %s failed", req.kind, req.job)
         replies.put(P.Failed(req.job, f"{req.kind} failed: {type(exc).__name__}: {exc}"))

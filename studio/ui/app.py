@@ -65,6 +65,9 @@ def run_gui(args) -> int:
             os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     if path and not os.path.exists(path):
         raise StudioError(f"{path}: no such file")
+    from .. import logs
+
+    logs.setup("gui")
     app = make_app()
     from .mainwindow import MainWindow
 
