@@ -70,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--from-bar", type=int, default=None, metavar="B", help="1-based bar to continue from")
     p.add_argument("--temperature", type=float, default=None)
     p.add_argument("--top-p", type=float, default=None)
+    p.add_argument("--key-strength", type=float, default=None,
+                   help="how strongly new notes keep to the pitch classes of the bars before (0 = model alone)")
     p.add_argument("--takes", type=int, default=1, metavar="K")
     _add_common_ml(p)
     p.set_defaults(handler="continuation:continue_")

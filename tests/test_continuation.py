@@ -222,3 +222,29 @@ def test_shipped_weights_continue_a_chorale():
     # a trained model stays near the prompt's key (C major here)
     in_c = np.mean([n.pitch % 12 in (0, 2, 4, 5, 7, 9, 11) for n in new])
     assert in_c >= 0.7
+
+
+def test_key_prior_leans_toward_the_prompt_pitch_classes():
+    scale = [60, 62, 64, 65, 67, 69, 71, 72, 67, 64]  # C major, C E G most
+    song = Song(tracks=[Track("p", notes=[Note(i * 480, p, 480) for i, p in enumerate(scale)])])
+    end = song.end_tick
+    assert continue_api.key_bias(song, end, 0.0) is None
+    b = continue_api.key_bias(song, end, 1.0)
+    assert b.shape == (12,) and b[0] > b[1] and b[7] > b[6]  # C and G over C# and F#
+    drums = Song(tracks=[Track("kit", is_drum=True, notes=[Note(0, 36, 480)])])
+    assert continue_api.key_bias(drums, 480, 1.0) is None  # drum notes are instruments, not pitches
+    g = T.Grammar(2, [48], None, None, b, drums=[False, True])
+    for tok in (T.BAR, T.POS0, T.TRACK0):
+        g.step(tok)
+    assert g.logit_bias() is not None and g.logit_bias()[T.PITCH0 + 60] == pytest.approx(b[0])
+    g2 = T.Grammar(2, [48], None, None, b, drums=[False, True])
+    for tok in (T.BAR, T.POS0, T.TRACK0 + 1):
+        g2.step(tok)
+    assert g2.logit_bias() is None
+
+
+def test_key_strength_is_checked(tiny_folder):
+    with pytest.raises(StudioError, match="key-strength"):
+        continue_api.continue_song(chorale(2), bars=1, folder=tiny_folder, key_strength=-1)
+    out = continue_api.continue_song(chorale(2), bars=1, folder=tiny_folder, key_strength=2.0, seed=1)
+    assert len(out) == 1

@@ -28,7 +28,8 @@ def continue_(args) -> int:
     if str(out_dir) and not out_dir.exists():
         raise StudioError(f"{args.output}: the folder {out_dir} does not exist")
     takes = continue_song(song, bars=args.bars, from_bar=args.from_bar, temperature=args.temperature,
-                          top_p=args.top_p, takes=args.takes, seed=args.seed, device=args.device)
+                          top_p=args.top_p, takes=args.takes, seed=args.seed, device=args.device,
+                          key_strength=args.key_strength)
     paths = _take_paths(args.output, len(takes))
     for take, path in zip(takes, paths):
         io.save(take, path)

@@ -359,6 +359,10 @@ def _sample(model, prompt, grammars, n_bars, temperature, top_p, seed, max_token
             logits = model(torch.tensor(window, dtype=torch.long, device=dev))[0][:, -1]
         masks = torch.from_numpy(np.stack([g.allowed() for g in grammars])).to(dev)
         lg = logits.float().masked_fill(~masks, float("-inf"))
+        biases = [g.logit_bias() for g in grammars]
+        if any(b is not None for b in biases):
+            zero = np.zeros(lg.shape[-1], dtype=np.float32)
+            lg = lg + torch.from_numpy(np.stack([zero if b is None else b for b in biases])).to(dev)
         lg = FILTERS["top_p"](FILTERS["temperature"](lg, temperature), top_p)
         probs = torch.softmax(lg, dim=-1).cpu()
         nxt = torch.multinomial(probs, 1, generator=gen).squeeze(1)

@@ -229,7 +229,7 @@ def evaluate(folder: str | Path, device: str = "auto", limit: int = 60, log=None
     report["heldout"] = heldout_nll(model, data, "test", max_windows=nll_windows)
     log(json.dumps(report["heldout"]))
 
-    rows, ref_rows, differ, used = [], [], [], []
+    rows, raw_rows, ref_rows, differ, used = [], [], [], [], []
     for piece in test:
         if len(used) >= limit:
             break
@@ -248,6 +248,10 @@ def evaluate(folder: str | Path, device: str = "auto", limit: int = 60, log=None
             takes.append(continue_song(prompt, bars=4, from_bar=5, seed=s, device=str(dev), folder=folder)[0])
         new_notes = notes_between(takes[0], p_end, c_end)
         rows.append(compare(prompt_notes, new_notes, bar_patterns(song, bl, 0, 4), bar_patterns(takes[0], bl, 4, 8)))
+        alone = continue_song(prompt, bars=4, from_bar=5, seed=seeds[0], device=str(dev), folder=folder,
+                              key_strength=0.0)[0]
+        raw_rows.append(compare(prompt_notes, notes_between(alone, p_end, c_end), bar_patterns(song, bl, 0, 4),
+                                bar_patterns(alone, bl, 4, 8)))
         ref_rows.append(compare(prompt_notes, real_new, bar_patterns(song, bl, 0, 4), bar_patterns(song, bl, 4, 8)))
         differ.append(not takes[0].notes_equal(takes[1]))
         used.append(piece.id)
@@ -255,6 +259,8 @@ def evaluate(folder: str | Path, device: str = "auto", limit: int = 60, log=None
             log(f"continued {len(used)} openings")
     report["continuation"] = summarize(rows)
     report["continuation"]["two_seeds_differ"] = float(np.mean(differ)) if differ else float("nan")
+    report["continuation"]["sampling"] = dict(meta.get("sampling", {}))
+    report["continuation_model_alone"] = summarize(raw_rows)  # the same, without the key prior
     report["corpus_reference"] = summarize(ref_rows)
     report["openings"] = used
 

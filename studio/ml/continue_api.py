@@ -17,6 +17,7 @@ from ..core.timing import bar_of, bars as song_bars
 
 DEFAULT_TEMPERATURE = 0.8  # chosen on the valid split (see card.json)
 DEFAULT_TOP_P = 0.9
+DEFAULT_KEY_STRENGTH = 0.0  # the card's "sampling" entry overrides these three
 MAX_BARS = 64
 MAX_TAKES = 16
 RANGE_MARGIN = 5  # new notes stay within the track's prompt range widened by this many semitones
@@ -43,6 +44,28 @@ def load_model(device: str = "auto", folder: str | Path | None = None):
         if key not in _loaded:
             _loaded[key] = checkpoint.load(folder, build, dev)
         return _loaded[key]
+
+
+def key_bias(song: Song, before: int, strength: float, bars_back: int = 8) -> "np.ndarray | None":
+    """Per pitch class, ``strength`` x log(share in the prompt / 1/12), from the pitched notes
+    of the last ``bars_back`` bars before tick ``before`` (duration-weighted, smoothed)."""
+    import numpy as np
+
+    if strength <= 0:
+        return None
+    bl = [b for b in song_bars(song, until=before) if b.start < before]
+    lo = bl[-bars_back].start if len(bl) >= bars_back else 0
+    hist = np.zeros(12)
+    for tr in song.tracks:
+        if tr.is_drum:
+            continue
+        for n in tr.notes:
+            if lo <= n.start < before:
+                hist[n.pitch % 12] += min(n.end, before) - n.start
+    if hist.sum() <= 0:
+        return None
+    share = (hist / hist.sum() + 0.02) / 1.24  # smoothed: an unused pitch class keeps a little weight
+    return (strength * np.log(share * 12)).astype(np.float32)
 
 
 def warm_up(device: str = "auto") -> None:
@@ -94,8 +117,11 @@ def plan(song: Song, bars: int, from_bar: int | None):
 def continue_song(song: Song, bars: int = 4, from_bar: int | None = None, temperature: float | None = None,
                   top_p: float | None = None, takes: int = 1, seed: int | None = None, device: str = "auto",
                   progress=None, folder: str | Path | None = None, use_cache: bool = True,
-                  threads: int | None = 1) -> list[Song]:
+                  threads: int | None = 1, key_strength: float | None = None) -> list[Song]:
     """``takes`` continuations of ``song`` by ``bars`` bars; ``progress(fraction)`` False cancels.
+
+    ``key_strength`` (0 = the model alone) leans new pitches toward the pitch classes of
+    the bars before, by that many nats per unit of log-ratio (see :func:`key_bias`).
 
     On the CPU, sampling uses ``threads`` torch threads (default 1: one token's work is too
     small to share between cores, and a busy machine makes shared steps much slower).
@@ -104,6 +130,8 @@ def continue_song(song: Song, bars: int = 4, from_bar: int | None = None, temper
     from .continuation import sample
 
     _check(song, bars, from_bar, temperature, top_p, takes)
+    if key_strength is not None and not 0.0 <= float(key_strength) <= 10.0:
+        raise StudioError(f"--key-strength must be between 0 and 10 (got {key_strength})")
     if progress is not None and progress(0.0) is False:
         raise Cancelled()
     model, meta = load_model(device, folder)
@@ -146,7 +174,10 @@ def continue_song(song: Song, bars: int = 4, from_bar: int | None = None, temper
             ranges.append((max(0, min(ps) - RANGE_MARGIN), min(127, max(ps) + RANGE_MARGIN)))
         else:
             ranges.append((0, 127) if tr.is_drum or not ps else (max(0, min(ps) - 12), min(127, max(ps) + 12)))
-    grammars = [T.Grammar(n_tracks, units, forced, ranges) for _ in range(takes)]
+    key_strength = defaults.get("key_strength", DEFAULT_KEY_STRENGTH) if key_strength is None else float(key_strength)
+    bias = key_bias(song, region_start, key_strength)
+    drums = [tr.is_drum for tr in song.tracks[:n_tracks]]
+    grammars = [T.Grammar(n_tracks, units, forced, ranges, bias, drums) for _ in range(takes)]
 
     outs = sample(model, prompt, grammars, bars, temperature=temperature, top_p=top_p, seed=seed,
                   max_tokens=max(256, 200 * bars * max(1, n_tracks)), n_header=enc.n_header,

@@ -234,8 +234,16 @@ class Grammar:
     """
 
     def __init__(self, n_tracks: int, bar_units: list[int], forced: list[list[int]] | None = None,
-                 pitch_ranges: list[tuple[int, int]] | None = None):
+                 pitch_ranges: list[tuple[int, int]] | None = None, pitch_bias: np.ndarray | None = None,
+                 drums: list[bool] | None = None):
+        """``pitch_bias`` (12 values, one per pitch class) is added to the scores of pitched
+        tracks' PITCH tokens (not drum tracks': their pitches are instruments)."""
         self.n_tracks = max(1, min(MAX_TRACKS, n_tracks))
+        self.drums = list(drums or [False] * self.n_tracks)
+        self._bias = None
+        if pitch_bias is not None:
+            self._bias = np.zeros(VOCAB_SIZE, dtype=np.float32)
+            self._bias[PITCH0:PITCH0 + 128] = np.asarray(pitch_bias, dtype=np.float32)[np.arange(128) % 12]
         self.bar_units = [max(1, min(MAX_POS, u)) for u in bar_units]
         self.forced = forced or [[] for _ in bar_units]
         self.ranges = pitch_ranges or [(0, 127)] * self.n_tracks
@@ -275,6 +283,14 @@ class Grammar:
             m[POS0 + self.pos + 1: POS0 + self.cur_units] = True
             m[BAR] = True
         return m
+
+    def logit_bias(self) -> np.ndarray | None:
+        """What to add to the model's scores for the next token (None: nothing)."""
+        if self._bias is None or self.phase not in ("track", "dur") or self.pending:
+            return None
+        if 0 <= self.track < len(self.drums) and self.drums[self.track]:
+            return None
+        return self._bias
 
     def step(self, tok: int) -> None:
         tok = int(tok)
