@@ -302,14 +302,15 @@ def write_card(folder: str | Path, report: dict) -> None:
                 "transposed by -5..+6 semitones during training",
         "split": "by work: sha1(work id) % 100 -> <90 train, <95 valid, else test (studio/ml/corpus.py)",
         "training": report.get("training"),
-        "metrics": {k: report[k] for k in ("heldout", "continuation", "corpus_reference", "speed") if k in report},
+        "metrics": {k: report[k] for k in ("heldout", "continuation", "continuation_model_alone", "corpus_reference",
+                                           "speed") if k in report},
         "nll_unit": "nats per token",
         "evaluated_on": f"{report.get('test_pieces')} test pieces; {report['continuation']['pieces']} 4-bar openings",
         "command_eval": "studio eval continuation",
     }
     from .continue_api import DEFAULT_TEMPERATURE, DEFAULT_TOP_P
 
-    card["sampling_defaults"] = {"temperature": DEFAULT_TEMPERATURE, "top_p": DEFAULT_TOP_P}
+    card["sampling_defaults"] = meta.get("sampling") or {"temperature": DEFAULT_TEMPERATURE, "top_p": DEFAULT_TOP_P}
     old_path = folder / "card.json"
     if old_path.exists():  # keep what the trainer wrote (data sizes, runs); metrics are replaced
         try:
