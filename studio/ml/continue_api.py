@@ -72,13 +72,11 @@ def warm_up(device: str = "auto") -> None:
     """Load the model, and on the CPU prepare the ONNX Runtime decoder, before the first request."""
     model, _meta = load_model(device)
     if next(model.parameters()).device.type == "cpu":
-        import torch
-
         from . import continuation_ort
 
         if continuation_ort.available():
             try:
-                continuation_ort.session(model, torch.get_num_threads())
+                continuation_ort.session(model, 1)  # continue_song decodes on one thread
             except Exception:  # sampling falls back to the torch step and says so
                 pass
 
