@@ -84,7 +84,7 @@ def test_fast_decoding_steps_match_forward_cached(backend, tmp_path, monkeypatch
         step = _step_function(model, cache, 3, backend, 1)
         for i in range(10, 100):  # 100 positions through a context of 64: the oldest keys drop out
             want = model.forward_cached(x[:, i: i + 1], ref_cache, keep_head=3)
-            got = step(x[:, i].tolist())
+            got = torch.from_numpy(step(x[:, i].tolist()))
             assert torch.allclose(got, want, atol=1e-4), i
     if backend == "onnx":
         assert list(tmp_path.glob("onnx/continuation-*.onnx"))  # the exported graph is cached

@@ -6,9 +6,9 @@ the "skewing" trick, which turns ``Q @ E_r^T`` (L x L) into distance-aligned log
 pad-reshape-slice, without the L x L x D tensor of the naive method.  There are no absolute
 positions, so a key/value cache can slide: old keys drop out and distances stay right.
 
-Sampling (:func:`sample`) runs K takes in one batch with a KV cache, temperature and top-p
-from a small table of filters, and a :class:`~studio.ml.tokens.Grammar` per take that masks
-every token that would break the sequence.
+Sampling (:func:`sample`) runs K takes in one batch with a KV cache; each token is drawn by
+:func:`pick` among the tokens the take's :class:`~studio.ml.tokens.Grammar` allows (so the
+decoder can never break the sequence), with temperature and top-p.
 """
 
 from __future__ import annotations
@@ -267,21 +267,30 @@ def build(config: dict) -> MusicTransformer:
 
 
 # ---- sampling -----------------------------------------------------------------------------------
-def _temperature(logits, value):
-    return logits / max(1e-4, float(value))
-
-
-def _top_p(logits, p):
-    if p is None or p >= 1.0:
-        return logits
-    sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
-    cum = torch.softmax(sorted_logits, dim=-1).cumsum(-1)
-    remove = cum - torch.softmax(sorted_logits, dim=-1) > p  # keep the smallest set reaching p
-    sorted_logits = sorted_logits.masked_fill(remove, float("-inf"))
-    return torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
-
-
-FILTERS = {"temperature": _temperature, "top_p": _top_p}
+def pick(scores: np.ndarray, allowed: np.ndarray, temperature: float, top_p: float | None, u: float,
+         bias: np.ndarray | None = None) -> int:
+    """One token from a row of model scores: only ``allowed`` tokens (a bool mask), scores plus
+    ``bias``, divided by ``temperature``; the smallest set of likeliest tokens reaching ``top_p``
+    of the probability; then inverse-CDF sampling with the uniform number ``u``."""
+    idx = np.flatnonzero(allowed)
+    if len(idx) == 1:
+        return int(idx[0])
+    z = scores[idx].astype(np.float64)
+    if bias is not None:
+        z = z + bias[idx]
+    z = z / max(1e-4, float(temperature))
+    z -= z.max()
+    p = np.exp(z)
+    p /= p.sum()
+    order = np.argsort(-p, kind="stable")
+    ps = p[order]
+    if top_p is not None and top_p < 1.0:
+        keep = np.cumsum(ps) - ps <= top_p  # keep the smallest set reaching top_p
+        ps = ps[keep]
+        order = order[keep]
+    c = np.cumsum(ps)
+    k = min(int(np.searchsorted(c, u * c[-1], side="right")), len(c) - 1)
+    return int(idx[order[k]])
 
 
 @torch.inference_mode()
@@ -310,7 +319,7 @@ def sample(model: MusicTransformer, prompt: list[int], grammars: list[T.Grammar]
 
 
 def _step_function(model, cache: dict, keep_head: int, backend: str, threads: int | None):
-    """``step(tokens) -> logits`` for cached decoding: ONNX Runtime on the CPU where it is
+    """``step(tokens) -> logits`` (numpy) for cached decoding: ONNX Runtime on the CPU where it is
     installed (``backend`` "auto" or "onnx"), else the lean torch step."""
     dev = next(model.parameters()).device
     if backend in ("auto", "onnx") and dev.type == "cpu":
@@ -327,11 +336,12 @@ def _step_function(model, cache: dict, keep_head: int, backend: str, threads: in
                 logging.getLogger(__name__).warning("ONNX Runtime decoding unavailable (%s); using torch", exc)
             else:
                 dec.start(cache, keep_head)
-                return lambda toks: torch.from_numpy(dec.step(np.asarray(toks, dtype=np.int64)))
+                return lambda toks: dec.step(np.asarray(toks, dtype=np.int64))
         elif backend == "onnx":
             raise RuntimeError("onnxruntime is not installed")
     fast = FastStep(model)
-    return lambda toks: fast(torch.tensor(toks, dtype=torch.long, device=dev), cache, keep_head=keep_head)
+    return lambda toks: fast(torch.tensor(toks, dtype=torch.long, device=dev), cache,
+                             keep_head=keep_head).float().cpu().numpy()
 
 
 def _sample(model, prompt, grammars, n_bars, temperature, top_p, seed, max_tokens, n_header, progress, use_cache,
@@ -340,8 +350,7 @@ def _sample(model, prompt, grammars, n_bars, temperature, top_p, seed, max_token
 
     dev = next(model.parameters()).device
     K = len(grammars)
-    gen = torch.Generator(device="cpu")
-    gen.manual_seed(int(seed) if seed is not None else int(torch.randint(0, 2**31 - 1, (1,)).item()))
+    rng = np.random.default_rng(int(seed) if seed is not None else None)
     outs: list[list[int]] = [[] for _ in range(K)]
     done = [False] * K
     ctx = model.cfg.ctx
@@ -350,27 +359,21 @@ def _sample(model, prompt, grammars, n_bars, temperature, top_p, seed, max_token
         head = min(n_header, ctx // 4)
         first = list(prompt) if len(prompt) <= ctx else list(prompt[:head]) + list(prompt[-(ctx - head):])
         start = torch.tensor([first] * K, dtype=torch.long, device=dev)
-        logits = model.forward_cached(start, cache, keep_head=head)
+        logits = model.forward_cached(start, cache, keep_head=head).float().cpu().numpy()
         step_fn = _step_function(model, cache, head, backend, threads)
     seqs = [list(prompt) for _ in range(K)]
     for step in range(max_tokens):
         if not use_cache:
             window = [s[:n_header] + s[-(ctx - n_header):] if len(s) > ctx else s for s in seqs]
-            logits = model(torch.tensor(window, dtype=torch.long, device=dev))[0][:, -1]
-        masks = torch.from_numpy(np.stack([g.allowed() for g in grammars])).to(dev)
-        lg = logits.float().masked_fill(~masks, float("-inf"))
-        biases = [g.logit_bias() for g in grammars]
-        if any(b is not None for b in biases):
-            zero = np.zeros(lg.shape[-1], dtype=np.float32)
-            lg = lg + torch.from_numpy(np.stack([zero if b is None else b for b in biases])).to(dev)
-        lg = FILTERS["top_p"](FILTERS["temperature"](lg, temperature), top_p)
-        probs = torch.softmax(lg, dim=-1).cpu()
-        nxt = torch.multinomial(probs, 1, generator=gen).squeeze(1)
+            logits = model(torch.tensor(window, dtype=torch.long, device=dev))[0][:, -1].float().cpu().numpy()
+        u = rng.random(K)
+        nxt = [pick(logits[i], g.allowed(), temperature, top_p, u[i], g.logit_bias()) if not done[i] else 0
+               for i, g in enumerate(grammars)]
         for i, g in enumerate(grammars):
             if done[i]:  # keep the batch rectangular; a finished take's tokens are ignored
                 seqs[i].append(seqs[i][-1])
                 continue
-            t = int(nxt[i])
+            t = nxt[i]
             if t == T.BAR and g.bars_done == n_bars:
                 done[i] = True
                 seqs[i].append(seqs[i][-1])

@@ -182,29 +182,41 @@ class OrtDecoder:
         self.pos = cache["pos"].cpu().numpy().astype(np.int64).copy()
         self.next = int(cache["next"])
         self.keep_head = keep_head
-        self.feed = {"tok": np.zeros(B, dtype=np.int64)}
+        # every input and output lives in an array of ours, bound to the session once
+        self.tok = np.zeros(B, dtype=np.int64)
+        self.dist = np.zeros(self.ctx, dtype=np.int64)
+        self.mask = np.full(self.ctx, -1e9, dtype=np.float32)
+        self.logits = np.zeros((B, self.sess.get_outputs()[0].shape[-1] or 1), dtype=np.float32)
+        self.k_new = np.zeros((self.L, B, self.H, 1, self.dh), dtype=np.float32)
+        self.v_new = np.zeros_like(self.k_new)
+        io = self.sess.io_binding()
+        arrays = {"tok": self.tok, "dist": self.dist, "mask": self.mask}
         for i, name in enumerate(_kv_names(self.L)):
-            self.feed[name] = (self.k if name[0] == "k" else self.v)[i // 2]
+            arrays[name] = (self.k if name[0] == "k" else self.v)[i // 2]
+        for name, arr in arrays.items():
+            io.bind_input(name, "cpu", 0, arr.dtype, list(arr.shape), arr.ctypes.data)
+        for name, arr in (("logits", self.logits), ("k", self.k_new), ("v", self.v_new)):
+            io.bind_output(name, "cpu", 0, arr.dtype, list(arr.shape), arr.ctypes.data)
+        self.io = io
 
     def step(self, tokens) -> np.ndarray:
         n = self.n
-        dist = np.zeros(self.ctx, dtype=np.int64)
-        dist[:n] = np.clip(self.next - self.pos[:n], 0, self.R - 1)
-        mask = np.full(self.ctx, -1e9, dtype=np.float32)
-        mask[:n] = 0.0
-        self.feed["tok"][:] = tokens
-        self.feed["dist"], self.feed["mask"] = dist, mask
-        logits, k, v = self.sess.run(None, self.feed)
+        self.dist[:n] = np.clip(self.next - self.pos[:n], 0, self.R - 1)
+        self.dist[n:] = 0
+        self.mask[:n] = 0.0
+        self.mask[n:] = -1e9
+        self.tok[:] = tokens
+        self.sess.run_with_iobinding(self.io)
         if n + 1 > self.ctx:  # forward_cached drops the oldest keys once the new one is in
             self._drop(n + 1 - self.ctx)
             n = self.n
         for i in range(self.L):
-            self.k[i][:, :, :, n] = k[i, :, :, 0]
-            self.v[i][:, :, n] = v[i, :, :, 0]
+            self.k[i][:, :, :, n] = self.k_new[i, :, :, 0]
+            self.v[i][:, :, n] = self.v_new[i, :, :, 0]
         self.pos = np.append(self.pos[:n], self.next)
         self.n = n + 1
         self.next += 1
-        return logits
+        return self.logits.copy()
 
     def _drop(self, over: int) -> None:
         h = self.keep_head
