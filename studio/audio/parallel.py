@@ -39,7 +39,7 @@ PREROLL = 4.0  # seconds rendered before a cut and thrown away (at least)
 MAX_PREROLL = 30.0  # ... and at most
 RELEASE_GUARD = 3.0  # seconds a released note may still ring
 XFADE = 1024  # frames crossfaded at each seam
-MIN_SEGMENT_SECONDS = 20.0  # shorter songs render in one process: starting one costs more
+MIN_SEGMENT_SECONDS = 60.0  # each process gets at least this much: starting one costs about a second
 
 
 @dataclass

@@ -48,24 +48,40 @@ def _best_of(fn, repeat: int) -> float:
     return best
 
 
+_LAUNCHER = ("import resource, subprocess, sys, time\n"
+             "t0 = time.perf_counter()\n"
+             "r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL)\n"
+             "wall = time.perf_counter() - t0\n"
+             "peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss\n"
+             "print(f'@@peak_kib {peak}', file=sys.stderr)\n"
+             "print(f'@@wall {wall}', file=sys.stderr)\n"
+             "sys.exit(r.returncode)\n")
+
+
 def _run_child(args: list[str], env: dict | None = None, timeout: float = 120) -> tuple[float, int, int, str]:
-    """Run a child process; return (wall seconds, exit code, peak RSS in MiB, stderr tail)."""
+    """Run a command; return (its wall seconds, exit code, peak RSS in MiB, stderr tail).
+
+    The command runs under a small launcher process, so the peak memory is that of the
+    command's own processes (the largest of them), not of this process it was forked from.
+    """
     t0 = time.perf_counter()
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    deadline = t0 + timeout
-    while True:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
-            break
-        if time.perf_counter() > deadline:
-            proc.kill()
-            pid, status, usage = os.wait4(proc.pid, 0)
-            break
-        time.sleep(0.005)
+    try:
+        proc = subprocess.run([sys.executable, "-c", _LAUNCHER, *args], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, env=env, timeout=timeout)
+        code, err = proc.returncode, proc.stderr.decode(errors="replace")
+    except subprocess.TimeoutExpired as exc:
+        code, err = -9, (exc.stderr or b"").decode(errors="replace") + "\ntimed out"
     wall = time.perf_counter() - t0
-    err = proc.stderr.read().decode(errors="replace")[-300:] if proc.stderr else ""
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return wall, proc.returncode, usage.ru_maxrss // 1024, err
+    peak = 0
+    lines = []
+    for line in err.splitlines():
+        if line.startswith("@@peak_kib "):
+            peak = int(line.split()[1]) // 1024
+        elif line.startswith("@@wall "):
+            wall = float(line.split()[1])  # the command alone, without the launcher's start
+        else:
+            lines.append(line)
+    return wall, code, peak, "\n".join(lines)[-300:]
 
 
 # ---- test material --------------------------------------------------------------------------
