@@ -234,6 +234,22 @@ def test_requests_follow_selection_cursor_and_loop(window, panel):
     assert h.request.song == doc.song and h.request.song is not doc.song  # a snapshot
 
 
+def test_key_strength_box_reaches_the_request(window, panel):
+    from studio.ui.assistant.params import KEY_DEFAULT
+
+    pages = panel  # the panel builds its parameter pages itself
+    assert pages.c_key.value() == pytest.approx(KEY_DEFAULT)
+    assert pages.plan("continue").request.key_strength is None  # the model's default
+    pages.c_key.setValue(0.0)
+    assert pages.plan("continue").request.key_strength == 0.0  # the model alone
+    pages.c_key.setValue(1.5)
+    req = pages.plan("continue").request
+    assert req.key_strength == pytest.approx(1.5) and req.params()["key_strength"] == pytest.approx(1.5)
+    pages.use_settings({"kind": "continue", "params": {"bars": 2, "key_strength": None}})
+    assert pages.c_key.value() == pytest.approx(KEY_DEFAULT)
+    pages.c_key.setValue(KEY_DEFAULT)
+
+
 def test_device_shows_in_the_status_bar(window, panel, qtbot):
     panel.start_worker()
     qtbot.waitUntil(lambda: bool(panel.worker.device), timeout=90_000)

@@ -34,6 +34,7 @@ class ContinueRequest(Request):
     temperature: float | None = None
     top_p: float | None = None
     takes: int = 1
+    key_strength: float | None = None  # None: the model's default
 
     kind = "continue"
 

@@ -71,7 +71,7 @@ def run_continue(req: P.ContinueRequest, report) -> list[P.Take]:
     t0 = time.perf_counter()
     songs = continue_song(
         req.song, bars=req.bars, from_bar=req.from_bar, temperature=req.temperature, top_p=req.top_p,
-        takes=req.takes, seed=seed, device=req.device, progress=report,
+        takes=req.takes, seed=seed, device=req.device, progress=report, key_strength=req.key_strength,
     )
     dt = time.perf_counter() - t0
     params = {**req.params(), "seed": seed}

@@ -35,6 +35,9 @@ def _dspin(lo, hi, value, step, special="", tip=""):
     return s
 
 
+KEY_DEFAULT = -0.1  # the key-strength box's lowest value stands for "the model's default"
+
+
 class ParamPages:
     """Builds the three pages and turns them into requests (``self.tabs`` holds the pages)."""
 
@@ -45,11 +48,15 @@ class ParamPages:
         self.c_temp = _dspin(0.0, 2.0, 0.0, 0.05, "model default", "Higher: more adventurous; lower: safer")
         self.c_top_p = _dspin(0.0, 1.0, 0.0, 0.01, "model default", "Nucleus sampling: keep the likeliest tokens "
                                                                      "that make up this much probability")
+        self.c_key = _dspin(KEY_DEFAULT, 3.0, KEY_DEFAULT, 0.1, "model default",
+                            "How strongly new notes keep to the pitch classes of the bars before "
+                            "(0: the model alone; higher: closer to the key)")
         self.c_takes = _spin(1, 8, 2, tip="How many different takes to write")
         self.c_seed = _spin(0, 2**31 - 1, 0, "random", "Seed for a reproducible take (random: a new one each time)")
         f.addRow("Bars", self.c_bars)
         f.addRow("Temperature", self.c_temp)
         f.addRow("Top-p", self.c_top_p)
+        f.addRow("Key", self.c_key)
         f.addRow("Takes", self.c_takes)
         f.addRow("Seed", self.c_seed)
         return w
@@ -119,7 +126,8 @@ class ParamPages:
         seed = lambda s: s.value() or None  # noqa: E731
         if kind == "continue":
             return rq.continue_plan(ctx, self.c_bars.value(), rq._none_if_min(self.c_temp.value(), 0.0),
-                                    rq._none_if_min(self.c_top_p.value(), 0.0), self.c_takes.value(), seed(self.c_seed))
+                                    rq._none_if_min(self.c_top_p.value(), 0.0), self.c_takes.value(), seed(self.c_seed),
+                                    rq._none_if_min(self.c_key.value(), KEY_DEFAULT))
         if kind == "harmonize":
             return rq.harmonize_plan(ctx, self.h_keep_sb.isChecked(), rq._none_if_min(self.h_temp.value(), 0.0),
                                      self.h_cands.value() or None, self.h_takes.value(), seed(self.h_seed))
@@ -144,6 +152,7 @@ class ParamPages:
             self.c_bars.setValue(int(num("bars", 4)))
             self.c_temp.setValue(float(num("temperature")))
             self.c_top_p.setValue(float(num("top_p")))
+            self.c_key.setValue(float(num("key_strength", KEY_DEFAULT)))
             self.c_takes.setValue(takes)
             self.c_seed.setValue(seed)
         elif kind in ("harmonize", "regenerate"):

@@ -52,7 +52,7 @@ def _bar_number_at_or_after(song: Song, tick: int) -> int:
 
 
 def continue_plan(ctx: Context, bars_: int, temperature: float | None, top_p: float | None, takes: int,
-                  seed: int | None) -> Plan:
+                  seed: int | None, key_strength: float | None = None) -> Plan:
     song = ctx.song.copy()
     if ctx.selection:
         end = max(n.end for n in ctx.selection)
@@ -65,7 +65,7 @@ def continue_plan(ctx: Context, bars_: int, temperature: float | None, top_p: fl
         from_bar = None
         where = f"{bars_} bar{'s' if bars_ != 1 else ''} after the end of the song"
     req = P.ContinueRequest(0, song, seed=seed, bars=int(bars_), from_bar=from_bar, temperature=temperature,
-                            top_p=top_p, takes=int(takes))
+                            top_p=top_p, takes=int(takes), key_strength=key_strength)
     return Plan(req, song, {}, True, where)
 
 
