@@ -205,3 +205,55 @@ def test_metric_classes():
     got = hz.metric_classes(pos, np.full(7, 16), np.full(7, 4)).tolist()
     assert got == [0, 4, 3, 2, 1, 2, 3]
     assert hz.metric_classes(np.array([0, 8, 16]), np.full(3, 24), np.full(3, 8)).tolist() == [0, 2, 2]  # 3/2
+
+
+def test_onnx_numpy_path_matches_the_torch_pieces(tmp_path, monkeypatch):
+    """The torch-free harmonizer: same network outputs, same hold rule, and the API keeps the melody."""
+    from studio.ml import checkpoint, harmonize_api, harmonize_ort
+
+    if not harmonize_ort.available():
+        pytest.skip("onnxruntime is not installed")
+    monkeypatch.setenv("STUDIO_CACHE", str(tmp_path / "cache"))
+    torch.manual_seed(0)
+    cfg = hz.Config(d_model=32, n_layers=1, n_heads=2, d_ff=64, dropout=0.0, max_len=32)
+    folder = tmp_path / "harmonizer"
+    checkpoint.save(hz.Harmonizer(cfg), cfg, folder)
+    model, _ = checkpoint.load(folder, hz.build, "cpu")
+    net = harmonize_ort.Net(folder, threads=1)
+    assert list((tmp_path / "cache" / "onnx").glob("harmonizer-*.onnx"))
+    g = torch.Generator().manual_seed(1)
+    for T in (20, 32, 70):  # one padded window, one exact, several overlapping
+        tok = torch.randint(0, ch.VOCAB, (2, 4, T), generator=g)
+        given = torch.rand(2, 4, T, generator=g) < 0.5
+        met = torch.randint(0, 5, (2, T), generator=g)
+        fer = torch.zeros(2, T, dtype=torch.long)
+        want = hz.log_probs(model, tok, given, met, fer).numpy()
+        got = harmonize_ort.log_probs(net, tok.numpy(), given.numpy(), met.numpy(), fer.numpy())
+        assert np.allclose(got, want, atol=1e-4), T
+        assert np.array_equal(harmonize_ort.fix_holds(tok.numpy()), hz.fix_holds(tok).numpy())
+    from studio.core.song import Note, Song, Track
+
+    mel = [Note(i * 480, p, 480) for i, p in enumerate([67, 69, 71, 72, 74, 72, 71, 69])]
+    out = harmonize_api.harmonize(Song(tracks=[Track("Melody", notes=mel)]), seed=3, device="cpu", weights=folder)
+    assert [t.name for t in out.tracks] == ["Soprano", "Alto", "Tenor", "Bass"]
+    assert out.tracks[0].notes == mel and all(t.notes for t in out.tracks[1:])
+    for v, name in enumerate(ch.VOICES[1:], start=1):
+        lo, hi = ch.SATB_RANGE[name]
+        assert all(lo <= n.pitch <= hi for n in out.tracks[v].notes), name
+
+
+def test_harmonizing_on_the_cpu_does_not_import_torch_once_the_graph_is_cached(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    code = ("import sys; from studio.core.song import Note, Song, Track; from studio.ml import harmonize_api as api\n"
+            "mel = [Note(i * 480, p, 480) for i, p in enumerate([67, 69, 71, 72, 74, 72, 71, 69])]\n"
+            "api.harmonize(Song(tracks=[Track('Melody', notes=mel)]), seed=1, device='cpu')\n"
+            "print('torch' in sys.modules)")
+    env = {**os.environ, "STUDIO_CACHE": str(tmp_path)}
+    first = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    second = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    assert first.stdout.strip() == "True"  # the first run exports the network with torch
+    assert second.stdout.strip() == "False"

@@ -15,8 +15,11 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-MODELS_DIR = Path(os.environ.get("STUDIO_MODELS", REPO_ROOT / "models"))
+from .paths import MODELS_DIR, REPO_ROOT  # noqa: F401  (re-exported)
+
+
+def model_dir(name: str) -> Path:
+    return MODELS_DIR / name
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -38,10 +41,6 @@ def device_label(device: torch.device) -> str:
     if device.type == "cuda":
         return f"CUDA: {torch.cuda.get_device_name(device)}"
     return device.type.upper()
-
-
-def model_dir(name: str) -> Path:
-    return MODELS_DIR / name
 
 
 def save(model: torch.nn.Module, config, folder: str | Path, extra: dict | None = None) -> None:

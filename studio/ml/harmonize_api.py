@@ -383,15 +383,12 @@ def harmonize(song: Song, melody_track: int | None = None, keep: Sequence[str] =
 
 def _run(song, tokens, given, pos, blen, beat, first, step, shift, kept_notes, temperature, candidates, seed,
          device, progress, steps, weights) -> Song:
-    from .harmonizer import metric_classes
+    from .chorales import metric_classes
 
-    model, dev = load_model(device, weights)
     metric = metric_classes(pos, blen, beat)
     beats = np.nonzero(pos % beat == 0)[0]
-    grid = harmonize_grid(
-        model, dev, tokens, given, metric, None,
-        **sampling_params(temperature, candidates, steps),
-        seed=seed, beats=beats, progress=progress, shift=shift)
+    grid = fill_grid(tokens, given, metric, beats, shift, sampling_params(temperature, candidates, steps), seed,
+                     progress, device, weights)
     parts = []
     for v in range(4):
         if v in kept_notes:
@@ -399,6 +396,51 @@ def _run(song, tokens, given, pos, blen, beat, first, step, shift, kept_notes, t
         else:
             parts.append(tokens_to_notes(grid[v], first, step, shift))
     return _output_song(song, parts)
+
+
+def warm_up(device: str = "auto") -> None:
+    """Load the network the next request will use (the model worker calls this while idle)."""
+    if uses_onnx(device):
+        from . import harmonize_ort
+
+        try:
+            harmonize_ort.load_net(None)
+            return
+        except Exception:  # fill_grid falls back to torch and says so
+            pass
+    load_model(device)
+
+
+def uses_onnx(device: str = "auto") -> bool:
+    """Whether harmonizing runs on ONNX Runtime + numpy (the CPU, without importing torch)."""
+    if device not in ("auto", "cpu"):
+        return False
+    from . import harmonize_ort
+
+    if not harmonize_ort.available():
+        return False
+    return device == "cpu" or not harmonize_ort.gpu_present()
+
+
+def fill_grid(tokens, given, metric, beats, shift, params: dict, seed, progress, device, weights) -> np.ndarray:
+    """Fill the free cells of a [4, T] grid with the sampler ``params`` on the best path for ``device``."""
+    if uses_onnx(device):
+        from . import harmonize_ort
+
+        p = dict(params)
+        p["repair_rounds"] = p.pop("repair", 0)
+        try:
+            net = harmonize_ort.load_net(weights)
+        except Exception as exc:  # no graph could be made: the torch path still works
+            import logging
+
+            logging.getLogger(__name__).warning("ONNX Runtime harmonizer unavailable (%s); using torch", exc)
+        else:
+            return harmonize_ort.harmonize_grid(net, tokens, given, metric, None, **p, seed=seed, beats=beats,
+                                                progress=progress, shift=shift)
+    model, dev = load_model(device, weights)
+    return harmonize_grid(model, dev, tokens, given, metric, None, **params, seed=seed, beats=beats,
+                          progress=progress, shift=shift)
 
 
 def voice_tracks(song: Song) -> list[int]:
@@ -456,14 +498,11 @@ def regenerate(song: Song, voices: Sequence[int | str] | int | str, start: int |
     for v in vs:
         given[v, a - first : b - first] = False
     pos, blen, beat = meter_arrays(song, first, count)
-    from .harmonizer import metric_classes
+    from .chorales import metric_classes
 
-    model, dev = load_model(device, weights)
     metric = metric_classes(pos, blen, beat)
-    grid = harmonize_grid(
-        model, dev, tokens, given, metric, None,
-        **sampling_params(temperature, candidates, steps),
-        seed=seed, beats=np.nonzero(pos % beat == 0)[0], progress=progress, shift=shift)
+    grid = fill_grid(tokens, given, metric, np.nonzero(pos % beat == 0)[0], shift,
+                     sampling_params(temperature, candidates, steps), seed, progress, device, weights)
     parts = []
     ta, tb = a * step, b * step
     for v in range(4):

@@ -33,28 +33,7 @@ class Config:
     max_len: int = 128
 
 
-METRIC_CLASSES = 6  # 0 downbeat, 1 mid-bar strong beat, 2 other beat, 3 half beat, 4 other 16th, 5 padding
-
-
-def metric_classes(pos: np.ndarray, bar: np.ndarray, beat: np.ndarray) -> np.ndarray:
-    pos, bar, beat = (np.asarray(a, dtype=np.int64) for a in (pos, bar, beat))
-    beat = np.maximum(beat, 1)
-    out = np.full(pos.shape, 4, dtype=np.int64)
-    half = np.maximum(beat // 2, 1)
-    out[pos % half == 0] = 3
-    out[pos % beat == 0] = 2
-    nbeats = bar // beat
-    mid = (nbeats % 2 == 0) & (nbeats >= 4) & (pos == bar // 2)
-    out[mid] = 1
-    out[pos == 0] = 0
-    return out
-
-
-def fermata_classes(fermata: np.ndarray | None, length: int) -> np.ndarray:
-    """0 unknown, 1 no fermata, 2 fermata."""
-    if fermata is None:
-        return np.zeros(length, dtype=np.int64)
-    return 1 + (np.asarray(fermata) > 0).astype(np.int64)
+from .chorales import METRIC_CLASSES, fermata_classes, metric_classes  # noqa: E402,F401  (torch-free)
 
 
 class Harmonizer(nn.Module):

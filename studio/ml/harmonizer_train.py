@@ -454,8 +454,8 @@ def evaluate(weights=None, limit: int | None = None, device: str = "auto", out=N
         given = np.zeros(tokens.shape, dtype=bool)
         given[0] = True
         metric = metric_classes(c.pos, c.bar, c.beat)
-        grid = api.harmonize_grid(model, dev, tokens, given, metric, None, seed=i, **api.DEFAULTS, shift=shift,
-                                  beats=np.array([b // 120 for b in beats]))
+        grid = api.fill_grid(tokens, given, metric, np.array([b // 120 for b in beats]), shift, dict(api.DEFAULTS),
+                             i, None, str(dev), folder)  # the path the product takes on this device
         _add(acc["harmonizer"], vl.measure(chorale_parts(grid, shift), 480, beats))
         if fbm is not None:
             _add(acc["forward_bach"], vl.measure(chorale_parts(fb.harmonize_tokens(fbm, sop, metric)), 480, beats))
