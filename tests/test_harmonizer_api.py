@@ -102,7 +102,10 @@ def test_regenerate_one_voice_in_a_span(tiny):
         assert out.tracks[v].notes == song.tracks[v].notes
     before = [n for n in song.tracks[1].notes if n.end <= 960 or n.start >= 2880]
     after = [n for n in out.tracks[1].notes if n.end <= 960 or n.start >= 2880]
-    assert set(before) <= set(after) | {n for n in song.tracks[1].notes if n.start < 960 < n.end}
+    crossing = {n for n in song.tracks[1].notes if n.start < 960 < n.end}
+    for n in before:  # kept, or (ending where the span starts) held on into it by the new alto
+        assert n in after or n in crossing or (n.end == 960 and any(
+            m.start == n.start and m.pitch == n.pitch and m.end > n.end for m in out.tracks[1].notes)), n
     with pytest.raises(StudioError):
         api.regenerate(song, "viola", weights=tiny)
 
