@@ -36,6 +36,7 @@ import mido
 from ..core.errors import FileFormatError
 from ..core.song import PPQ, KeySignature, Note, Song, TempoChange, TimeSignature, Track
 from .atomic import atomic_write_bytes
+from .reading import read_limited
 
 # ---- limits a file must stay within ---------------------------------------------------
 MAX_BYTES = 8 * 1024 * 1024  # 8 MB: keeps mido's message objects well bounded in memory
@@ -275,19 +276,7 @@ def read_midi_bytes(data: bytes, name: str = "") -> Song:
 
 
 def read_midi(path: str | os.PathLike) -> Song:
-    label = os.path.basename(str(path))
-    try:
-        size = os.path.getsize(path)
-        if size > MAX_BYTES:
-            raise FileFormatError(f"{label}: {size / 1e6:.1f} MB is larger than the {MAX_BYTES // (1024 * 1024)} MB limit for MIDI files")
-        with open(path, "rb") as fh:
-            data = fh.read(MAX_BYTES + 1)
-    except FileNotFoundError:
-        raise FileFormatError(f"{label}: no such file") from None
-    except IsADirectoryError:
-        raise FileFormatError(f"{label}: is a folder, not a file") from None
-    except OSError as exc:
-        raise FileFormatError(f"{label}: cannot read ({exc.strerror or exc})") from None
+    data = read_limited(path, MAX_BYTES, "MIDI files")
     return read_midi_bytes(data, str(path))
 
 

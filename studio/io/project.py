@@ -21,6 +21,7 @@ from typing import Callable
 
 from ..core.errors import FileFormatError
 from ..core.song import PPQ, KeySignature, Note, Song, TempoChange, TimeSignature, Track, json_copy
+from .reading import read_limited
 from .atomic import atomic_write
 
 FORMAT_VERSION = 1
@@ -234,17 +235,7 @@ def read_project_bytes(data: bytes, name: str = "") -> Song:
 
 
 def read_project(path: str | os.PathLike) -> Song:
-    label = os.path.basename(str(path))
-    try:
-        size = os.path.getsize(path)
-        if size > MAX_BYTES:
-            raise FileFormatError(f"{label}: {size / 1e6:.0f} MB is larger than the {MAX_BYTES // 2**20} MB limit for projects")
-        with open(path, "rb") as fh:
-            data = fh.read()
-    except FileNotFoundError:
-        raise FileFormatError(f"{label}: no such file") from None
-    except OSError as exc:
-        raise FileFormatError(f"{label}: cannot read ({exc.strerror or exc})") from None
+    data = read_limited(path, MAX_BYTES, "projects")
     return read_project_bytes(data, str(path))
 
 
