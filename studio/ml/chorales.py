@@ -326,6 +326,18 @@ def fermata_classes(fermata: np.ndarray | None, length: int) -> np.ndarray:
     return 1 + (np.asarray(fermata) > 0).astype(np.int64)
 
 
+def windows(T: int, size: int) -> list[int]:
+    """Starts of the model windows covering ``T`` steps, half a window apart (the last one flush
+    with the end)."""
+    if T <= size:
+        return [0]
+    hop = size // 2
+    starts = list(range(0, T - size + 1, hop))
+    if starts[-1] + size < T:
+        starts.append(T - size)
+    return starts
+
+
 if __name__ == "__main__":  # build the cache and print the split
     cs = load_chorales(log=print)
     sp = split(cs)

@@ -150,21 +150,19 @@ def tokens_to_notes(row: np.ndarray, first: int, step: int, shift: int, velocity
 # ---- the model on grids -----------------------------------------------------------------
 
 
-def range_bias(shift: int = 0, vocab: int = ch.VOCAB):
+def range_bias(shift: int = 0, vocab: int = ch.VOCAB) -> np.ndarray:
     """[4, vocab] additive log-probability bias: -inf for pitches outside each voice's SATB range.
 
     The model works ``shift`` semitones above the output, so the range moves by ``shift`` too.
-    Rests are always allowed.
+    Rests are always allowed. (numpy: both the torch and the ONNX sampler use it.)
     """
-    import torch
-
-    bias = torch.zeros(4, vocab)
-    pitch = torch.as_tensor(ch.token_pitch(np.arange(vocab)))
+    bias = np.zeros((4, vocab), dtype=np.float32)
+    pitch = ch.token_pitch(np.arange(vocab))
     for v, name in enumerate(ch.VOICES):
         lo, hi = ch.SATB_RANGE[name]
         out = (pitch >= 0) & ((pitch < lo + shift) | (pitch > hi + shift))
-        if bool((~out & (pitch >= 0)).any()):  # never leave a voice without a pitch
-            bias[v, out] = float("-inf")
+        if (~out & (pitch >= 0)).any():  # never leave a voice without a pitch
+            bias[v, out] = -np.inf
     return bias
 
 
@@ -194,7 +192,7 @@ def harmonize_grid(model, device, tokens: np.ndarray, given: np.ndarray, metric:
     gv = torch.as_tensor(given, dtype=torch.bool, device=device)[None].repeat(K, 1, 1)
     mt = torch.as_tensor(metric, dtype=torch.long, device=device)[None].repeat(K, 1)
     fm = torch.as_tensor(fermata_classes(fermata, T), dtype=torch.long, device=device)[None].repeat(K, 1)
-    bias = None if shift is None else range_bias(int(shift), model.cfg.vocab).to(device)[None, :, None, :]
+    bias = None if shift is None else torch.from_numpy(range_bias(int(shift), model.cfg.vocab)).to(device)[None, :, None, :]
     total = steps + 1 + repair + (2 if K > 1 else 0)
     report = None if progress is None else (lambda f: progress(f * (steps + 1) / total))
     x = sample(model, tk, gv, mt, fm, steps=steps, temperature=temperature, generator=gen, progress=report,
@@ -222,6 +220,37 @@ def _penalty(grid: np.ndarray, beats, shift: int = 0) -> float:
 _REPAIRED = ("parallel", "crossing", "spacing", "range", "leading_tone")
 
 
+def fault_cells(xs: np.ndarray, free: np.ndarray, pen, beats, shift: int, rng: np.random.Generator) -> np.ndarray:
+    """[K, 4, T] cells to redraw: per fault of each candidate, the whole notes of one free voice
+    involved (picked at random) around it."""
+    from . import vlgrid
+
+    block = np.zeros_like(free)
+    for k, c in enumerate(xs):
+        if pen[k] <= 0:
+            continue
+        _, faults = vlgrid.analyse(c, beats, shift, want_faults=True)
+        for f in faults:
+            if f.kind not in _REPAIRED:
+                continue
+            vs = [v for v in f.voices if free[k, v, f.start]]
+            if not vs:
+                continue
+            v = vs[rng.integers(len(vs))]
+            a, b = vlgrid.note_span(c[v], f.start, f.end)
+            block[k, v, a:b] = True
+    return block & free
+
+
+def keep_better(xs: np.ndarray, pen: list, draws: np.ndarray, rows: list[int], beats, shift: int) -> None:
+    """For each candidate ``rows[j]``, take the lowest-penalty redraw ``draws[:, j]`` if it beats it."""
+    for j, k in enumerate(rows):
+        ps = [_penalty(draws[m, j], beats, shift) for m in range(draws.shape[0])]
+        m = int(np.argmin(ps))
+        if ps[m] < pen[k]:
+            xs[k], pen[k] = draws[m, j], ps[m]
+
+
 def _repair(model, x, given, metric, fermata, gen, rounds, beats, progress, done, total, bias, pen,
             shift: int = 0, proposals: int = 8):
     """Redraw the cells of the free voices around each voice-leading fault; keep improvements.
@@ -232,7 +261,6 @@ def _repair(model, x, given, metric, fermata, gen, rounds, beats, progress, done
     """
     import torch
 
-    from . import vlgrid
     from .harmonizer import _sample_cells, fix_holds, log_probs
 
     xs = x.cpu().numpy()
@@ -241,19 +269,7 @@ def _repair(model, x, given, metric, fermata, gen, rounds, beats, progress, done
     rng = np.random.default_rng(int(torch.randint(0, 2**31, (1,), generator=gen, device=gen.device)))
     M = max(1, int(proposals))
     for r in range(rounds):
-        block = np.zeros_like(free)
-        for k, c in enumerate(xs):
-            if pen[k] <= 0:
-                continue
-            _, faults = vlgrid.analyse(c, beats, shift, want_faults=True)
-            for f in faults:
-                vs = [v for v in f.voices if free[k, v, f.start]]
-                if not vs:
-                    continue
-                v = vs[rng.integers(len(vs))]
-                a, b = vlgrid.note_span(c[v], f.start, f.end)
-                block[k, v, a:b] = True
-        block &= free
+        block = fault_cells(xs, free, pen, beats, shift, rng)
         rows = [k for k in range(len(xs)) if block[k].any()]
         if not rows:
             break
@@ -267,12 +283,7 @@ def _repair(model, x, given, metric, fermata, gen, rounds, beats, progress, done
         draws = xt.unsqueeze(0).repeat(M, 1, 1, 1)  # [M, rows, 4, T]
         draws[:, bt] = _sample_cells(cells.unsqueeze(0).expand(M, *cells.shape), 0.5, gen)
         fr = torch.as_tensor(free[rows], device=x.device)
-        draws = torch.where(fr, fix_holds(draws), xt).cpu().numpy()
-        for j, k in enumerate(rows):
-            ps = [_penalty(draws[m, j], beats, shift) for m in range(M)]
-            m = int(np.argmin(ps))
-            if ps[m] < pen[k]:
-                xs[k], pen[k] = draws[m, j], ps[m]
+        keep_better(xs, pen, torch.where(fr, fix_holds(draws), xt).cpu().numpy(), rows, beats, shift)
         if progress is not None and progress((done + r + 1) / total) is False:
             raise Cancelled("harmonizing cancelled")
     return torch.as_tensor(xs, device=x.device), pen

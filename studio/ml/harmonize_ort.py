@@ -115,16 +115,6 @@ def _log_softmax(x: np.ndarray) -> np.ndarray:
     return x - m - np.log(np.exp(x - m).sum(-1, keepdims=True))
 
 
-def _windows(T: int, size: int) -> list[int]:
-    if T <= size:
-        return [0]
-    hop = size // 2
-    starts = list(range(0, T - size + 1, hop))
-    if starts[-1] + size < T:
-        starts.append(T - size)
-    return starts
-
-
 def log_probs(net: Net, tokens, given, metric, fermata) -> np.ndarray:
     """[B, 4, T, vocab] log-probabilities, overlapping windows averaged (as ``harmonizer.log_probs``)."""
     B, _, T = tokens.shape
@@ -138,7 +128,7 @@ def log_probs(net: Net, tokens, given, metric, fermata) -> np.ndarray:
         pad = np.zeros((B, size), dtype=bool)
         pad[:, T:] = True
         return _log_softmax(net(tk, gv, mt, fm, pad).astype(np.float32))[:, :, :T]
-    starts = _windows(T, size)
+    starts = ch.windows(T, size)
     tk = np.concatenate([tokens[:, :, s:s + size] for s in starts])
     gv = np.concatenate([given[:, :, s:s + size] for s in starts])
     mt = np.concatenate([metric[:, s:s + size] for s in starts])
@@ -173,18 +163,6 @@ def sample_cells(lp: np.ndarray, temperature: float, rng: np.random.Generator) -
         return lp.argmax(-1)
     u = np.clip(rng.random(lp.shape, dtype=np.float32), 1e-9, 1.0)
     return (lp / temperature - np.log(-np.log(u))).argmax(-1)
-
-
-def range_bias(shift: int, vocab: int) -> np.ndarray:
-    """[4, vocab]: -inf for pitches outside each voice's SATB range (as ``harmonize_api.range_bias``)."""
-    bias = np.zeros((4, vocab), dtype=np.float32)
-    pitch = ch.token_pitch(np.arange(vocab))
-    for v, name in enumerate(ch.VOICES):
-        lo, hi = ch.SATB_RANGE[name]
-        out = (pitch >= 0) & ((pitch < lo + shift) | (pitch > hi + shift))
-        if (~out & (pitch >= 0)).any():
-            bias[v, out] = -np.inf
-    return bias
 
 
 def gibbs(net: Net, tokens, given, metric, fermata, steps, temperature, rng, final_temperature=None, bias=None,
@@ -228,28 +206,14 @@ def pseudo_loglik(net: Net, x, free, metric, fermata, blocks: int = 2, seed: int
 
 def repair(net: Net, xs, given, metric, fermata, rng, rounds, beats, progress, done, total, bias, pen, shift,
            proposals) -> tuple[np.ndarray, list]:
-    from . import vlgrid
-    from .harmonize_api import _REPAIRED
+    """``harmonize_api._repair`` on this path (same fault cells, same keep-if-better rule)."""
+    from .harmonize_api import fault_cells, keep_better
 
     free = ~given
     pen = list(pen)
     M = max(1, int(proposals))
     for r in range(rounds):
-        block = np.zeros_like(free)
-        for k, c in enumerate(xs):
-            if pen[k] <= 0:
-                continue
-            _, faults = vlgrid.analyse(c, beats, shift, want_faults=True)
-            for f in faults:
-                if f.kind not in _REPAIRED:
-                    continue
-                vs = [v for v in f.voices if free[k, v, f.start]]
-                if not vs:
-                    continue
-                v = vs[rng.integers(len(vs))]
-                a, b = vlgrid.note_span(c[v], f.start, f.end)
-                block[k, v, a:b] = True
-        block &= free
+        block = fault_cells(xs, free, pen, beats, shift, rng)
         rows = [k for k in range(len(xs)) if block[k].any()]
         if not rows:
             break
@@ -260,12 +224,7 @@ def repair(net: Net, xs, given, metric, fermata, rng, rounds, beats, progress, d
         cells = lp[bt]
         draws = np.repeat(xt[None], M, axis=0)
         draws[:, bt] = sample_cells(np.broadcast_to(cells, (M,) + cells.shape), 0.5, rng)
-        draws = np.where(free[rows][None], fix_holds(draws), xt[None])
-        for j, k in enumerate(rows):
-            ps = [vlgrid.penalty(draws[m, j], beats, shift) for m in range(M)]
-            m = int(np.argmin(ps))
-            if ps[m] < pen[k]:
-                xs[k], pen[k] = draws[m, j], ps[m]
+        keep_better(xs, pen, np.where(free[rows][None], fix_holds(draws), xt[None]), rows, beats, shift)
         if progress is not None and progress((done + r + 1) / total) is False:
             raise Cancelled("harmonizing cancelled")
     return xs, pen
@@ -287,6 +246,8 @@ def harmonize_grid(net: Net, tokens: np.ndarray, given: np.ndarray, metric: np.n
     gv = np.repeat(np.asarray(given, dtype=bool)[None], K, 0)
     mt = np.repeat(np.asarray(metric, dtype=np.int64)[None], K, 0)
     fm = np.repeat(ch.fermata_classes(fermata, T)[None], K, 0)
+    from .harmonize_api import range_bias
+
     bias = None if shift is None else range_bias(int(shift), net.vocab)[None, :, None, :]
     total = steps + 1 + repair_rounds + (2 if K > 1 else 0)
     report = None if progress is None else (lambda f: progress(f * (steps + 1) / total))

@@ -76,15 +76,7 @@ def build(cfg_dict: dict) -> Harmonizer:
 # ---- sampling ---------------------------------------------------------------------------
 
 
-def _windows(T: int, size: int) -> list[int]:
-    """Window starts covering ``T`` steps with half-window overlap."""
-    if T <= size:
-        return [0]
-    hop = size // 2
-    starts = list(range(0, T - size + 1, hop))
-    if starts[-1] + size < T:
-        starts.append(T - size)
-    return starts
+_windows = ch.windows  # the same windows as the ONNX path (chorales.windows)
 
 
 @torch.no_grad()
