@@ -65,18 +65,20 @@ def test_kv_cache_matches_full_forward_and_slides():
         assert torch.isfinite(out).all()
 
 
-@pytest.mark.parametrize("backend", ["torch", "onnx"])
+@pytest.mark.parametrize("backend", ["torch", "onnx", "onnx-int8"])
 def test_fast_decoding_steps_match_forward_cached(backend, tmp_path, monkeypatch):
-    """The lean torch step and the ONNX Runtime step give forward_cached's logits, also past ctx."""
+    """The lean torch step and the ONNX Runtime fp32 step give forward_cached's logits, also past
+    ctx; the int8-weight graph gives nearly the same next-token distribution."""
     from studio.ml import continuation_ort
     from studio.ml.continuation import _step_function
 
-    if backend == "onnx" and not continuation_ort.available():
+    if backend != "torch" and not continuation_ort.available():
         pytest.skip("onnxruntime is not installed")
     monkeypatch.setenv("STUDIO_CACHE", str(tmp_path))
     torch.manual_seed(4)
     model = MusicTransformer(TINY).eval()
     x = torch.randint(4, T.VOCAB_SIZE, (2, 10 + 90))
+    kl, agree = [], []
     with torch.inference_mode():
         ref_cache, cache = model.new_cache(), model.new_cache()
         model.forward_cached(x[:, :10], ref_cache, keep_head=3)
@@ -85,9 +87,55 @@ def test_fast_decoding_steps_match_forward_cached(backend, tmp_path, monkeypatch
         for i in range(10, 100):  # 100 positions through a context of 64: the oldest keys drop out
             want = model.forward_cached(x[:, i: i + 1], ref_cache, keep_head=3)
             got = torch.from_numpy(step(x[:, i].tolist()))
-            assert torch.allclose(got, want, atol=1e-4), i
+            if backend == "onnx-int8":
+                lp, lq = torch.log_softmax(want, -1), torch.log_softmax(got, -1)
+                kl.append(float((lp.exp() * (lp - lq)).sum(-1).max()))
+                agree.append(float((want.argmax(-1) == got.argmax(-1)).float().mean()))
+            else:
+                assert torch.allclose(got, want, atol=1e-4), i
+    if backend == "onnx-int8":  # a random model's logits are flat, so this is a loose bound
+        assert max(kl) < 0.05 and np.mean(agree) > 0.8, (max(kl), np.mean(agree))
+        assert list(tmp_path.glob("onnx/continuation-*-int8.onnx"))
     if backend == "onnx":
         assert list(tmp_path.glob("onnx/continuation-*.onnx"))  # the exported graph is cached
+
+
+def test_int8_graph_quantizes_the_weight_matrices_only(tmp_path, monkeypatch):
+    from studio.ml import continuation_ort
+
+    if not continuation_ort.available():
+        pytest.skip("onnxruntime is not installed")
+    import onnx
+
+    monkeypatch.setenv("STUDIO_CACHE", str(tmp_path))
+    model = MusicTransformer(TINY).eval()
+    continuation_ort.session(model, 1, "int8")
+    ops = [n.op_type for n in onnx.load(str(continuation_ort.graph_path(model, "int8"))).graph.node]
+    # qkv, proj and two feed-forward matrices per layer plus the output head; the position
+    # tables and the cache products stay fp32
+    assert ops.count("MatMulInteger") == 4 * TINY.n_layer + 1
+    assert ops.count("MatMul") == 3 * TINY.n_layer
+
+
+def test_pick_follows_mask_temperature_and_top_p():
+    from studio.ml.continuation import pick
+
+    scores = np.array([0.0, 5.0, 4.0, 1.0, 9.0], dtype=np.float32)
+    allowed = np.array([True, True, True, True, False])
+    draws = [pick(scores, allowed, 1.0, None, u) for u in np.linspace(0, 0.999, 400)]
+    assert 4 not in draws  # masked out, although it scores highest
+    counts = np.bincount(draws, minlength=5) / len(draws)
+    p = np.exp(scores[:4] - scores[:4].max())
+    p /= p.sum()
+    assert np.allclose(counts[:4], p, atol=0.01)  # inverse CDF over the allowed tokens
+    # top-p 0.5: token 1 alone holds 0.71 of the probability, so it is the only one kept
+    assert {pick(scores, allowed, 1.0, 0.5, u) for u in np.linspace(0, 0.999, 50)} == {1}
+    # top-p 0.9: tokens 1 and 2 (0.71 + 0.26 >= 0.9) are kept, never 0 or 3
+    assert {pick(scores, allowed, 1.0, 0.9, u) for u in np.linspace(0, 0.999, 50)} == {1, 2}
+    # a bias can overturn the order; a very low temperature takes the best allowed token
+    bias = np.array([0, 0, 3, 0, 0], dtype=np.float32)
+    assert pick(scores, allowed, 0.01, 0.9, 0.99, bias) == 2
+    assert pick(scores, np.eye(5, dtype=bool)[3], 1.0, 0.9, 0.5) == 3
 
 
 def test_sampling_obeys_grammar_bars_and_seed():
@@ -96,7 +144,8 @@ def test_sampling_obeys_grammar_bars_and_seed():
     prompt = T.encode(chorale(2)).tokens
     def run(seed, use_cache=True):
         gs = [T.Grammar(4, [48, 48]) for _ in range(3)]
-        return sample(model, prompt, gs, 2, temperature=1.0, top_p=0.9, seed=seed, n_header=5, use_cache=use_cache)
+        return sample(model, prompt, gs, 2, temperature=1.0, top_p=0.9, seed=seed, n_header=5, use_cache=use_cache,
+                      backend="onnx")
     a, b, c = run(7), run(7), run(8)
     assert a == b and a != c
     assert a[0] != a[1]  # takes in one batch differ
@@ -248,3 +297,27 @@ def test_key_strength_is_checked(tiny_folder):
         continue_api.continue_song(chorale(2), bars=1, folder=tiny_folder, key_strength=-1)
     out = continue_api.continue_song(chorale(2), bars=1, folder=tiny_folder, key_strength=2.0, seed=1)
     assert len(out) == 1
+
+
+def test_decoder_nll_fp32_graph_equals_the_model_nll(tmp_path, monkeypatch):
+    """Teacher-forced NLL through the ONNX decoding graphs: the fp32 graph scores exactly what the
+    model scores on the same windows (restarts at bars included); the int8 copy comes close."""
+    from studio.ml import continuation_eval as ce
+    from studio.ml import continuation_ort
+    from studio.ml import continuation_train as ct
+    from studio.ml.corpus import CorpusPiece
+
+    if not continuation_ort.available():
+        pytest.skip("onnxruntime is not installed")
+    monkeypatch.setenv("STUDIO_CACHE", str(tmp_path))
+    torch.manual_seed(5)
+    model = MusicTransformer(TINY).eval()
+    data = ct.tokenize_pieces([CorpusPiece(f"p{i}", chorale(6 + i), "test") for i in range(3)])
+    windows = ce.heldout_windows(data, TINY.ctx, "test")
+    assert len(windows) > 3 and any(lo > 0 for _w, lo, _hi in windows)  # long pieces restart at bars
+    want = ce.heldout_nll(model, data, "test")
+    got = ce.decoder_nll(model, data, windows=len(windows))
+    assert got["windows"] == len(windows) and got["tokens"] == want["tokens"]
+    assert got["nll_fp32"] == pytest.approx(want["nll_nats_per_token"], abs=1e-4)
+    assert got["nll_int8"] == pytest.approx(want["nll_nats_per_token"], abs=0.05)
+    assert 0 <= got["kl_fp32_to_int8"] < 0.05

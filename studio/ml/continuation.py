@@ -271,25 +271,25 @@ def pick(scores: np.ndarray, allowed: np.ndarray, temperature: float, top_p: flo
          bias: np.ndarray | None = None) -> int:
     """One token from a row of model scores: only ``allowed`` tokens (a bool mask), scores plus
     ``bias``, divided by ``temperature``; the smallest set of likeliest tokens reaching ``top_p``
-    of the probability; then inverse-CDF sampling with the uniform number ``u``."""
-    idx = np.flatnonzero(allowed)
+    of the probability; then inverse-CDF sampling with the uniform number ``u``.
+
+    Runs once per token, so it keeps to a few array methods (numpy's function wrappers cost
+    more than the arithmetic at this size): sort the scores, then one cumulative sum of the
+    unnormalized probabilities serves both the top-p cut and the draw."""
+    idx = allowed.nonzero()[0]
     if len(idx) == 1:
         return int(idx[0])
     z = scores[idx].astype(np.float64)
     if bias is not None:
-        z = z + bias[idx]
-    z = z / max(1e-4, float(temperature))
-    z -= z.max()
-    p = np.exp(z)
-    p /= p.sum()
-    order = np.argsort(-p, kind="stable")
-    ps = p[order]
-    if top_p is not None and top_p < 1.0:
-        keep = np.cumsum(ps) - ps <= top_p  # keep the smallest set reaching top_p
-        ps = ps[keep]
-        order = order[keep]
-    c = np.cumsum(ps)
-    k = min(int(np.searchsorted(c, u * c[-1], side="right")), len(c) - 1)
+        z += bias[idx]
+    order = (-z).argsort(kind="stable")
+    zs = z[order]
+    zs -= zs[0]
+    zs /= max(1e-4, float(temperature))
+    c = np.exp(zs, out=zs).cumsum()
+    if top_p is not None and top_p < 1.0:  # keep each token whose predecessors hold <= top_p
+        c = c[: 1 + int(c[:-1].searchsorted(top_p * c[-1], side="right"))]
+    k = min(int(c.searchsorted(u * c[-1], side="right")), len(c) - 1)
     return int(idx[order[k]])
 
 
@@ -303,8 +303,9 @@ def sample(model: MusicTransformer, prompt: list[int], grammars: list[T.Grammar]
     Returns the new tokens of each take, starting with its first BAR and holding exactly
     ``n_bars`` bars (fewer only if ``max_tokens`` runs out).  ``progress(fraction)``
     returning False stops early (raises :class:`studio.core.errors.Cancelled`).
-    ``threads`` sets the CPU threads for the call. ``backend``: "auto" (ONNX Runtime for
-    cached decoding on the CPU when installed), "onnx" or "torch".
+    ``threads`` sets the CPU threads for the call. ``backend``: "auto" (on the CPU, cached
+    decoding runs ONNX Runtime's int8-weight graph when it is installed), "onnx" (its fp32
+    graph: the same logits as torch), "onnx-int8" or "torch".
     """
     if threads is None:
         return _sample(model, prompt, grammars, n_bars, temperature, top_p, seed, max_tokens, n_header,
@@ -319,17 +320,19 @@ def sample(model: MusicTransformer, prompt: list[int], grammars: list[T.Grammar]
 
 
 def _step_function(model, cache: dict, keep_head: int, backend: str, threads: int | None):
-    """``step(tokens) -> logits`` (numpy) for cached decoding: ONNX Runtime on the CPU where it is
-    installed (``backend`` "auto" or "onnx"), else the lean torch step."""
+    """``step(tokens) -> logits`` (numpy) for cached decoding. On the CPU, where ONNX Runtime is
+    installed: "auto" runs the int8-weight graph, "onnx" the fp32 one, "onnx-int8" the int8 one;
+    elsewhere (or "torch") the lean torch step."""
     dev = next(model.parameters()).device
-    if backend in ("auto", "onnx") and dev.type == "cpu":
+    if backend in ("auto", "onnx", "onnx-int8") and dev.type == "cpu":
         from . import continuation_ort
 
+        precision = "fp32" if backend == "onnx" else "int8"
         if continuation_ort.available():
             try:
-                dec = continuation_ort.OrtDecoder(model, threads or torch.get_num_threads())
+                dec = continuation_ort.OrtDecoder(model, threads or torch.get_num_threads(), precision)
             except Exception as exc:  # export or session failed: the torch step still works
-                if backend == "onnx":
+                if backend != "auto":
                     raise
                 import logging
 
@@ -337,7 +340,7 @@ def _step_function(model, cache: dict, keep_head: int, backend: str, threads: in
             else:
                 dec.start(cache, keep_head)
                 return lambda toks: dec.step(np.asarray(toks, dtype=np.int64))
-        elif backend == "onnx":
+        elif backend != "auto":
             raise RuntimeError("onnxruntime is not installed")
     fast = FastStep(model)
     return lambda toks: fast(torch.tensor(toks, dtype=torch.long, device=dev), cache,

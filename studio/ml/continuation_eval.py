@@ -112,13 +112,12 @@ def summarize(rows: list[dict]) -> dict:
 
 
 # ---- held-out likelihood -----------------------------------------------------------------------
-@torch.no_grad()
-def heldout_nll(model, data: dict, split: str = "test", max_windows: int | None = None, batch: int = 8) -> dict:
-    """Every token of the split's pieces predicted once, in context windows that restart at bars."""
+def heldout_windows(data: dict, ctx: int, split: str = "test") -> list[tuple[np.ndarray, int, int]]:
+    """(window, first counted target, end of counted targets): every token of the split's pieces
+    counted once, in windows of ``ctx + 1`` tokens that restart at bar lines."""
     from .continuation_train import SPLIT_CODE, piece_window
 
-    ctx = model.cfg.ctx
-    items = []  # (window, first counted target, end of counted targets)
+    items = []
     for p in np.nonzero(data["p_split"] == SPLIT_CODE[split])[0]:
         nb, b, h = int(data["p_nbars"][p]), 0, int(data["p_head"][p])
         while b < nb:
@@ -138,6 +137,13 @@ def heldout_nll(model, data: dict, split: str = "test", max_windows: int | None 
                 end += 1
             items.append((w, lo, end))
             b += nbars_in - 1
+    return items
+
+
+@torch.no_grad()
+def heldout_nll(model, data: dict, split: str = "test", max_windows: int | None = None, batch: int = 8) -> dict:
+    """Every token of the split's pieces predicted once, in context windows that restart at bars."""
+    items = heldout_windows(data, model.cfg.ctx, split)
     if max_windows:
         items = items[:max_windows]
     dev = next(model.parameters()).device
@@ -158,6 +164,42 @@ def heldout_nll(model, data: dict, split: str = "test", max_windows: int | None 
         count += int(m.sum())
     nll = total / max(1, count)
     return {"nll_nats_per_token": nll, "perplexity": float(np.exp(nll)), "tokens": count, "windows": len(items)}
+
+
+@torch.no_grad()
+def decoder_nll(model, data: dict, windows: int = 40, split: str = "test") -> dict:
+    """Held-out NLL through the cached decoding graphs that sampling uses on the CPU: the fp32
+    ONNX graph and its int8-weight copy, each window fed token by token (teacher forcing).
+    Also how often the two agree on the likeliest token, and their KL divergence (nats/token)."""
+    from . import continuation_ort
+
+    items = heldout_windows(data, model.cfg.ctx, split)
+    items = items[:: max(1, len(items) // windows)][:windows]  # spread over the split
+    out = {"windows": len(items)}
+    rows = {}
+    for precision in ("fp32", "int8"):
+        dec = continuation_ort.OrtDecoder(model, 1, precision)
+        total, count, logps = 0.0, 0, []
+        for w, lo, hi in items:
+            cache = model.new_cache()
+            first = model.forward_cached(torch.tensor([[int(w[0])]]), cache).float().numpy()
+            dec.start(cache, 0)
+            z = np.concatenate([first] + [dec.step(np.array([int(t)])) for t in w[1:hi]]).astype(np.float64)
+            z -= z.max(-1, keepdims=True)
+            z -= np.log(np.exp(z).sum(-1, keepdims=True))
+            tgt = w[1:hi + 1]
+            keep = np.arange(lo, hi)
+            keep = keep[tgt[keep] != T.PAD]
+            total -= float(z[keep, tgt[keep]].sum())
+            count += len(keep)
+            logps.append(z[keep])
+        out[f"nll_{precision}"] = total / max(1, count)
+        rows[precision] = np.concatenate(logps)
+        out["tokens"] = count
+    p, q = rows["fp32"], rows["int8"]
+    out["argmax_agreement"] = float(np.mean(p.argmax(-1) == q.argmax(-1)))
+    out["kl_fp32_to_int8"] = float(np.mean((np.exp(p) * (p - q)).sum(-1)))
+    return out
 
 
 # ---- speed -------------------------------------------------------------------------------------
@@ -229,6 +271,13 @@ def evaluate(folder: str | Path, device: str = "auto", limit: int = 60, log=None
     log(f"held-out NLL over {len(test)} test pieces ...")
     report["heldout"] = heldout_nll(model, data, "test", max_windows=nll_windows)
     log(json.dumps(report["heldout"]))
+    if dev.type == "cpu":
+        from . import continuation_ort
+
+        if continuation_ort.available():
+            log("the same through the fp32 and int8 decoding graphs ...")
+            report["decoding_graphs"] = decoder_nll(model, data)
+            log(json.dumps(report["decoding_graphs"]))
 
     rows, raw_rows, ref_rows, differ, used = [], [], [], [], []
     for piece in test:
@@ -268,12 +317,14 @@ def evaluate(folder: str | Path, device: str = "auto", limit: int = 60, log=None
     prompt_song = truncate(test[0].song, song_bars(test[0].song)[min(4, len(song_bars(test[0].song)) - 1)].start)
     ptoks = T.encode(prompt_song).tokens[-128:]
     cpu_model = model if dev.type == "cpu" else checkpoint.load(folder, build, "cpu")[0]
-    c1, c1cpu = tokens_per_second(cpu_model, ptoks, 256, True, 1)
-    c2, _ = tokens_per_second(cpu_model, ptoks, 256, True, 2)
+    c1, c1cpu = tokens_per_second(cpu_model, ptoks, 512, True, 1)
+    c2, _ = tokens_per_second(cpu_model, ptoks, 512, True, 2)
+    f1, _ = tokens_per_second(cpu_model, ptoks, 512, True, 1, "onnx")
     u1, u1cpu = tokens_per_second(cpu_model, ptoks, 128, False, 1)
     report["speed"] = {
+        "decoding": "int8-weight ONNX graph (the CPU default)",
         "tokens_per_s_cached_1_thread": c1, "tokens_per_s_cached_1_thread_per_cpu_s": c1cpu,
-        "tokens_per_s_cached_2_threads": c2,
+        "tokens_per_s_cached_2_threads": c2, "tokens_per_s_cached_1_thread_fp32_graph": f1,
         "tokens_per_s_uncached_1_thread": u1, "tokens_per_s_uncached_1_thread_per_cpu_s": u1cpu,
         "load_average_1min": os.getloadavg()[0], "cpu_cores": os.cpu_count(),
     }
@@ -303,8 +354,8 @@ def write_card(folder: str | Path, report: dict) -> None:
                 "transposed by -5..+6 semitones during training",
         "split": "by work: sha1(work id) % 100 -> <90 train, <95 valid, else test (studio/ml/corpus.py)",
         "training": report.get("training"),
-        "metrics": {k: report[k] for k in ("heldout", "continuation", "continuation_model_alone", "corpus_reference",
-                                           "speed") if k in report},
+        "metrics": {k: report[k] for k in ("heldout", "decoding_graphs", "continuation", "continuation_model_alone",
+                                           "corpus_reference", "speed") if k in report},
         "nll_unit": "nats per token",
         "evaluated_on": f"{report.get('test_pieces')} test pieces; {report['continuation']['pieces']} 4-bar openings",
         "command_eval": "studio eval continuation",

@@ -6,12 +6,20 @@ same graph with a fraction of that overhead. The decoding step (one new position
 a key/value cache) is exported once per set of weights with ``torch.onnx.export`` into the
 cache folder and loaded from there afterwards.
 
-The step graph takes the cache as fixed-size buffers: ``kbuf``/``vbuf`` ``[layers, B, heads,
-ctx, d_head]`` with ``mask`` (0 for a used slot, -1e9 for a free one) and ``dist`` (the
-distance from the new position to each slot's key, clamped to the learned range). It
-returns the logits and the new position's keys and values; :class:`OrtDecoder` writes them
-into the buffers and drops the oldest keys exactly as ``MusicTransformer.forward_cached``
-does, so both paths give the same logits (tested).
+Two graphs are kept per set of weights: the fp32 export, and a copy whose weight matrices
+are int8 (ONNX Runtime's dynamic quantization: weights stored as int8 with one scale per
+matrix, activations quantized on the fly). At batch 1 a step streams every weight once, so
+the int8 copy reads a quarter of the bytes and runs about 1.5x faster here. Its held-out
+NLL is within 0.1 % of the fp32 graph (``studio eval continuation`` measures both), so the
+CPU samples from it by default. The relative-position embeddings stay fp32.
+
+The step graph takes the cache as fixed-size buffers: per layer the keys ``[B, heads,
+d_head, ctx]`` and values ``[B, heads, ctx, d_head]``, with ``mask`` (0 for a used slot,
+-1e9 for a free one) and ``dist`` (the distance from the new position to each slot's key,
+clamped to the learned range). It returns the logits and the new position's keys and
+values; :class:`OrtDecoder` writes them into the buffers and drops the oldest keys exactly
+as ``MusicTransformer.forward_cached`` does, so the fp32 graph gives the same logits as the
+torch model (tested).
 """
 
 from __future__ import annotations
@@ -27,7 +35,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-GRAPH_VERSION = 2
+GRAPH_VERSION = 4
+PRECISIONS = ("fp32", "int8")
 _sessions: dict = {}
 _lock = threading.Lock()
 
@@ -46,37 +55,45 @@ class _Step(nn.Module):
 
     Per layer ``l`` the inputs hold the keys transposed, ``k_l`` (B, H, d_head, ctx), and the
     values ``v_l`` (B, H, ctx, d_head), so the graph neither slices nor transposes the cache.
+    The attention scale is folded into the query weights, which saves a node per layer.
     """
 
     def __init__(self, model):
         super().__init__()
         self.m = model
+        C = model.cfg.d_model
+        H = model.blocks[0].attn.h
+        scale = 1.0 / math.sqrt(C // H)
         self.er_t = nn.ParameterList([nn.Parameter(b.attn.er.detach().transpose(-1, -2).contiguous())
                                       for b in model.blocks])  # (H, d_head, R)
+        self.qkv = nn.ModuleList()
+        for b in model.blocks:
+            lin = nn.Linear(C, 3 * C)
+            w, bias = b.attn.qkv.weight.detach().clone(), b.attn.qkv.bias.detach().clone()
+            w[:C] *= scale
+            bias[:C] *= scale
+            lin.weight.data, lin.bias.data = w, bias
+            self.qkv.append(lin)
 
     def forward(self, tok, dist, mask, *kv):
         m = self.m
-        B = tok.shape[0]
         C = m.cfg.d_model
         H = m.blocks[0].attn.h
         dh = C // H
-        scale = 1.0 / math.sqrt(dh)
         x = m.emb(tok)
         ks, vs = [], []
         for layer, b in enumerate(m.blocks):
-            a = b.attn
-            q, k, v = a.qkv(b.ln1(x)).split(C, dim=-1)
-            q, k, v = (t.reshape(B, H, 1, dh) for t in (q, k, v))
+            q, k, v = self.qkv[layer](b.ln1(x)).reshape(-1, 3 * H, 1, dh).split(H, dim=1)  # (B, H, 1, dh)
             rel = torch.matmul(q, self.er_t[layer])  # (B, H, 1, R): distances 0..R-1
             old = torch.matmul(q, kv[2 * layer]) + rel.index_select(-1, dist) + mask  # (B, H, 1, ctx)
             own = (q * k).sum(-1, keepdim=True) + rel[..., :1]  # the new key, distance 0
-            att = torch.softmax(torch.cat([old, own], -1) * scale, -1)
+            att = torch.softmax(torch.cat([old, own], -1), -1)
             y = torch.matmul(att[..., :-1], kv[2 * layer + 1]) + att[..., -1:] * v  # (B, H, 1, dh)
-            x = x + a.proj(y.reshape(B, C))
+            x = x + b.attn.proj(y.reshape(-1, C))
             x = x + b.mlp(b.ln2(x))
             ks.append(k)
             vs.append(v)
-        return m.head(m.ln_f(x)), torch.stack(ks), torch.stack(vs)  # (B, V), (L, B, H, 1, dh) x 2
+        return m.head(m.ln_f(x)), torch.cat(ks, 1), torch.cat(vs, 1)  # (B, V), (B, L*H, 1, dh) x 2
 
 
 def _kv_names(layers: int) -> list[str]:
@@ -108,6 +125,11 @@ def _cache_root() -> Path:
     return (Path(base) if base else Path.home() / ".cache" / "cantor-studio") / "onnx"
 
 
+def graph_path(model, precision: str = "fp32") -> Path:
+    suffix = "" if precision == "fp32" else f"-{precision}"
+    return _cache_root() / f"continuation-{_weights_key(model)}{suffix}.onnx"
+
+
 def export(model, path: Path) -> None:
     """Write the step graph of ``model`` (fp32) to ``path`` atomically."""
     cfg = model.cfg
@@ -131,36 +153,78 @@ def export(model, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def session(model, threads: int = 2):
+def quantize(src: Path, dst: Path) -> None:
+    """Write an int8-weight copy of the fp32 step graph ``src`` to ``dst`` atomically.
+
+    Every matrix product with a 2-D weight (the projections, the feed-forward layers and the
+    output head) gets int8 weights with one scale per matrix; the relative-position tables
+    (3-D) stay fp32. Per-matrix scales came out better than per-channel ones on held-out data.
+    """
+    import logging
+
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    g = onnx.load(str(src)).graph
+    dims = {i.name: len(i.dims) for i in g.initializer}
+    tables = [n.name for n in g.node if n.op_type == "MatMul" and any(dims.get(x, 2) != 2 for x in n.input)]
+    tmp = dst.with_suffix(f".tmp{os.getpid()}")
+    quiet = logging.getLogger().level
+    logging.getLogger().setLevel(logging.ERROR)  # the quantizer logs advice about pre-processing
+    try:
+        quantize_dynamic(str(src), str(tmp), weight_type=QuantType.QInt8, per_channel=False,
+                         op_types_to_quantize=["Gemm", "MatMul"], nodes_to_exclude=tables)
+    finally:
+        logging.getLogger().setLevel(quiet)
+    os.replace(tmp, dst)
+
+
+def _ensure(model, precision: str) -> Path:
+    fp32 = graph_path(model, "fp32")
+    if not fp32.exists():
+        export(model, fp32)
+    if precision == "fp32":
+        return fp32
+    path = graph_path(model, precision)
+    if not path.exists():
+        quantize(fp32, path)
+    return path
+
+
+def session(model, threads: int = 1, precision: str = "int8"):
     """An ONNX Runtime session for ``model``'s step graph (exported on first use, then cached)."""
     import onnxruntime as ort
 
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}")
     key = _weights_key(model)
     with _lock:
-        if (key, threads) in _sessions:
-            return _sessions[(key, threads)]
-        path = _cache_root() / f"continuation-{key}.onnx"
-        if not path.exists():
-            export(model, path)
+        if (key, threads, precision) in _sessions:
+            return _sessions[(key, threads, precision)]
         so = ort.SessionOptions()
         so.intra_op_num_threads = max(1, int(threads))
         so.inter_op_num_threads = 1
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         so.log_severity_level = 3
         try:
-            sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+            sess = ort.InferenceSession(str(_ensure(model, precision)), so, providers=["CPUExecutionProvider"])
         except Exception:  # a damaged cache file: export again
-            export(model, path)
-            sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-        _sessions[(key, threads)] = sess
+            for p in {graph_path(model, "fp32"), graph_path(model, precision)}:
+                p.unlink(missing_ok=True)
+            sess = ort.InferenceSession(str(_ensure(model, precision)), so, providers=["CPUExecutionProvider"])
+        _sessions[(key, threads, precision)] = sess
         return sess
 
 
 class OrtDecoder:
-    """Key/value cache in numpy buffers plus the ONNX step: ``step(tokens) -> logits``."""
+    """Key/value cache in numpy buffers plus the ONNX step: ``step(tokens) -> logits``.
 
-    def __init__(self, model, threads: int = 2):
-        self.sess = session(model, threads)
+    The buffers are bound to the session once; a step then costs the graph plus a few
+    numpy writes (the new keys and values, one mask slot, the distances moved on by one).
+    """
+
+    def __init__(self, model, threads: int = 1, precision: str = "int8"):
+        self.sess = session(model, threads, precision)
         cfg = model.cfg
         self.ctx = cfg.ctx
         self.R = model.blocks[0].attn.er.shape[1]
@@ -170,52 +234,66 @@ class OrtDecoder:
 
     def start(self, cache: dict, keep_head: int) -> None:
         """Take over a torch cache filled by ``forward_cached`` (the prompt)."""
+        L, H, dh, ctx = self.L, self.H, self.dh, self.ctx
         lc0 = cache["layers"][0]
         n = lc0["n"]
         B = lc0["k"].shape[0]
-        self.k = [np.zeros((B, self.H, self.dh, self.ctx), dtype=np.float32) for _ in range(self.L)]
-        self.v = [np.zeros((B, self.H, self.ctx, self.dh), dtype=np.float32) for _ in range(self.L)]
+        self.k = np.zeros((L, B, H, dh, ctx), dtype=np.float32)
+        self.v = np.zeros((L, B, H, ctx, dh), dtype=np.float32)
         for i, lc in enumerate(cache["layers"]):
-            self.k[i][:, :, :, :n] = lc["k"][:, :, :n].float().cpu().numpy().transpose(0, 1, 3, 2)
-            self.v[i][:, :, :n] = lc["v"][:, :, :n].float().cpu().numpy()
+            self.k[i, :, :, :, :n] = lc["k"][:, :, :n].float().cpu().numpy().transpose(0, 1, 3, 2)
+            self.v[i, :, :, :n] = lc["v"][:, :, :n].float().cpu().numpy()
         self.n = n
-        self.pos = cache["pos"].cpu().numpy().astype(np.int64).copy()
+        self.pos = np.zeros(ctx, dtype=np.int64)
+        self.pos[:n] = cache["pos"].cpu().numpy()[:n]
         self.next = int(cache["next"])
         self.keep_head = keep_head
         # every input and output lives in an array of ours, bound to the session once
         self.tok = np.zeros(B, dtype=np.int64)
-        self.dist = np.zeros(self.ctx, dtype=np.int64)
-        self.mask = np.full(self.ctx, -1e9, dtype=np.float32)
+        self.dist = np.zeros(ctx, dtype=np.int64)
+        self.mask = np.full(ctx, -1e9, dtype=np.float32)
+        self._refresh()
         self.logits = np.zeros((B, self.sess.get_outputs()[0].shape[-1] or 1), dtype=np.float32)
-        self.k_new = np.zeros((self.L, B, self.H, 1, self.dh), dtype=np.float32)
-        self.v_new = np.zeros_like(self.k_new)
+        k_new = np.zeros((B, L * H, 1, dh), dtype=np.float32)
+        v_new = np.zeros_like(k_new)
+        # the new keys and values seen layer-first, as the buffers hold them
+        self.k_new = k_new.reshape(B, L, H, dh).transpose(1, 0, 2, 3)
+        self.v_new = v_new.reshape(B, L, H, dh).transpose(1, 0, 2, 3)
         io = self.sess.io_binding()
         arrays = {"tok": self.tok, "dist": self.dist, "mask": self.mask}
-        for i, name in enumerate(_kv_names(self.L)):
+        for i, name in enumerate(_kv_names(L)):
             arrays[name] = (self.k if name[0] == "k" else self.v)[i // 2]
         for name, arr in arrays.items():
             io.bind_input(name, "cpu", 0, arr.dtype, list(arr.shape), arr.ctypes.data)
-        for name, arr in (("logits", self.logits), ("k", self.k_new), ("v", self.v_new)):
+        for name, arr in (("logits", self.logits), ("k", k_new), ("v", v_new)):
             io.bind_output(name, "cpu", 0, arr.dtype, list(arr.shape), arr.ctypes.data)
         self.io = io
+        self._keep = (k_new, v_new)  # the bound outputs must outlive the binding
 
-    def step(self, tokens) -> np.ndarray:
+    def _refresh(self) -> None:
+        """Distances and mask from scratch: used slots open, free ones shut."""
         n = self.n
-        self.dist[:n] = np.clip(self.next - self.pos[:n], 0, self.R - 1)
-        self.dist[n:] = 0
+        np.clip(self.next - self.pos, 0, self.R - 1, out=self.dist)
         self.mask[:n] = 0.0
         self.mask[n:] = -1e9
+
+    def step(self, tokens) -> np.ndarray:
+        """Logits for ``tokens`` (one per take) at the next position."""
         self.tok[:] = tokens
         self.sess.run_with_iobinding(self.io)
+        n = self.n
         if n + 1 > self.ctx:  # forward_cached drops the oldest keys once the new one is in
             self._drop(n + 1 - self.ctx)
             n = self.n
-        for i in range(self.L):
-            self.k[i][:, :, :, n] = self.k_new[i, :, :, 0]
-            self.v[i][:, :, n] = self.v_new[i, :, :, 0]
-        self.pos = np.append(self.pos[:n], self.next)
+        self.k[..., n] = self.k_new
+        self.v[:, :, :, n] = self.v_new
+        self.pos[n] = self.next
+        self.mask[n] = 0.0
+        self.dist[n] = 0
         self.n = n + 1
         self.next += 1
+        self.dist += 1  # every key is one position further from the next query
+        np.minimum(self.dist, self.R - 1, out=self.dist)
         return self.logits.copy()
 
     def _drop(self, over: int) -> None:
@@ -223,8 +301,8 @@ class OrtDecoder:
         drop = max(over, self.ctx // 8)
         n = self.n
         keep = n - drop
-        for i in range(self.L):
-            self.k[i][..., h:keep] = self.k[i][..., h + drop:n]
-            self.v[i][:, :, h:keep] = self.v[i][:, :, h + drop:n]
-        self.pos = np.concatenate([self.pos[:h], self.pos[h + drop:n]])
+        self.k[..., h:keep] = self.k[..., h + drop:n]
+        self.v[:, :, :, h:keep] = self.v[:, :, :, h + drop:n]
+        self.pos[h:keep] = self.pos[h + drop:n]
         self.n = keep
+        self._refresh()

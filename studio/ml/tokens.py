@@ -251,12 +251,19 @@ class Grammar:
         self.phase = "start"
         self.pending: list[int] = []
         self.pos = self.track = self.pitch = -1
+        self._mask: np.ndarray | None = None  # allowed(), kept until the next step
 
     @property
     def cur_units(self) -> int:
         return self.bar_units[min(self.bars_done - 1, len(self.bar_units) - 1)]
 
     def allowed(self) -> np.ndarray:
+        """A bool mask over the vocabulary (shared until the next ``step``: do not modify it)."""
+        if self._mask is None:
+            self._mask = self._allowed()
+        return self._mask
+
+    def _allowed(self) -> np.ndarray:
         m = np.zeros(VOCAB_SIZE, dtype=bool)
         ph = self.phase
         if ph == "start":
@@ -294,12 +301,13 @@ class Grammar:
 
     def step(self, tok: int) -> None:
         tok = int(tok)
+        mask, self._mask = self.allowed(), None
         if self.pending:
             if tok != self.pending[0]:
                 raise ValueError(f"expected {describe(self.pending[0])}, got {describe(tok)}")
             self.pending.pop(0)
             return
-        if not self.allowed()[tok]:
+        if not mask[tok]:
             raise ValueError(f"token {describe(tok)} not allowed after phase {self.phase}")
         if tok == BAR:
             self.bars_done += 1
