@@ -7,9 +7,11 @@ one per core, each rendered by its own process into one shared buffer:
 * Cuts are put where the fewest notes sound, near the even split points, on a 64-frame
   block boundary (FluidSynth applies events at block starts, so every event then lands on
   the same sample as in a single render).
-* A segment's process first runs its synth silently up to ``PREROLL`` seconds before its
-  cut (cheap: no voices), so the reverb's modulation is in phase with a single render; it
-  then replays the keys held there and renders up to the cut, thrown away, so envelopes,
+* A segment's process first runs its synth silently so that the reverb's modulation is in
+  phase with a single render at ``PREROLL`` seconds before its cut. That modulation is a
+  1 Hz oscillator and events apply at 64-frame block starts, so the state repeats every
+  lcm(64, sample rate) frames (16 s at 44.1 kHz) and the silent run is at most that long.
+  It then replays the keys held there and renders up to the cut, thrown away, so envelopes,
   releases and the reverb tail have settled into what a single render has at the cut.
   Where a replayed key would still ring at the cut, the pre-roll starts earlier, at that
   note's own onset.
@@ -20,6 +22,7 @@ A test compares this with a single render of the same song.
 
 from __future__ import annotations
 
+import math
 import multiprocessing as mp
 import os
 import time
@@ -111,6 +114,12 @@ def preroll_start(events, cut: int, sample_rate: int) -> int:
     return start - start % BLOCK
 
 
+def runup_frames(start: int, sample_rate: int) -> int:
+    """Frames of silence after which a fresh synth's reverb modulation and block phase are
+    what a single render has at frame ``start`` (a block start)."""
+    return start % math.lcm(BLOCK, int(sample_rate))
+
+
 def _held_at(events, frame: int) -> list[tuple[int, int, int]]:
     """(channel, pitch, velocity) of the keys down just before ``frame``."""
     down: dict[tuple[int, int], int] = {}
@@ -138,13 +147,14 @@ def _worker(job: _Job, progress, cancel, xfade_name: str) -> None:
         try:
             out = np.ndarray((job.total, 2), dtype=np.float32, buffer=shm.buf)
             seams = np.ndarray((max(1, len(progress)), XFADE, 2), dtype=np.float32, buffer=xf.buf)
-            with Synth(job.soundfont, job.sample_rate, channels=job.channels, cpu_cores=1) as synth:
+            with Synth(job.soundfont, job.sample_rate, channels=job.channels, cpu_cores=1,
+                       dynamic_samples=True) as synth:
                 for ch, program, drum in job.programs:
                     synth.select(ch, program, drum)
-                # run the synth silently up to the pre-roll: the reverb's modulation then has
-                # the phase it has at this frame in a single render (a few hundred x real time)
-                silent = np.zeros((min(job.start, job.sample_rate * 4) or 1, 2), dtype=np.float32)
-                left = job.start
+                # run the synth silently: the reverb's modulation then has the phase it has at
+                # the pre-roll's start in a single render (about 400x real time)
+                left = runup_frames(job.start, job.sample_rate)
+                silent = np.zeros((min(left, job.sample_rate * 4) or 1, 2), dtype=np.float32)
                 while left > 0:
                     synth.write_into(silent, 0, min(left, len(silent)))
                     left -= min(left, len(silent))

@@ -195,7 +195,8 @@ def render_array(song: Song, soundfont: str | os.PathLike | None = None, sample_
         return parallel.render_parallel(song, soundfont, sample_rate, progress, tail_seconds, n, stats)
     cores = max(1, min(4, os.cpu_count() or 1))  # FluidSynth renders voices in parallel
     t0 = time.perf_counter()
-    with Synth(soundfont, sample_rate, channels=channels_needed(len(song.tracks)), cpu_cores=cores) as synth:
+    with Synth(soundfont, sample_rate, channels=channels_needed(len(song.tracks)), cpu_cores=cores,
+                   dynamic_samples=True) as synth:
         t1 = time.perf_counter()
         audio = render_with(synth, song, progress, tail_seconds)
         if stats is not None:
@@ -278,7 +279,8 @@ def measure_render(song: Song, soundfont: str | os.PathLike | None = None, sampl
         t0, sf, threads = t1, st["soundfont"], 1
     else:
         t0 = time.perf_counter()
-        with Synth(soundfont, sample_rate, channels=channels_needed(len(song.tracks)), cpu_cores=cores) as synth:
+        with Synth(soundfont, sample_rate, channels=channels_needed(len(song.tracks)), cpu_cores=cores,
+                   dynamic_samples=True) as synth:
             t1, c1 = time.perf_counter(), cpu()
             audio = render_with(synth, song, tail_seconds=tail_seconds)
             t2, c2 = time.perf_counter(), cpu()
