@@ -459,10 +459,38 @@ def _long_song(seconds=40) -> Song:
     return s
 
 
+def test_short_silent_runup_puts_the_reverb_in_phase():
+    """A synth run silently for runup_frames(start) frames (at most 16 s) then plays what a synth
+    run silently for all ``start`` frames plays; half a second off, the reverb is audibly not."""
+    from studio.audio.parallel import runup_frames
+
+    start = 64 * (SR * 25 // 64)  # 25 s: past one period (16 s) of the reverb modulation and block phase
+    assert runup_frames(start, SR) == start - 705600 and runup_frames(64 * 100, SR) == 6400
+
+    def play(silence: int) -> np.ndarray:
+        with Synth(SMALL_SF, SR, cpu_cores=1) as syn:
+            syn.select(0, 48)
+            buf = np.zeros((SR, 2), np.float32)
+            while silence > 0:
+                syn.write_into(buf, 0, min(silence, SR))
+                silence -= min(silence, SR)
+            syn.note_on(0, 60, 100)
+            out = syn.get_samples(SR)
+            syn.note_off(0, 60)
+            return np.concatenate([out, syn.get_samples(2 * SR)]).astype(np.float64)
+
+    def snr(a, ref):
+        return 10 * np.log10(np.sum(ref ** 2) / max(np.sum((a - ref) ** 2), 1e-30))
+
+    ref = play(start)
+    assert snr(play(runup_frames(start, SR)), ref) > 100
+    assert snr(play(runup_frames(start, SR) + SR // 2 - SR // 2 % 64), ref) < 60
+
+
 def test_parallel_render_equals_a_single_render():
     from studio.audio.parallel import plan_cuts, render_parallel
 
-    song = _long_song()
+    song = _long_song(50)  # the second segment's pre-roll starts past 16 s: a shortened run-up
     one = render_array(song, SMALL_SF, tail_seconds=1.0, workers=1)
     stats: dict = {}
     seen = []
