@@ -100,6 +100,34 @@ def test_fast_decoding_steps_match_forward_cached(backend, tmp_path, monkeypatch
         assert list(tmp_path.glob("onnx/continuation-*.onnx"))  # the exported graph is cached
 
 
+def test_auto_falls_back_to_the_fp32_graph_when_quantizing_fails(tmp_path, monkeypatch, caplog):
+    from studio.ml import continuation_ort
+    from studio.ml.continuation import _step_function
+
+    if not continuation_ort.available():
+        pytest.skip("onnxruntime is not installed")
+
+    def broken(src, dst):
+        raise ImportError("No module named 'fusion_utils'")
+
+    monkeypatch.setenv("STUDIO_CACHE", str(tmp_path))
+    monkeypatch.setattr(continuation_ort, "quantize", broken)
+    torch.manual_seed(6)
+    model = MusicTransformer(TINY).eval()
+    x = torch.randint(4, T.VOCAB_SIZE, (1, 20))
+    with torch.inference_mode():
+        ref_cache, cache = model.new_cache(), model.new_cache()
+        model.forward_cached(x[:, :10], ref_cache)
+        model.forward_cached(x[:, :10], cache)
+        step = _step_function(model, cache, 0, "auto", 1)
+        for i in range(10, 20):
+            want = model.forward_cached(x[:, i: i + 1], ref_cache)
+            assert torch.allclose(torch.from_numpy(step(x[:, i].tolist())), want, atol=1e-4)
+    assert "int8 decoding unavailable" in caplog.text and "fusion_utils" in caplog.text
+    with pytest.raises(ImportError):
+        _step_function(model, model.new_cache(), 0, "onnx-int8", 1)
+
+
 def test_int8_graph_quantizes_the_weight_matrices_only(tmp_path, monkeypatch):
     from studio.ml import continuation_ort
 

@@ -206,8 +206,7 @@ def render_parallel(song: Song, soundfont=None, sample_rate: int = 44100, progre
     t0 = time.perf_counter()
     procs = []
     try:
-        out = np.ndarray((total, 2), dtype=np.float32, buffer=shm.buf)
-        out[:] = 0.0
+        out = np.ndarray((total, 2), dtype=np.float32, buffer=shm.buf)  # new shared memory reads as zeros
         done = ctx.Array("q", len(bounds) - 1, lock=False)
         cancel = ctx.Event()
         for i in range(len(bounds) - 1):
@@ -248,7 +247,7 @@ def render_parallel(song: Song, soundfont=None, sample_rate: int = 44100, progre
         shm.unlink()
         xf.close()
         xf.unlink()
-    peak = float(np.max(np.abs(audio))) if total else 0.0
+    peak = max(float(audio.max()), -float(audio.min())) if total else 0.0
     if peak > HEADROOM:
         audio *= np.float32(HEADROOM / peak)
     if stats is not None:

@@ -170,7 +170,7 @@ def render_with(synth: Synth, song: Song, progress: Progress | None = None, tail
             n = min(chunk, total - pos)
             synth.write_into(out, pos, n)
         pos += n
-    peak = float(np.max(np.abs(out))) if total else 0.0
+    peak = max(float(out.max()), -float(out.min())) if total else 0.0  # no 2x-sized temporary
     if peak > HEADROOM:
         out *= np.float32(HEADROOM / peak)
     if progress is not None:

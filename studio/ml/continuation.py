@@ -327,17 +327,19 @@ def _step_function(model, cache: dict, keep_head: int, backend: str, threads: in
     if backend in ("auto", "onnx", "onnx-int8") and dev.type == "cpu":
         from . import continuation_ort
 
-        precision = "fp32" if backend == "onnx" else "int8"
         if continuation_ort.available():
-            try:
-                dec = continuation_ort.OrtDecoder(model, threads or torch.get_num_threads(), precision)
-            except Exception as exc:  # export or session failed: the torch step still works
-                if backend != "auto":
-                    raise
-                import logging
+            # "auto": the int8 graph; if it cannot be made, the fp32 one; then the torch step
+            tries = {"auto": ("int8", "fp32"), "onnx": ("fp32",), "onnx-int8": ("int8",)}[backend]
+            for precision in tries:
+                try:
+                    dec = continuation_ort.OrtDecoder(model, threads or torch.get_num_threads(), precision)
+                except Exception as exc:  # export, quantization or session failed
+                    if backend != "auto":
+                        raise
+                    import logging
 
-                logging.getLogger(__name__).warning("ONNX Runtime decoding unavailable (%s); using torch", exc)
-            else:
+                    logging.getLogger(__name__).warning("ONNX Runtime %s decoding unavailable (%s)", precision, exc)
+                    continue
                 dec.start(cache, keep_head)
                 return lambda toks: dec.step(np.asarray(toks, dtype=np.int64))
         elif backend != "auto":
