@@ -488,7 +488,7 @@ def test_short_silent_runup_puts_the_reverb_in_phase():
 
 
 def test_parallel_render_equals_a_single_render():
-    from studio.audio.parallel import plan_cuts, render_parallel
+    from studio.audio.parallel import HEAD_START, plan_cuts, render_parallel
 
     song = _long_song(50)  # the second segment's pre-roll starts past 16 s: a shortened run-up
     one = render_array(song, SMALL_SF, tail_seconds=1.0, workers=1)
@@ -503,14 +503,21 @@ def test_parallel_render_equals_a_single_render():
     cut = int(stats["cuts"][0] * SR)
     assert cut % 64 == 0
     sched = build_schedule(song, [0, 1], SR)
-    assert plan_cuts(sched.events, sched.length, 2, SR) == [cut]
+    assert plan_cuts(sched.events, sched.length, 2, SR, int(HEAD_START * SR)) == [cut]
+    # the first segment, rendered in this process while the other starts, is the longer one
+    even = plan_cuts(sched.events, sched.length, 2, SR)[0]
+    assert cut > even and abs(even - sched.length // 2) < sched.length // 10
 
 
 def test_parallel_render_cancels_and_cleans_up():
+    import threading
+
     from studio.audio.parallel import render_parallel
 
+    threads = threading.active_count()
     with pytest.raises(Cancelled):
         render_parallel(_long_song(), SMALL_SF, workers=2, progress=lambda f: f < 0.2)
     import multiprocessing
 
     assert not [p for p in multiprocessing.active_children() if p.is_alive()]
+    assert threading.active_count() == threads  # the in-process segment stopped too

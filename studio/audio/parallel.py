@@ -16,6 +16,9 @@ one per core, each rendered by its own process into one shared buffer:
   Where a replayed key would still ring at the cut, the pre-roll starts earlier, at that
   note's own onset.
 * The last ``XFADE`` frames of each pre-roll are handed back, and the seam is crossfaded.
+* The first segment (no run-up, no pre-roll) is rendered by a thread of the calling process,
+  which starts at once, while the other processes start up; it is made longer by the audio
+  that start-up costs (``HEAD_START``), so that all segments end together.
 
 A test compares this with a single render of the same song.
 """
@@ -25,6 +28,7 @@ from __future__ import annotations
 import math
 import multiprocessing as mp
 import os
+import threading
 import time
 import traceback
 from dataclasses import dataclass
@@ -43,6 +47,7 @@ MAX_PREROLL = 30.0  # ... and at most
 RELEASE_GUARD = 3.0  # seconds a released note may still ring
 XFADE = 1024  # frames crossfaded at each seam
 MIN_SEGMENT_SECONDS = 60.0  # each process gets at least this much: starting one costs about a second
+HEAD_START = 8.0  # seconds of audio the in-process first segment renders while the others start
 
 
 @dataclass
@@ -60,17 +65,20 @@ class _Job:
     total: int
 
 
-def plan_cuts(events: list[tuple[int, bool, int, int, int]], length: int, parts: int, sample_rate: int) -> list[int]:
+def plan_cuts(events: list[tuple[int, bool, int, int, int]], length: int, parts: int, sample_rate: int,
+              head_start: int = 0) -> list[int]:
     """Cut frames (block-aligned, increasing) splitting ``length`` frames into ``parts``
-    segments, each placed where the fewest keys are held within 10 % of an even split."""
+    segments, each placed where the fewest keys are held within 10 % of an even split; the
+    first segment is ``head_start`` frames longer than the others."""
     if parts <= 1 or length <= 0:
         return []
+    head_start = max(0, min(int(head_start), length // parts))
     frames = np.array([e[0] for e in events], dtype=np.int64)
     delta = np.array([1 if e[1] else -1 for e in events], dtype=np.int64)
     held = np.cumsum(delta)  # keys held just after each event
     cuts = []
     for k in range(1, parts):
-        target = length * k // parts
+        target = head_start + (length - head_start) * k // parts
         lo, hi = max(BLOCK, target - length // (10 * parts)), min(length - BLOCK, target + length // (10 * parts))
         cands = np.arange(lo - lo % BLOCK, hi, BLOCK)
         if not len(cands):
@@ -140,7 +148,7 @@ def _segment_events(events, start: int, end: int):
     return out
 
 
-def _worker(job: _Job, progress, cancel, xfade_name: str) -> None:
+def _worker(job: _Job, progress, cancel, xfade_name: str, in_process: bool = False) -> None:
     try:
         shm = shared_memory.SharedMemory(name=job.shm)
         xf = shared_memory.SharedMemory(name=xfade_name)
@@ -180,6 +188,11 @@ def _worker(job: _Job, progress, cancel, xfade_name: str) -> None:
             xf.close()
     except BaseException:  # the parent turns this into one line
         progress[job.index] = -1
+        if in_process:  # the log gets the details; the caller reports a failed worker
+            import logging
+
+            logging.getLogger(__name__).exception("render segment %d failed", job.index)
+            return
         traceback.print_exc()
         raise
 
@@ -197,39 +210,47 @@ def render_parallel(song: Song, soundfont=None, sample_rate: int = 44100, progre
     if total > MAX_SECONDS * sr:
         raise StudioError(f"{song.title or 'song'}: {total / sr / 60:.0f} minutes is too long to render "
                           f"(at most {MAX_SECONDS / 60:.0f})")
-    cuts = plan_cuts(sched.events, sched.length, workers, sr)
+    cuts = plan_cuts(sched.events, sched.length, workers, sr, int(HEAD_START * sr))
     bounds = [0, *cuts, total]
     programs = [(ch, t.program, t.is_drum) for t, ch in zip(song.tracks, chans)]
     ctx = mp.get_context("spawn")
     shm = shared_memory.SharedMemory(create=True, size=max(8, total * 2 * 4))
     xf = shared_memory.SharedMemory(create=True, size=max(1, len(bounds) - 1) * XFADE * 2 * 4)
     t0 = time.perf_counter()
-    procs = []
+    procs: list = []
+    local: threading.Thread | None = None
+    cancel = ctx.Event()
     try:
         out = np.ndarray((total, 2), dtype=np.float32, buffer=shm.buf)  # new shared memory reads as zeros
         done = ctx.Array("q", len(bounds) - 1, lock=False)
-        cancel = ctx.Event()
-        for i in range(len(bounds) - 1):
+        for i in reversed(range(len(bounds) - 1)):  # the processes first: they take a while to start
             cut, end = bounds[i], bounds[i + 1]
             start = 0 if i == 0 else preroll_start(sched.events, cut, sr)
             last = i == len(bounds) - 2
             events = _segment_events(sched.events, start, sched.length + 1 if last else end)
             job = _Job(i, sf, sr, channels, programs, events, start, cut, end, shm.name, total)
+            if i == 0:
+                local = threading.Thread(target=_worker, args=(job, done, cancel, xf.name, True), daemon=True)
+                local.start()
+                continue
             p = ctx.Process(target=_worker, args=(job, done, cancel, xf.name), daemon=True)
             p.start()
             procs.append(p)
-        while any(p.is_alive() for p in procs):
-            if any(done[i] < 0 for i in range(len(procs))):
+        workers_ = [*procs, local]
+        while any(w.is_alive() for w in workers_):
+            if any(done[i] < 0 for i in range(len(bounds) - 1)):
                 break
             if progress is not None and progress(sum(max(0, d) for d in done[:]) / total) is False:
                 cancel.set()
-                for p in procs:
-                    p.join(5)
+                for w in workers_:
+                    w.join(5)
                 raise Cancelled("render cancelled")
             time.sleep(0.02)
-        for p in procs:
-            p.join()
-        failed = [i for i, p in enumerate(procs) if p.exitcode != 0 or done[i] < 0]
+        if any(done[i] < 0 for i in range(len(bounds) - 1)):
+            cancel.set()
+        for w in workers_:
+            w.join()
+        failed = [p for p in procs if p.exitcode != 0] or [i for i in range(len(bounds) - 1) if done[i] < 0]
         if failed:
             raise StudioError(f"{sf}: rendering failed in a worker process")
         seams = np.ndarray((len(bounds) - 1, XFADE, 2), dtype=np.float32, buffer=xf.buf)
@@ -240,6 +261,9 @@ def render_parallel(song: Song, soundfont=None, sample_rate: int = 44100, progre
             a, b = audio[cut - n:cut], seams[i, XFADE - n:]
             audio[cut - n:cut] = a * (1.0 - ramp[XFADE - n:]) + b * ramp[XFADE - n:]
     finally:
+        if local is not None and local.is_alive():
+            cancel.set()
+            local.join()
         for p in procs:
             if p.is_alive():
                 p.kill()
@@ -252,7 +276,7 @@ def render_parallel(song: Song, soundfont=None, sample_rate: int = 44100, progre
         audio *= np.float32(HEADROOM / peak)
     if stats is not None:
         stats.update(render_seconds=time.perf_counter() - t0, load_seconds=0.0, audio_seconds=total / sr,
-                     soundfont=sf, processes=len(procs), cuts=[c / sr for c in cuts])
+                     soundfont=sf, processes=len(procs) + 1, cuts=[c / sr for c in cuts])
     if progress is not None:
         progress(1.0)
     return audio
