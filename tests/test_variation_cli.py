@@ -11,7 +11,7 @@ import torch
 
 from studio import cli, io
 from studio.core.song import Note, Song, Track
-from studio.ml import checkpoint, vary_api
+from studio.ml import checkpoint, paths, vary_api
 from studio.ml import variation as V
 from studio.ml import variation_train as VT
 
@@ -25,7 +25,7 @@ def tiny_weights(tmp_path, monkeypatch):
     """A tiny untrained model saved where the app looks for shipped weights."""
     models = tmp_path / "models"
     checkpoint.save(tiny_model(), TINY, models / "variation", extra={"train": {"params": 1}})
-    monkeypatch.setattr(checkpoint, "MODELS_DIR", models)
+    monkeypatch.setattr(paths, "MODELS_DIR", models)
     vary_api._cache.clear()
     yield models / "variation"
     vary_api._cache.clear()
@@ -83,7 +83,7 @@ def test_cli_vary_writes_takes(capsys, tmp_path, quartet_file, tiny_weights):
 
 
 def test_cli_vary_without_weights_is_a_clear_error(capsys, tmp_path, quartet_file, monkeypatch):
-    monkeypatch.setattr(checkpoint, "MODELS_DIR", tmp_path / "empty")
+    monkeypatch.setattr(paths, "MODELS_DIR", tmp_path / "empty")
     vary_api._cache.clear()
     code, _, err = run(capsys, "vary", quartet_file, "-o", tmp_path / "o.mid", "--strength", "0.5")
     assert code == 2 and "no trained weights" in err

@@ -15,11 +15,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from .paths import MODELS_DIR, REPO_ROOT  # noqa: F401  (re-exported)
-
-
-def model_dir(name: str) -> Path:
-    return MODELS_DIR / name
+from .paths import REPO_ROOT, model_dir  # noqa: F401  (re-exported)
 
 
 def pick_device(name: str = "auto") -> torch.device:

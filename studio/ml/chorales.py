@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from . import paths
+
 LOW, HIGH = 36, 84  # MIDI pitch range of the grid (C2..C6)
 P = HIGH - LOW + 1  # pitch count
 REST = 0
@@ -130,8 +132,20 @@ class Chorale:
         return ",".join(str(int(d)) for d in np.diff(p[: n + 1]))
 
 
+def gibbs_schedule(i: int, steps: int, temperature: float, final_temperature: float | None = None,
+                   pmax: float = 0.9, pmin: float = 0.05, anneal: float = 0.75) -> tuple[float, float]:
+    """(share of the free cells to re-mask, sampling temperature) for Gibbs step ``i`` of
+    ``steps``: the share falls linearly from ``pmax`` to ``pmin`` over the first ``anneal`` of
+    the steps; the temperature moves linearly to ``final_temperature`` (default: the same) and
+    the last step takes the most likely tokens (0)."""
+    p = max(pmin, pmax - i * (pmax - pmin) / max(1.0, anneal * steps))
+    end_t = temperature if final_temperature is None else final_temperature
+    temp = 0.0 if i == steps - 1 else temperature + (end_t - temperature) * i / max(1, steps - 1)
+    return p, temp
+
+
 def cache_dir() -> Path:
-    d = Path(os.environ.get("STUDIO_CACHE", Path.home() / ".cache" / "cantor-studio"))
+    d = paths.cache_root()
     d.mkdir(parents=True, exist_ok=True)
     return d
 

@@ -35,6 +35,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from . import paths
+
 GRAPH_VERSION = 4
 PRECISIONS = ("fp32", "int8")
 _sessions: dict = {}
@@ -120,14 +122,9 @@ def _digest(model) -> str:
     return h.hexdigest()[:16]
 
 
-def _cache_root() -> Path:
-    base = os.environ.get("STUDIO_CACHE")
-    return (Path(base) if base else Path.home() / ".cache" / "cantor-studio") / "onnx"
-
-
 def graph_path(model, precision: str = "fp32") -> Path:
     suffix = "" if precision == "fp32" else f"-{precision}"
-    return _cache_root() / f"continuation-{_weights_key(model)}{suffix}.onnx"
+    return paths.cache_root() / "onnx" / f"continuation-{_weights_key(model)}{suffix}.onnx"
 
 
 def export(model, path: Path) -> None:
@@ -153,6 +150,11 @@ def export(model, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def _no_preprocessing_advice(record) -> bool:
+    """Drops ONNX Runtime's quantizer advice to pre-process the model (ours needs none)."""
+    return "pre-processing" not in record.getMessage()
+
+
 def quantize(src: Path, dst: Path) -> None:
     """Write an int8-weight copy of the fp32 step graph ``src`` to ``dst`` atomically.
 
@@ -169,13 +171,13 @@ def quantize(src: Path, dst: Path) -> None:
     dims = {i.name: len(i.dims) for i in g.initializer}
     tables = [n.name for n in g.node if n.op_type == "MatMul" and any(dims.get(x, 2) != 2 for x in n.input)]
     tmp = dst.with_suffix(f".tmp{os.getpid()}")
-    quiet = logging.getLogger().level
-    logging.getLogger().setLevel(logging.ERROR)  # the quantizer logs advice about pre-processing
+    root = logging.getLogger()
+    root.addFilter(_no_preprocessing_advice)  # the quantizer's advice would reach the user's terminal
     try:
         quantize_dynamic(str(src), str(tmp), weight_type=QuantType.QInt8, per_channel=False,
                          op_types_to_quantize=["Gemm", "MatMul"], nodes_to_exclude=tables)
     finally:
-        logging.getLogger().setLevel(quiet)
+        root.removeFilter(_no_preprocessing_advice)
     os.replace(tmp, dst)
 
 

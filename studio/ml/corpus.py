@@ -35,6 +35,7 @@ from pathlib import Path
 
 from ..core.errors import Cancelled
 from ..core.song import PPQ, KeySignature, Note, Song, TempoChange, TimeSignature, Track
+from . import paths
 
 CACHE_VERSION = 2
 SPLITS = ("train", "valid", "test")
@@ -55,9 +56,7 @@ class CorpusPiece:
 
 # ---- folders -----------------------------------------------------------------------------
 def cache_dir() -> Path:
-    base = os.environ.get("STUDIO_CACHE")
-    root = Path(base) if base else Path.home() / ".cache" / "cantor-studio"
-    return root / "corpus"
+    return paths.cache_root() / "corpus"
 
 
 def corpus_root() -> Path:

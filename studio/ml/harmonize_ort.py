@@ -180,12 +180,10 @@ def gibbs(net: Net, tokens, given, metric, fermata, steps, temperature, rng, fin
     x = np.where(free, fix_holds(x), x)
     if progress is not None and progress(1 / total) is False:
         raise Cancelled("harmonizing cancelled")
-    end_t = temperature if final_temperature is None else final_temperature
     for i in range(steps):
-        p = max(pmin, pmax - i * (pmax - pmin) / max(1.0, anneal * steps))
+        p, temp = ch.gibbs_schedule(i, steps, temperature, final_temperature, pmax, pmin, anneal)
         block = free & (rng.random(free.shape) < p)
         lp = lp_of(x, ~block)
-        temp = 0.0 if i == steps - 1 else temperature + (end_t - temperature) * i / max(1, steps - 1)
         x[block] = sample_cells(lp[block], temp, rng)
         x = np.where(free, fix_holds(x), x)
         if progress is not None and progress((i + 2) / total) is False:

@@ -10,10 +10,8 @@ Trained with random masks (orderless), it samples by annealed blocked Gibbs samp
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -183,12 +181,10 @@ def sample(
     if progress is not None and progress(1 / total) is False:
         raise Cancelled("harmonizing cancelled")
     for i in range(steps):
-        p = max(pmin, pmax - i * (pmax - pmin) / max(1.0, anneal * steps))
+        p, temp = ch.gibbs_schedule(i, steps, temperature, final_temperature, pmax, pmin, anneal)
         r = torch.rand(free.shape, generator=generator, device=free.device)  # generator lives on that device
         block = free & (r < p)
         lp = lp_of(x, ~block)
-        end_t = temperature if final_temperature is None else final_temperature
-        temp = 0.0 if i == steps - 1 else temperature + (end_t - temperature) * i / max(1, steps - 1)
         x[block] = _sample_cells(lp[block], temp, generator)
         x = torch.where(free, fix_holds(x), x)
         if progress is not None and progress((i + 2) / total) is False:
