@@ -31,6 +31,7 @@ from .synth import Synth, assign_channels, find_soundfont, fluidsynth_available
 PLAYER_CHANNELS = 64
 PREVIEW_CHANNEL = 63  # a melodic channel no track is given
 PREVIEW_DRUM_CHANNEL = 57  # 57 % 16 == 9: a drum slot no track is given
+THRU_CHANNEL = 62  # what a MIDI keyboard plays live (melodic; tracks get it only past 58 tracks)
 TAIL_SECONDS = 0.5  # keep the stream open this long after the last voice ends (reverb)
 MIN_LOOP_FRAMES = 256
 
@@ -50,6 +51,7 @@ class Engine:
         self._tempo: TempoMap | None = None
         self._tick = 0.0
         self._previews: list[tuple[int, int, int]] = []  # (clock at which to release, channel, pitch)
+        self._thru_program: tuple[int, bool] | None = None
         self._quiet_since: int | None = None
 
     # ---- GUI thread ----
@@ -79,6 +81,19 @@ class Engine:
             synth.note_off(ch, pitch)
             synth.note_on(ch, pitch, velocity)
             self._previews.append((self.clock + frames, ch, pitch))
+        elif kind == "thru":  # a key played live: sounds at the start of the next block
+            _k, on, program, drum, pitch, velocity = cmd
+            ch = PREVIEW_DRUM_CHANNEL if drum else THRU_CHANNEL
+            if on:
+                if self._thru_program != (program, drum):
+                    synth.select(ch, program, drum)
+                    self._thru_program = (program, drum)
+                synth.note_on(ch, pitch, velocity)
+            else:
+                synth.note_off(ch, pitch)
+        elif kind == "thru_cc":
+            _k, control, value = cmd
+            synth._fs.cc(THRU_CHANNEL, int(control), int(value))
 
     def process(self, out: np.ndarray) -> bool:
         """Fill ``out`` (float32, (frames, 2), C-contiguous) with the next frames.  Returns
@@ -277,11 +292,46 @@ class Player:
                 if cand.length >= MIN_LOOP_FRAMES:
                     loop_sched, end = cand, b
         first = build_schedule(song, channels, self.sample_rate, start, max(start, end), tempo)
+        return self.play_schedules(song, first, loop_sched, tempo, programs, loop)
+
+    def play_schedules(self, song: Song, first: Schedule, loop_sched: Schedule | None, tempo: TempoMap,
+                       programs: list[tuple[int, int, bool]], loop: tuple[int, int] | None = None) -> bool:
+        """Play prepared schedules (a recording adds its count-in and metronome clicks to the
+        song's events): ``first`` once, then ``loop_sched`` over and over when given;
+        ``programs`` is ``(channel, program, drum)`` to select first."""
+        if not self.prepare():
+            return False
         self._gen += 1
         self._song, self._loop = song, loop if loop_sched is not None else None
-        self._want_playing, self._last_tick = True, float(start)
-        engine.post(("play", self._gen, first, loop_sched, tempo, programs))
+        self._want_playing, self._last_tick = True, float(first.start_tick)
+        self._engine.post(("play", self._gen, first, loop_sched, tempo, programs))
         return self._ensure_running()
+
+    def thru(self, on: bool, pitch: int, velocity: int = 0, program: int = 0, drum: bool = False) -> bool:
+        """Sound (``on``) or release a key played live, with ``program``, at the next audio block."""
+        if not 0 <= int(pitch) <= 127 or not self.prepare():
+            return False
+        self._engine.post(("thru", bool(on), int(program), bool(drum), int(pitch), int(velocity)))
+        return self._ensure_running() if on else True
+
+    def thru_controller(self, control: int, value: int) -> None:
+        """A controller played live (the sustain pedal) on the thru channel."""
+        if self._engine is not None:
+            self._engine.post(("thru_cc", int(control), int(value)))
+
+    @property
+    def block_seconds(self) -> float:
+        """The audio block: a live key waits at most this long for the engine to start it."""
+        return self._blocksize / self.sample_rate
+
+    @property
+    def output_latency(self) -> float | None:
+        """The device's output latency in seconds, as PortAudio reports it (None: no stream)."""
+        stream = self._stream
+        try:
+            return None if stream is None else float(stream.latency)
+        except Exception:  # noqa: BLE001
+            return None
 
     def update(self, song: Song) -> bool:
         """After an edit (or a mute/solo change) during playback, go on from the same place

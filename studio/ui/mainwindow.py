@@ -79,6 +79,9 @@ class MainWindow(FileActions, QMainWindow):
         from .assistant import install_assistant  # the AI panel, docked on the right
 
         self.assistant = install_assistant(self)
+        from .record import install_record  # Record, metronome, MIDI input, step input
+
+        self.record = install_record(self)
         self.resize(1600, 1000)
         self.restore_layout()
         self.update_title()
@@ -335,6 +338,7 @@ class MainWindow(FileActions, QMainWindow):
         self.save_layout()
         self.autosaver.stop()
         self.autosaver.discard()
+        self.record.close()
         self.transport.close()
         if self.score is not None:
             self.score.close_engraver()

@@ -126,3 +126,73 @@ class Settings:
     @last_folder.setter
     def last_folder(self, value: str) -> None:
         self._q.setValue("files/last_folder", str(value))
+
+    # ---- recording -------------------------------------------------------------------------
+    def _bool(self, key: str, default: bool) -> bool:
+        v = self._q.value(key, default)
+        if isinstance(v, str):
+            return v.strip().lower() in ("1", "true", "yes", "on")
+        return bool(v) if v is not None else default
+
+    @property
+    def midi_input(self) -> str:
+        """The MIDI input port to record from; empty means the first one there is."""
+        return self._str("record/midi_input", "")
+
+    @midi_input.setter
+    def midi_input(self, value: str) -> None:
+        self._q.setValue("record/midi_input", str(value or ""))
+
+    @property
+    def midi_thru(self) -> bool:
+        """Sound what is played on the MIDI keyboard with the current track's instrument."""
+        return self._bool("record/thru", True)
+
+    @midi_thru.setter
+    def midi_thru(self, value: bool) -> None:
+        self._q.setValue("record/thru", bool(value))
+
+    @property
+    def metronome(self) -> bool:
+        return self._bool("record/metronome", True)
+
+    @metronome.setter
+    def metronome(self, value: bool) -> None:
+        self._q.setValue("record/metronome", bool(value))
+
+    @property
+    def metronome_volume(self) -> int:
+        """0..100."""
+        return max(0, min(100, self._int("record/metronome_volume", 70)))
+
+    @metronome_volume.setter
+    def metronome_volume(self, value: int) -> None:
+        self._q.setValue("record/metronome_volume", max(0, min(100, int(value))))
+
+    @property
+    def count_in_bars(self) -> int:
+        """Bars of count-in before recording starts: 0, 1 or 2."""
+        return max(0, min(2, self._int("record/count_in", 1)))
+
+    @count_in_bars.setter
+    def count_in_bars(self, value: int) -> None:
+        self._q.setValue("record/count_in", max(0, min(2, int(value))))
+
+    @property
+    def record_mode(self) -> str:
+        """``"overdub"`` keeps the notes already in the recorded span, ``"replace"`` removes them."""
+        v = self._str("record/mode", "overdub")
+        return v if v in ("overdub", "replace") else "overdub"
+
+    @record_mode.setter
+    def record_mode(self, value: str) -> None:
+        self._q.setValue("record/mode", "replace" if value == "replace" else "overdub")
+
+    @property
+    def input_quantize(self) -> str:
+        """Grid name recorded notes are quantized to (``"1/16"``...); empty (the default) keeps them as played."""
+        return self._str("record/input_quantize", "")
+
+    @input_quantize.setter
+    def input_quantize(self, value: str) -> None:
+        self._q.setValue("record/input_quantize", str(value or ""))

@@ -107,6 +107,12 @@ class Transport(QObject):
             except Exception:  # auditioning is a nicety; never let it break editing
                 pass
 
+    def hold(self, on: bool) -> None:
+        """Recording drives the player and the playhead: the transport shows it as playing,
+        and stopping the transport (Space, Stop) stops the recording."""
+        self._timer.stop()
+        self._set_playing(bool(on))
+
     def _set_playing(self, on: bool) -> None:
         if on != self._playing:
             self._playing = on

@@ -1,0 +1,208 @@
+"""The record controls in the editor, driven by a fake MIDI port and a hand-moved clock:
+a recording is one undo step, notes show while they are played, Space stops, loop takes can be
+swapped, step input, the computer keyboard as a piano, and Record saying why it cannot."""
+
+from __future__ import annotations
+
+import mido
+import pytest
+
+pytest.importorskip("PySide6")
+from PySide6.QtCore import Qt  # noqa: E402
+from PySide6.QtGui import QColor  # noqa: E402
+
+from studio.audio.midiin import FakeSource  # noqa: E402
+from studio.core.song import Note, TempoChange  # noqa: E402
+from studio.ui.settings import Settings  # noqa: E402
+
+
+class Clock:
+    def __init__(self):
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+@pytest.fixture
+def rig(qtbot, tmp_path, monkeypatch):
+    """A window (no audio engine started, so recording is silent) reading a fake keyboard."""
+    from studio.ui.mainwindow import MainWindow
+
+    monkeypatch.setenv("STUDIO_NO_AUDIO", "1")
+    win = MainWindow(settings=Settings(str(tmp_path / "s.ini")), autosave_folder=str(tmp_path / "a"),
+                     start_audio=False, score=False)
+    win.quiet = True
+    qtbot.addWidget(win, before_close_func=lambda w: w.doc.mark_saved())
+    clock = Clock()
+    src = FakeSource(("Fake Keyboard",), clock=clock)
+    win.record.clock = clock
+    win.record.use_source(src)
+    win.resize(1400, 900)
+    win.show()
+    return win, src, clock
+
+
+def _play(src, clock, pitch, at, length, velocity=100):
+    """A key pressed ``at`` seconds from now on the clock and held ``length`` seconds."""
+    t0 = clock.t
+    clock.t = t0 + at
+    src.port().send(mido.Message("note_on", note=pitch, velocity=velocity))
+    clock.t = t0 + at + length
+    src.port().send(mido.Message("note_off", note=pitch))
+    clock.t = t0
+
+
+def test_recording_from_a_fake_port_is_one_undo_step(rig, qtbot):
+    win, src, clock = rig
+    rec, doc = win.record, win.doc
+    doc.song.tempos = [TempoChange(0, 100.0)]
+    doc.song.tracks[0].notes = [Note(7680, 40, 480)]  # in bar 5: outside the take, kept either way
+    win.settings.count_in_bars = 1
+    win.settings.record_mode = "replace"
+    before = list(doc.song.tracks[0].notes)
+    depth = doc.undo.count()
+    assert win.record.ui.status.text() == "MIDI: Fake Keyboard"
+    win.record.ui.a_record.trigger()
+    assert rec.recording and win.transport.playing
+    spb = 0.6  # seconds per beat at 100 bpm
+    lead = 4 * spb
+    clock.t += 0.5
+    rec._drain()
+    assert rec.count == 1 + int(0.5 / spb) and "count-in" in win.record.ui.status.text()
+    clock.t -= 0.5
+    for k, p in enumerate((60, 62, 64, 65)):
+        _play(src, clock, p, lead + k * spb, spb / 2)
+    # while recording, the notes played so far are drawn over the roll
+    clock.t += lead + 3.2 * spb
+    src.port().send(mido.Message("note_on", note=67, velocity=90))  # still held
+    rec._drain()
+    shown = rec.recorder.notes_so_far(rec.now())
+    assert [n.pitch for n in shown] == [60, 62, 64, 65, 67]
+    img = win.editor.view.viewport().grab().toImage()
+    reds = sum(1 for x in range(0, img.width(), 3) for y in range(0, img.height(), 3)
+               if QColor(img.pixel(x, y)).red() > 200 and QColor(img.pixel(x, y)).green() < 90)
+    assert reds > 20
+    assert doc.undo.count() == depth  # nothing is in the song until the recording stops
+    clock.t += spb
+    win.transport.toggle()  # Space stops the recording too
+    assert not rec.recording and not win.transport.playing
+    notes = doc.song.tracks[0].notes
+    assert [(n.start, n.pitch, n.duration) for n in notes[:5]] == [
+        (0, 60, 240), (480, 62, 240), (960, 64, 240), (1440, 65, 240), (1536, 67, 480)]
+    assert notes[5:] == before and doc.undo.count() == depth + 1
+    assert doc.undo.undoText() == "Record"
+    doc.undo.undo()  # the whole take goes
+    assert doc.song.tracks[0].notes == before
+    doc.undo.redo()
+    assert len(doc.song.tracks[0].notes) == 6
+
+
+def test_loop_recording_offers_its_takes(rig):
+    win, src, clock = rig
+    rec, doc = win.record, win.doc
+    win.settings.count_in_bars = 0
+    win.transport.set_loop((0, 1920))
+    rec.record()
+    for k, p in enumerate((60, 64)):
+        _play(src, clock, p, k * 2.0, 0.5)
+    clock.t += 2.0 + 1.0
+    rec.stop()
+    assert [[n.pitch for n in tk.notes] for tk in rec.takes] == [[60], [64]]
+    assert [n.pitch for n in doc.song.tracks[0].notes] == [64]
+    assert rec.ui.takes_menu.isEnabled() and len(rec.ui.takes_menu.actions()) == 2
+    depth = doc.undo.count()
+    rec.ui.takes_menu.actions()[0].trigger()
+    assert [n.pitch for n in doc.song.tracks[0].notes] == [60] and doc.undo.count() == depth + 1
+    doc.undo.undo()
+    assert [n.pitch for n in doc.song.tracks[0].notes] == [64]
+
+
+def test_step_input_from_the_fake_keyboard_and_typed_names(rig, qtbot):
+    win, src, clock = rig
+    rec, doc = win.record, win.doc
+    win.grid_combo.setCurrentText("1/8")
+    win.record.ui.a_step.trigger()
+    assert rec.step is not None and "step input" in win.record.ui.status.text()
+    port = src.port()
+    for p in (60, 64, 67):
+        port.send(mido.Message("note_on", note=p, velocity=70))
+    for p in (60, 64, 67):
+        port.send(mido.Message("note_off", note=p))
+    rec._drain()
+    win.editor.view.setFocus()
+    qtbot.keyClick(win.editor.view, Qt.Key.Key_0)  # a rest
+    qtbot.keyClick(win.editor.view, Qt.Key.Key_D)  # D nearest the chord's top note (G4): D4; not the Draw tool
+    qtbot.keyClick(win.editor.view, Qt.Key.Key_F, Qt.KeyboardModifier.ShiftModifier)  # F#
+    notes = [(n.start, n.pitch, n.duration) for n in doc.song.tracks[0].notes]
+    assert notes == [(0, 60, 240, ), (0, 64, 240), (0, 67, 240), (480, 62, 240), (720, 66, 240)]
+    assert win.editor.view.tool != "draw" and rec.step.cursor == 960 and win.editor.view.playhead == 960
+    assert doc.undo.count() == 3
+    win.record.ui.a_step.trigger()
+    assert rec.step is None
+
+
+def test_computer_keyboard_piano_is_a_toggle(rig, qtbot):
+    win, src, clock = rig
+    rec, doc = win.record, win.doc
+    view = win.editor.view
+    view.setFocus()
+    qtbot.keyClick(view, Qt.Key.Key_D)  # off: D is the Draw tool
+    assert view.tool == "draw"
+    qtbot.keyClick(view, Qt.Key.Key_S)
+    win.record.ui.a_piano.trigger()
+    assert rec.keyboard_piano
+    rec.set_step_input(True)
+    qtbot.keyPress(view, Qt.Key.Key_Z)  # C3 ...
+    qtbot.keyPress(view, Qt.Key.Key_C)  # ... E3 ...
+    qtbot.keyPress(view, Qt.Key.Key_Q)  # ... C4, held together
+    for k in (Qt.Key.Key_Z, Qt.Key.Key_C, Qt.Key.Key_Q):
+        qtbot.keyRelease(view, k)
+    assert [n.pitch for n in doc.song.tracks[0].notes] == [48, 52, 60]
+    assert view.tool == "select"  # D, S and friends play notes now, they do not switch tools
+    qtbot.keyClick(view, Qt.Key.Key_Equal)  # octave up
+    qtbot.keyClick(view, Qt.Key.Key_Z)
+    assert doc.song.tracks[0].notes[-1].pitch == 60
+    rec.set_step_input(False)
+    win.record.ui.a_piano.trigger()
+    assert not rec.keyboard_piano
+
+
+def test_without_midi_or_audio_the_app_starts_and_record_says_why(qtbot, tmp_path, monkeypatch):
+    from studio.audio.midiin import RtMidiSource
+    from studio.ui.mainwindow import MainWindow
+
+    monkeypatch.setenv("STUDIO_NO_AUDIO", "1")
+    win = MainWindow(settings=Settings(str(tmp_path / "s.ini")), autosave_folder=str(tmp_path / "a"),
+                     start_audio=False, score=False)
+    win.quiet = True
+    qtbot.addWidget(win, before_close_func=lambda w: w.doc.mark_saved())
+    with qtbot.waitSignal(win.transport.ready, timeout=20000):
+        win.transport.start_engine()
+    src = FakeSource(())
+    src.unavailable = "this system has no MIDI sequencer (no /dev/snd/seq)"
+    win.record.use_source(src)
+    assert win.record.ui.status.text() == "No MIDI input"
+    win.record.ui.a_record.trigger()
+    msg = win.statusBar().currentMessage()
+    assert not win.record.recording and msg.startswith("Cannot record: this system has no MIDI sequencer")
+    assert "Computer Keyboard as Piano" in msg
+    # the real backend on this machine says something of the same kind, once, without output
+    win.record.use_source(RtMidiSource())
+    assert not win.record.midi.available and win.record.midi.reason
+    # with the computer keyboard, recording works without audio: silent, and it says so
+    win.record.ui.a_piano.trigger()
+    win.record.ui.a_record.trigger()
+    assert win.record.recording and "silent" in win.statusBar().currentMessage()
+    win.transport.stop()
+    assert not win.record.recording
+
+
+def test_hot_plugged_keyboard_shows_up_in_the_menu(rig):
+    win, src, clock = rig
+    src.ports.append("Second Keyboard")
+    win.record.poll_ports()
+    names = [a.text() for a in win.record.ui.ports_menu.actions()]
+    assert names == ["Fake Keyboard", "Second Keyboard"]
+    win.record.ui.ports_menu.actions()[1].trigger()
+    assert win.record.midi.port_name == "Second Keyboard" and win.settings.midi_input == "Second Keyboard"
