@@ -14,7 +14,7 @@ import time
 import pytest
 
 from studio.core.song import Note, Song, Track
-from studio.ml import protocol as P
+from studio.ml.worker import protocol as P
 
 pytest.importorskip("PySide6")
 
@@ -267,7 +267,7 @@ def main():
     app = make_app()
     from studio.ui.mainwindow import MainWindow
     from studio.core.song import Song, Track, Note
-    from studio.ml import protocol as P
+    from studio.ml.worker import protocol as P
     from studio.ui.assistant.requests import Plan
     w = MainWindow(autosave_folder=tempfile.mkdtemp(), start_audio=False)
     w.assistant.worker.client.warm_up = False

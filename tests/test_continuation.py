@@ -12,9 +12,10 @@ import torch
 from studio.core.errors import Cancelled, StudioError
 from studio.core.song import Note, Song, TimeSignature, Track
 from studio.core.timing import bars
-from studio.ml import checkpoint, continue_api
-from studio.ml import tokens as T
-from studio.ml.continuation import (Config, MusicTransformer, rel_logits_naive, rel_logits_skewed, sample)
+from studio.ml.continuation import api as continue_api
+from studio.ml import checkpoint
+from studio.ml.continuation import tokens as T
+from studio.ml.continuation.model import (Config, MusicTransformer, rel_logits_naive, rel_logits_skewed, sample)
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = Config(n_layer=1, d_model=32, n_head=2, d_ff=64, ctx=64, dropout=0.0)
@@ -69,8 +70,8 @@ def test_kv_cache_matches_full_forward_and_slides():
 def test_fast_decoding_steps_match_forward_cached(backend, tmp_path, monkeypatch):
     """The lean torch step and the ONNX Runtime fp32 step give forward_cached's logits, also past
     ctx; the int8-weight graph gives nearly the same next-token distribution."""
-    from studio.ml import continuation_ort
-    from studio.ml.continuation import _step_function
+    from studio.ml.continuation import decode as continuation_ort
+    from studio.ml.continuation.model import _step_function
 
     if backend != "torch" and not continuation_ort.available():
         pytest.skip("onnxruntime is not installed")
@@ -101,8 +102,8 @@ def test_fast_decoding_steps_match_forward_cached(backend, tmp_path, monkeypatch
 
 
 def test_auto_falls_back_to_the_fp32_graph_when_quantizing_fails(tmp_path, monkeypatch, caplog):
-    from studio.ml import continuation_ort
-    from studio.ml.continuation import _step_function
+    from studio.ml.continuation import decode as continuation_ort
+    from studio.ml.continuation.model import _step_function
 
     if not continuation_ort.available():
         pytest.skip("onnxruntime is not installed")
@@ -131,7 +132,7 @@ def test_auto_falls_back_to_the_fp32_graph_when_quantizing_fails(tmp_path, monke
 def test_int8_graph_quantizes_the_weight_matrices_only(tmp_path, monkeypatch):
     import logging
 
-    from studio.ml import continuation_ort
+    from studio.ml.continuation import decode as continuation_ort
 
     if not continuation_ort.available():
         pytest.skip("onnxruntime is not installed")
@@ -158,7 +159,7 @@ def test_int8_graph_quantizes_the_weight_matrices_only(tmp_path, monkeypatch):
 
 
 def test_pick_follows_mask_temperature_and_top_p():
-    from studio.ml.continuation import pick
+    from studio.ml.continuation.model import pick
 
     scores = np.array([0.0, 5.0, 4.0, 1.0, 9.0], dtype=np.float32)
     allowed = np.array([True, True, True, True, False])
@@ -271,7 +272,7 @@ def test_cli_continue_takes_and_errors(tiny_folder, tmp_path):
 
 
 def test_train_writes_weights_curve_and_resumes(tmp_path):
-    from studio.ml import continuation_train as ct
+    from studio.ml.continuation import train as ct
     from studio.ml.corpus import CorpusPiece
 
     pieces = [CorpusPiece(f"p{i}", chorale(3 + i % 3), ("train", "train", "valid")[i % 3]) for i in range(9)]
@@ -289,7 +290,7 @@ def test_train_writes_weights_curve_and_resumes(tmp_path):
 
 
 def test_transposition_keeps_pitches_in_range():
-    from studio.ml import continuation_train as ct
+    from studio.ml.continuation import train as ct
 
     seq = np.array(T.encode(chorale(2)).tokens)
     rng = np.random.default_rng(0)
@@ -342,9 +343,9 @@ def test_key_strength_is_checked(tiny_folder):
 def test_decoder_nll_fp32_graph_equals_the_model_nll(tmp_path, monkeypatch):
     """Teacher-forced NLL through the ONNX decoding graphs: the fp32 graph scores exactly what the
     model scores on the same windows (restarts at bars included); the int8 copy comes close."""
-    from studio.ml import continuation_eval as ce
-    from studio.ml import continuation_ort
-    from studio.ml import continuation_train as ct
+    from studio.ml.continuation import eval as ce
+    from studio.ml.continuation import decode as continuation_ort
+    from studio.ml.continuation import train as ct
     from studio.ml.corpus import CorpusPiece
 
     if not continuation_ort.available():

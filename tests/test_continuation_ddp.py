@@ -24,7 +24,7 @@ def _free_port() -> int:
 
 
 def test_two_process_gloo_training(tmp_path):
-    from studio.ml import continuation_train as ct
+    from studio.ml.continuation import train as ct
     from studio.ml.corpus import CorpusPiece
 
     pieces = [CorpusPiece(f"p{i}", _song(i), ("train", "train", "valid")[i % 3]) for i in range(6)]
@@ -35,7 +35,7 @@ def test_two_process_gloo_training(tmp_path):
     cfg = json.dumps({"n_layer": 1, "d_model": 32, "n_head": 2, "d_ff": 64, "ctx": 64, "dropout": 0.0})
     env = dict(os.environ, OMP_NUM_THREADS="1", MASTER_ADDR="127.0.0.1")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={_free_port()}",
-           "-m", "studio.ml.continuation_train", "--out", str(out), "--dataset", str(npz), "--device", "cpu",
+           "-m", "studio.ml.continuation.train", "--out", str(out), "--dataset", str(npz), "--device", "cpu",
            "--config", cfg, "--batch", "2", "--max-steps", "3", "--minutes", "5", "--eval-every", "1e9"]
     r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
     assert r.returncode == 0, r.stderr[-2000:]

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from studio.ml import chorales as ch
-from studio.ml import forward_bach as fb
-from studio.ml import harmonizer as hz
-from studio.ml import harmonizer_train as ht
+from studio.ml.harmonizer import data as ch
+from studio.ml.harmonizer import baseline as fb
+from studio.ml.harmonizer import model as hz
+from studio.ml.harmonizer import train as ht
 
 TINY = hz.Config(d_model=32, n_layers=1, n_heads=2, d_ff=64, dropout=0.0, max_len=32)
 NAMES = ("bach/bwv269", "bach/bwv347", "bach/bwv153.1")
@@ -40,7 +40,7 @@ def test_token_round_trip():
 def test_grid_matches_music21_notes(few):
     from music21 import corpus
 
-    from studio.ml.harmonize_api import tokens_to_notes
+    from studio.ml.harmonizer.api import tokens_to_notes
 
     score = corpus.parse(NAMES[0])
     c = few[0]
@@ -209,7 +209,8 @@ def test_metric_classes():
 
 def test_onnx_numpy_path_matches_the_torch_pieces(tmp_path, monkeypatch):
     """The torch-free harmonizer: same network outputs, same hold rule, and the API keeps the melody."""
-    from studio.ml import checkpoint, harmonize_api, harmonize_ort
+    from studio.ml.harmonizer import api as harmonize_api, ort as harmonize_ort
+    from studio.ml import checkpoint
 
     if not harmonize_ort.available():
         pytest.skip("onnxruntime is not installed")
@@ -247,7 +248,7 @@ def test_harmonizing_on_the_cpu_does_not_import_torch_once_the_graph_is_cached(t
     import subprocess
     import sys
 
-    code = ("import sys; from studio.core.song import Note, Song, Track; from studio.ml import harmonize_api as api\n"
+    code = ("import sys; from studio.core.song import Note, Song, Track; from studio.ml.harmonizer import api\n"
             "mel = [Note(i * 480, p, 480) for i, p in enumerate([67, 69, 71, 72, 74, 72, 71, 69])]\n"
             "api.harmonize(Song(tracks=[Track('Melody', notes=mel)]), seed=1, device='cpu')\n"
             "print('torch' in sys.modules)")

@@ -12,8 +12,8 @@ import torch
 from studio.core.errors import Cancelled, StudioError
 from studio.core.song import Note, Song, TimeSignature, Track
 from studio.ml import checkpoint
-from studio.ml import harmonize_api as api
-from studio.ml import harmonizer as hz
+from studio.ml.harmonizer import api
+from studio.ml.harmonizer import model as hz
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = REPO / "models" / "harmonizer"

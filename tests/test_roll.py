@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from studio.core.song import KeySignature, Note, Song, TimeSignature, Track
-from studio.ml import roll as R
+from studio.ml.variation import roll as R
 
 Q = 480  # a quarter note
 S = Q // 4  # a sixteenth step

@@ -5,7 +5,7 @@ import pytest
 
 from studio.core.song import KeySignature, Note, Song, TempoChange, TimeSignature, Track
 from studio.core.timing import bars
-from studio.ml import tokens as T
+from studio.ml.continuation import tokens as T
 
 
 def two_violins() -> Song:

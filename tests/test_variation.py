@@ -8,9 +8,9 @@ import torch
 
 from studio.core.errors import Cancelled, StudioError
 from studio.core.song import KeySignature, Note, Song, TimeSignature, Track
-from studio.ml import roll as R
-from studio.ml import variation as V
-from studio.ml import vary_api
+from studio.ml.variation import roll as R
+from studio.ml.variation import model as V
+from studio.ml.variation import api as vary_api
 
 Q = 480
 TINY = V.Config(d_model=32, n_layers=1, n_heads=2, mlp_mult=2)

@@ -11,9 +11,10 @@ import torch
 
 from studio import cli, io
 from studio.core.song import Note, Song, Track
-from studio.ml import checkpoint, paths, vary_api
-from studio.ml import variation as V
-from studio.ml import variation_train as VT
+from studio.ml.variation import api as vary_api
+from studio.ml import checkpoint, paths
+from studio.ml.variation import model as V
+from studio.ml.variation import train as VT
 
 from test_variation import TINY, quartet, tiny_model
 

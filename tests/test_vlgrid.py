@@ -5,10 +5,10 @@ import pytest
 import torch
 
 from studio.core import voiceleading as vl
-from studio.ml import chorales as ch
-from studio.ml import harmonizer_train as ht
-from studio.ml import vlgrid
-from studio.ml.harmonizer import fix_holds
+from studio.ml.harmonizer import data as ch
+from studio.ml.harmonizer import eval as he
+from studio.ml.harmonizer import vlgrid
+from studio.ml.harmonizer.model import fix_holds
 
 NAMES = ["bach/bwv66.6", "bach/bwv269", "bach/bwv153.1"]
 
@@ -21,8 +21,8 @@ def chorales():
 
 
 def _both(grid, c, shift=0):
-    beats = ht.beat_ticks(c)
-    ref = vl.measure(ht.chorale_parts(grid, shift), 480, beats)
+    beats = he.beat_ticks(c)
+    ref = vl.measure(he.chorale_parts(grid, shift), 480, beats)
     got = vlgrid.analyse(grid, np.array([b // 120 for b in beats]), shift)
     return ref, got
 
@@ -42,8 +42,8 @@ def test_counts_match_on_damaged_grids(chorales):
         t = fix_holds(torch.as_tensor(t)).numpy()
         ref, got = _both(t, c, shift=r % 5 - 2)
         assert ref == got
-        assert vlgrid.penalty_of(got) == pytest.approx(vl.penalty(ht.chorale_parts(t, r % 5 - 2), 480,
-                                                                  ht.beat_ticks(c)), rel=1e-9) or ref["out_of_range"]
+        assert vlgrid.penalty_of(got) == pytest.approx(vl.penalty(he.chorale_parts(t, r % 5 - 2), 480,
+                                                                  he.beat_ticks(c)), rel=1e-9) or ref["out_of_range"]
 
 
 def test_faults_point_at_the_parallels():

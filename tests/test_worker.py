@@ -6,8 +6,8 @@ import time
 import pytest
 
 from studio.core.song import Note, Song, Track
-from studio.ml import protocol as P
-from studio.ml.client import WorkerClient
+from studio.ml.worker import protocol as P
+from studio.ml.worker.client import WorkerClient
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +60,6 @@ def test_crashed_worker_is_reported_and_restarted(client):
 def test_client_does_not_import_torch():
     import subprocess
 
-    code = ("import sys; from studio.ml.client import WorkerClient; from studio.ml import protocol; "
+    code = ("import sys; from studio.ml.worker.client import WorkerClient; from studio.ml.worker import protocol; "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)

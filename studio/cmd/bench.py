@@ -144,7 +144,7 @@ def bench_render(repeat: int) -> list[Row]:
 
 def bench_harmonize(repeat: int, device: str) -> list[Row]:
     from ..core.song import Note, Song, Track
-    from ..ml.harmonize_api import harmonize
+    from ..ml.harmonizer.api import harmonize
 
     melody = [60, 62, 64, 65, 67, 65, 64, 62, 64, 65, 67, 69, 67, 65, 64, 60]
     notes = [Note(i * 960, p, 960) for i, p in enumerate(melody)]  # 8 bars of half notes
@@ -155,7 +155,7 @@ def bench_harmonize(repeat: int, device: str) -> list[Row]:
 
 
 def bench_continue(repeat: int, device: str) -> list[Row]:
-    from ..ml import continue_api
+    from ..ml.continuation import api as continue_api
 
     rows = []
     backend = "auto" if device == "cpu" else "torch"
@@ -204,7 +204,7 @@ def bench_commands() -> list[Row]:
 
 
 def bench_vary(repeat: int, device: str) -> list[Row]:
-    from ..ml.vary_api import vary
+    from ..ml.variation.api import vary
 
     song = _prompt_song()
     vary(song, 0.5, seed=0, device=device)
@@ -246,7 +246,7 @@ def bench_gui() -> list[Row]:
 
 
 def bench_worker_memory() -> list[Row]:
-    code = ("import sys; from studio.ml.worker import _warm, MODEL_NAMES\n"
+    code = ("import sys; from studio.ml.worker.server import _warm, MODEL_NAMES\n"
             "ok=[n for n in MODEL_NAMES if _warm(n)]\nprint(ok)")
     wall, rc, rss, err = _run_child([sys.executable, "-c", code])
     return [Row("worker peak memory (3 models loaded)", rss if rc == 0 else None, "MiB", "", note=err.strip()[-120:] if rc else "")]

@@ -20,7 +20,7 @@ def _take_paths(out: str, takes: int) -> list[Path]:
 def continue_(args) -> int:
     """Write ``--bars`` more bars after IN (or from ``--from-bar``) into OUT (OUT-1, OUT-2... for takes)."""
     from .. import io
-    from ..ml.continue_api import continue_song
+    from ..ml.continuation.api import continue_song
 
     song = io.load(args.input)
     io.check_output(args.output)
@@ -44,7 +44,7 @@ def train(args) -> int:
     import torch
 
     from ..ml import checkpoint
-    from ..ml import continuation_train as ct
+    from ..ml.continuation import train as ct
 
     if args.minutes <= 0:
         raise StudioError("--minutes must be positive")
@@ -71,7 +71,7 @@ def train(args) -> int:
 def evaluate(args) -> int:
     """Held-out NLL, continuation metrics, speed; printed as JSON and written into card.json."""
     from ..ml import checkpoint
-    from ..ml import continuation_eval as ce
+    from ..ml.continuation import eval as ce
 
     folder = Path(args.weights) if args.weights else checkpoint.model_dir("continuation")
     if not (folder / "model.safetensors").exists():

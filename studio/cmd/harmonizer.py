@@ -17,8 +17,9 @@ def train(args) -> int:
     """Train the harmonizer for ``--minutes`` (then the ForwardBach baseline for a tenth of that)."""
     import torch
 
-    from ..ml import checkpoint, chorales
-    from ..ml import harmonizer_train as ht
+    from ..ml import checkpoint
+    from ..ml.harmonizer import data as chorales
+    from ..ml.harmonizer import train as ht
 
     if args.minutes <= 0:
         raise StudioError("--minutes must be positive")
@@ -58,7 +59,7 @@ def harmonize(args) -> int:
     melody = None if args.melody_track is None else args.melody_track - 1
     if args.melody_track is not None and args.melody_track < 1:
         raise StudioError(f"--melody-track counts from 1 (got {args.melody_track})")
-    from ..ml import harmonize_api
+    from ..ml.harmonizer import api as harmonize_api
 
     name = Path(args.input).name
     try:
@@ -76,9 +77,9 @@ def evaluate(args) -> int:
     """``studio eval harmonizer``: held-out figures as a table and JSON (also into card.json)."""
     import json
 
-    from ..ml import harmonizer_train as ht
+    from ..ml.harmonizer import eval as he
 
-    report = ht.evaluate(weights=args.weights, limit=args.limit, device=args.device, out=args.out)
-    print(ht.table(report))
+    report = he.evaluate(weights=args.weights, limit=args.limit, device=args.device, out=args.out)
+    print(he.table(report))
     print(json.dumps(report, indent=2))
     return 0

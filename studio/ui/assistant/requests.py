@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from ...core.song import Note, Song
 from ...core.timing import bar_of, bars
-from ...ml import protocol as P
+from ...ml.worker import protocol as P
 from .checker import satb_tracks
 
 VOICE_NAMES = ("Soprano", "Alto", "Tenor", "Bass")

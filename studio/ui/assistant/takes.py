@@ -15,7 +15,7 @@ from PySide6.QtGui import QUndoCommand
 
 from ...core import edits, takediff
 from ...core.song import Song, Track, json_copy
-from ...ml import protocol as P
+from ...ml.worker import protocol as P
 
 HISTORY_KEY = "ai_history"
 KIND_LABEL = {"continue": "Continue", "harmonize": "Harmonize", "regenerate": "Regenerate", "vary": "Vary",

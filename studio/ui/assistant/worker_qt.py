@@ -1,4 +1,4 @@
-"""The model worker seen from Qt: a QObject over :class:`studio.ml.client.WorkerClient`.
+"""The model worker seen from Qt: a QObject over :class:`studio.ml.worker.client.WorkerClient`.
 
 A QTimer polls the client's reply queue (every 30 ms while a job runs, more slowly when
 idle) and turns replies into signals.  Nothing here imports torch: the worker is a separate
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from ...ml import protocol as P
-from ...ml.client import WorkerClient
+from ...ml.worker import protocol as P
+from ...ml.worker.client import WorkerClient
 
 BUSY_MS = 30
 IDLE_MS = 250

@@ -24,9 +24,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .. import cards
 from . import tokens as T
-from ..core.song import Song
-from ..core.timing import bars as song_bars
+from ...core.song import Song
+from ...core.timing import bars as song_bars
 
 MAJOR = (0, 2, 4, 5, 7, 9, 11)
 
@@ -115,7 +116,7 @@ def summarize(rows: list[dict]) -> dict:
 def heldout_windows(data: dict, ctx: int, split: str = "test") -> list[tuple[np.ndarray, int, int]]:
     """(window, first counted target, end of counted targets): every token of the split's pieces
     counted once, in windows of ``ctx + 1`` tokens that restart at bar lines."""
-    from .continuation_train import SPLIT_CODE, piece_window
+    from .train import SPLIT_CODE, piece_window
 
     items = []
     for p in np.nonzero(data["p_split"] == SPLIT_CODE[split])[0]:
@@ -171,7 +172,7 @@ def decoder_nll(model, data: dict, windows: int = 40, split: str = "test") -> di
     """Held-out NLL through the cached decoding graphs that sampling uses on the CPU: the fp32
     ONNX graph and its int8-weight copy, each window fed token by token (teacher forcing).
     Also how often the two agree on the likeliest token, and their KL divergence (nats/token)."""
-    from . import continuation_ort
+    from . import decode as continuation_ort
 
     items = heldout_windows(data, model.cfg.ctx, split)
     items = items[:: max(1, len(items) // windows)][:windows]  # spread over the split
@@ -207,7 +208,7 @@ def tokens_per_second(model, prompt: list[int], n_tokens: int = 256, use_cache: 
                       threads: int | None = 1, backend: str = "auto", n_tracks: int = 16) -> tuple[float, float]:
     """Batch-1 sampling speed (grammar, top-p and all) after ``prompt``: new tokens per second of
     wall time, and per second of this process's CPU time (what an idle machine would give)."""
-    from .continuation import sample
+    from .model import sample
 
     def run(n):
         g = [T.Grammar(n_tracks, [T.RES * 4] * 10_000)]
@@ -222,7 +223,7 @@ def tokens_per_second(model, prompt: list[int], n_tokens: int = 256, use_cache: 
 
 def process_seconds(folder: Path, song: Song, bars: int = 4) -> tuple[float, float]:
     """Wall time and CPU time (user+system) of a whole ``python -m studio continue IN -o OUT --bars N`` process."""
-    from .. import io
+    from ... import io
 
     with tempfile.TemporaryDirectory() as tmp:
         models = Path(tmp) / "models"
@@ -253,11 +254,11 @@ def truncate(song: Song, end: int) -> Song:
 
 def evaluate(folder: str | Path, device: str = "auto", limit: int = 60, log=None, seeds=(1, 2),
              nll_windows: int | None = 400) -> dict:
-    from . import checkpoint
-    from .continuation import build
-    from .continuation_train import tokenize_pieces
-    from .continue_api import continue_song
-    from .corpus import load_corpus
+    from .. import checkpoint
+    from .model import build
+    from .train import tokenize_pieces
+    from .api import continue_song
+    from ..corpus import load_corpus
 
     log = log or (lambda m: None)
     folder = Path(folder)
@@ -272,7 +273,7 @@ def evaluate(folder: str | Path, device: str = "auto", limit: int = 60, log=None
     report["heldout"] = heldout_nll(model, data, "test", max_windows=nll_windows)
     log(json.dumps(report["heldout"]))
     if dev.type == "cpu":
-        from . import continuation_ort
+        from . import decode as continuation_ort
 
         if continuation_ort.available():
             log("the same through the fp32 and int8 decoding graphs ...")
@@ -360,16 +361,7 @@ def write_card(folder: str | Path, report: dict) -> None:
         "evaluated_on": f"{report.get('test_pieces')} test pieces; {report['continuation']['pieces']} 4-bar openings",
         "command_eval": "studio eval continuation",
     }
-    from .continue_api import DEFAULT_TEMPERATURE, DEFAULT_TOP_P
+    from .api import DEFAULT_TEMPERATURE, DEFAULT_TOP_P
 
     card["sampling_defaults"] = meta.get("sampling") or {"temperature": DEFAULT_TEMPERATURE, "top_p": DEFAULT_TOP_P}
-    old_path = folder / "card.json"
-    if old_path.exists():  # keep what the trainer wrote (data sizes, runs); metrics are replaced
-        try:
-            old = json.loads(old_path.read_text())
-            card = {**old, **{k: v for k, v in card.items() if v is not None}}
-        except ValueError:
-            pass
-    tmp = folder / "card.json.part"
-    tmp.write_text(json.dumps(card, indent=2))
-    os.replace(tmp, folder / "card.json")
+    cards.write(folder, card, merge=True)  # keep what the trainer wrote (data sizes, runs); metrics are replaced

@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import checkpoint, ddp
+from .. import checkpoint, ddp
 from . import tokens as T
-from .continuation import Config, MusicTransformer, build
+from .model import Config, MusicTransformer, build
 
 SPLIT_CODE = {"train": 0, "valid": 1, "test": 2}
 
@@ -85,7 +85,7 @@ def load_dataset(path: Path) -> dict:
 
 
 def default_dataset_path() -> Path:
-    from .corpus import cache_dir
+    from ..corpus import cache_dir
 
     return cache_dir().parent / f"continuation_tokens_v{T.VOCAB_VERSION}.npz"
 
@@ -93,12 +93,12 @@ def default_dataset_path() -> Path:
 def build_dataset(path: Path | None = None, data_dir: str | None = None, build_corpus: bool = True,
                   log=None) -> dict:
     """Tokenize the corpus (and MIDI files under ``data_dir``) into ``path``; return the arrays."""
-    from .corpus import CorpusPiece, load_corpus, split_of
+    from ..corpus import CorpusPiece, load_corpus, split_of
 
     pieces = list(load_corpus("all", build=build_corpus))
     if data_dir:
-        from ..core.errors import StudioError
-        from ..io import load as load_song
+        from ...core.errors import StudioError
+        from ...io import load as load_song
 
         files = sorted(p for p in Path(data_dir).rglob("*") if p.suffix.lower() in (".mid", ".midi"))
         if not files:
@@ -363,7 +363,7 @@ def _checkpoint(model, opt, cfg, state, out, valid, device, d, train_loss, t_sta
 
 
 def main(argv=None) -> int:
-    """``python -m studio.ml.continuation_train`` (also what torchrun launches)."""
+    """``python -m studio.ml.continuation.train`` (also what torchrun launches)."""
     import argparse
 
     ap = argparse.ArgumentParser(description="train the continuation model")
@@ -398,7 +398,7 @@ def main(argv=None) -> int:
     import shlex
     import sys
 
-    command = "python -m studio.ml.continuation_train " + " ".join(shlex.quote(x) for x in (argv or sys.argv[1:]))
+    command = "python -m studio.ml.continuation.train " + " ".join(shlex.quote(x) for x in (argv or sys.argv[1:]))
     refresh = None
     if a.refresh_every > 0:
         def refresh():

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..core.song import Note, Song
+from ...core.song import Note, Song
 
 
 # ---- requests --------------------------------------------------------------------------

@@ -19,11 +19,11 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ..core import voiceleading as vl
-from ..core.errors import Cancelled, StudioError
-from ..core.song import Note, Song, Track
-from ..core.timing import bars
-from . import chorales as ch
+from ...core import voiceleading as vl
+from ...core.errors import Cancelled, StudioError
+from ...core.song import Note, Song, Track
+from ...core.timing import bars
+from . import data as ch
 
 VOICE_NAMES = ("Soprano", "Alto", "Tenor", "Bass")
 CHOIR_PROGRAM = 52  # General MIDI "Choir Aahs"
@@ -40,8 +40,8 @@ def load_model(device: str = "auto", folder: str | Path | None = None):
     """The harmonizer on ``device``, loaded once per process."""
     import torch
 
-    from . import checkpoint
-    from .harmonizer import build
+    from .. import checkpoint
+    from .model import build
 
     dev = checkpoint.pick_device(device)
     folder = Path(folder) if folder else checkpoint.model_dir("harmonizer")
@@ -182,7 +182,7 @@ def harmonize_grid(model, device, tokens: np.ndarray, given: np.ndarray, metric:
     """
     import torch
 
-    from .harmonizer import fermata_classes, pseudo_loglik, sample
+    from .model import fermata_classes, pseudo_loglik, sample
 
     T = tokens.shape[1]
     K = max(1, int(candidates))
@@ -261,7 +261,7 @@ def _repair(model, x, given, metric, fermata, gen, rounds, beats, progress, done
     """
     import torch
 
-    from .harmonizer import _sample_cells, fix_holds, log_probs
+    from .model import _sample_cells, fix_holds, log_probs
 
     xs = x.cpu().numpy()
     free = (~given).cpu().numpy()
@@ -394,7 +394,7 @@ def harmonize(song: Song, melody_track: int | None = None, keep: Sequence[str] =
 
 def _run(song, tokens, given, pos, blen, beat, first, step, shift, kept_notes, temperature, candidates, seed,
          device, progress, steps, weights) -> Song:
-    from .chorales import metric_classes
+    from .data import metric_classes
 
     metric = metric_classes(pos, blen, beat)
     beats = np.nonzero(pos % beat == 0)[0]
@@ -412,7 +412,7 @@ def _run(song, tokens, given, pos, blen, beat, first, step, shift, kept_notes, t
 def warm_up(device: str = "auto") -> None:
     """Load the network the next request will use (the model worker calls this while idle)."""
     if uses_onnx(device):
-        from . import harmonize_ort
+        from . import ort as harmonize_ort
 
         try:
             harmonize_ort.load_net(None)
@@ -426,7 +426,7 @@ def uses_onnx(device: str = "auto") -> bool:
     """Whether harmonizing runs on ONNX Runtime + numpy (the CPU, without importing torch)."""
     if device not in ("auto", "cpu"):
         return False
-    from . import harmonize_ort
+    from . import ort as harmonize_ort
 
     if not harmonize_ort.available():
         return False
@@ -436,7 +436,7 @@ def uses_onnx(device: str = "auto") -> bool:
 def fill_grid(tokens, given, metric, beats, shift, params: dict, seed, progress, device, weights) -> np.ndarray:
     """Fill the free cells of a [4, T] grid with the sampler ``params`` on the best path for ``device``."""
     if uses_onnx(device):
-        from . import harmonize_ort
+        from . import ort as harmonize_ort
 
         p = dict(params)
         p["repair_rounds"] = p.pop("repair", 0)
@@ -509,7 +509,7 @@ def regenerate(song: Song, voices: Sequence[int | str] | int | str, start: int |
     for v in vs:
         given[v, a - first : b - first] = False
     pos, blen, beat = meter_arrays(song, first, count)
-    from .chorales import metric_classes
+    from .data import metric_classes
 
     metric = metric_classes(pos, blen, beat)
     grid = fill_grid(tokens, given, metric, np.nonzero(pos % beat == 0)[0], shift,

@@ -20,9 +20,9 @@ from typing import Callable
 
 import numpy as np
 
-from ..core.errors import Cancelled
-from . import chorales as ch
-from . import paths
+from ...core.errors import Cancelled
+from . import data as ch
+from .. import paths
 
 GRAPH_VERSION = 1
 _lock = threading.Lock()
@@ -55,8 +55,8 @@ def export(folder: Path, path: Path) -> None:
     """Write the harmonizer network of ``folder`` as an ONNX graph (needs torch, once)."""
     import torch
 
-    from . import checkpoint
-    from .harmonizer import build
+    from .. import checkpoint
+    from .model import build
 
     model, _meta = checkpoint.load(folder, build, "cpu")
     model.float().eval()
@@ -205,7 +205,7 @@ def pseudo_loglik(net: Net, x, free, metric, fermata, blocks: int = 2, seed: int
 def repair(net: Net, xs, given, metric, fermata, rng, rounds, beats, progress, done, total, bias, pen, shift,
            proposals) -> tuple[np.ndarray, list]:
     """``harmonize_api._repair`` on this path (same fault cells, same keep-if-better rule)."""
-    from .harmonize_api import fault_cells, keep_better
+    from .api import fault_cells, keep_better
 
     free = ~given
     pen = list(pen)
@@ -244,7 +244,7 @@ def harmonize_grid(net: Net, tokens: np.ndarray, given: np.ndarray, metric: np.n
     gv = np.repeat(np.asarray(given, dtype=bool)[None], K, 0)
     mt = np.repeat(np.asarray(metric, dtype=np.int64)[None], K, 0)
     fm = np.repeat(ch.fermata_classes(fermata, T)[None], K, 0)
-    from .harmonize_api import range_bias
+    from .api import range_bias
 
     bias = None if shift is None else range_bias(int(shift), net.vocab)[None, :, None, :]
     total = steps + 1 + repair_rounds + (2 if K > 1 else 0)

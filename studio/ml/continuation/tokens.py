@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..core.song import Note, Song
-from ..core.timing import Bar, bars as song_bars
+from ...core.song import Note, Song
+from ...core.timing import Bar, bars as song_bars
 
 RES = 12  # positions per quarter note
 MAX_TRACKS = 16

@@ -1,6 +1,6 @@
 """The model worker: a separate process that runs Continue / Harmonize / Vary jobs.
 
-The editor talks to it through :mod:`studio.ml.client`.  Jobs are plain functions
+The editor talks to it through :mod:`studio.ml.worker.client`.  Jobs are plain functions
 ``run(request, report) -> list[Take]``; ``report(fraction)`` returns False once the job is
 cancelled, and the model code checks it once per token or sampling step.  A crash or an
 out-of-memory kill of this process never takes the editor down: the client notices and
@@ -18,7 +18,7 @@ import sys
 import time
 import traceback
 
-from ..core.errors import Cancelled, StudioError
+from ...core.errors import Cancelled, StudioError
 from . import protocol as P
 
 MODEL_NAMES = ("harmonizer", "continuation", "variation")
@@ -29,7 +29,7 @@ def _seed_for(req: P.Request) -> int:
 
 
 def run_harmonize(req: P.HarmonizeRequest, report) -> list[P.Take]:
-    from .harmonize_api import harmonize
+    from ..harmonizer.api import harmonize
 
     seed = _seed_for(req)
     takes = []
@@ -47,7 +47,7 @@ def run_harmonize(req: P.HarmonizeRequest, report) -> list[P.Take]:
 
 
 def run_regenerate(req: P.RegenerateRequest, report) -> list[P.Take]:
-    from .harmonize_api import regenerate
+    from ..harmonizer.api import regenerate
 
     seed = _seed_for(req)
     takes = []
@@ -65,7 +65,7 @@ def run_regenerate(req: P.RegenerateRequest, report) -> list[P.Take]:
 
 
 def run_continue(req: P.ContinueRequest, report) -> list[P.Take]:
-    from .continue_api import continue_song
+    from ..continuation.api import continue_song
 
     seed = _seed_for(req)
     t0 = time.perf_counter()
@@ -79,7 +79,7 @@ def run_continue(req: P.ContinueRequest, report) -> list[P.Take]:
 
 
 def run_vary(req: P.VaryRequest, report) -> list[P.Take]:
-    from .vary_api import vary
+    from ..variation.api import vary
 
     seed = _seed_for(req)
     t0 = time.perf_counter()
@@ -110,9 +110,9 @@ JOBS = {"probe": run_probe, "harmonize": run_harmonize, "regenerate": run_regene
 def _warm(name: str) -> bool:
     """Load one model's weights (each API caches its model once per process): its ``warm_up()``
     when it has one, else its ``load_model()``."""
-    api = {"harmonizer": "harmonize_api", "continuation": "continue_api", "variation": "vary_api"}[name]
+    api = {"harmonizer": "harmonizer.api", "continuation": "continuation.api", "variation": "variation.api"}[name]
     try:
-        mod = importlib.import_module(f".{api}", __package__)
+        mod = importlib.import_module(f"..{api}", __package__)
         warm_up = getattr(mod, "warm_up", None) or getattr(mod, "load_model", None)
         if warm_up is None:
             return False
@@ -126,11 +126,11 @@ def worker_main(requests, replies, cancel_job, threads: int | None = None) -> No
     """Entry point of the worker process."""
     import torch
 
-    from .. import logs
+    from ... import logs
 
     logs.setup("worker")
     torch.set_num_threads(threads or max(1, min(4, (os.cpu_count() or 2))))
-    from .checkpoint import device_label, pick_device
+    from ..checkpoint import device_label, pick_device
 
     replies.put(P.Ready(device_label(pick_device("auto"))))
     to_warm = [] if os.environ.get("STUDIO_NO_WARMUP") else list(MODEL_NAMES)

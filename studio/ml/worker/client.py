@@ -54,7 +54,7 @@ class WorkerClient:
         self._requests = self._ctx.Queue()
         self._replies = self._ctx.Queue()
         self._cancel = self._ctx.Value("q", 0)
-        from .worker import worker_main  # a light import: torch loads in the child only
+        from .server import worker_main  # a light import: torch loads in the child only
 
         env_before = os.environ.get("STUDIO_NO_WARMUP")
         if not self.warm_up:

@@ -15,8 +15,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from . import chorales as ch
-from .harmonizer import METRIC_CLASSES, fix_holds, metric_classes
+from . import data as ch
+from .model import METRIC_CLASSES, fix_holds, metric_classes
 
 
 @dataclass

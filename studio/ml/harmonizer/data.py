@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import paths
+from .. import paths
 
 LOW, HIGH = 36, 84  # MIDI pitch range of the grid (C2..C6)
 P = HIGH - LOW + 1  # pitch count

@@ -1,7 +1,7 @@
 """Coconet-style SATB harmonizer: given any subset of the 4 x T grid cells, predict the rest.
 
 The grid holds one token per (voice, 16th step): rest, new onset of a pitch, or the pitch held
-from the step before (see ``studio.ml.chorales``). Each time step is one position of a small
+from the step before (see ``studio.ml.harmonizer.data``). Each time step is one position of a small
 Transformer encoder whose input is the sum of four per-voice token embeddings (a masked cell
 shows a MASK token), a metric embedding (downbeat, mid-bar, beat, 8th, 16th) and a fermata
 embedding (unknown / no / yes). The head predicts all four voices' tokens at every step.
@@ -16,8 +16,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from . import chorales as ch
-from ..core.errors import Cancelled
+from . import data as ch
+from ...core.errors import Cancelled
 
 
 @dataclass
@@ -31,7 +31,7 @@ class Config:
     max_len: int = 128
 
 
-from .chorales import METRIC_CLASSES, fermata_classes, metric_classes  # noqa: E402,F401  (torch-free)
+from .data import METRIC_CLASSES, fermata_classes, metric_classes  # noqa: E402,F401  (torch-free)
 
 
 class Harmonizer(nn.Module):

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..core.song import KeySignature, Note, Song
+from ...core.song import KeySignature, Note, Song
 
 MAX_TRACKS = 8
 LOW, HIGH = 21, 108  # piano range, inclusive
@@ -93,7 +93,7 @@ def meter_steps(song: Song, n_steps: int) -> tuple[np.ndarray, np.ndarray]:
     length = np.zeros(n_steps, dtype=np.int64)
     sigs = sorted(song.time_signatures, key=lambda s: s.tick)
     if not sigs or sigs[0].tick != 0:
-        from ..core.song import TimeSignature
+        from ...core.song import TimeSignature
 
         sigs = [TimeSignature(0)] + list(sigs)
     step, si = 0, 0

@@ -1,7 +1,7 @@
 """Training the variation model: corpus -> compact note arrays -> masked windows -> loss.
 
 Data: the music21 corpus through :func:`studio.ml.corpus.load_corpus` (split by piece,
-train / valid / test).  Each piece keeps its first :data:`~studio.ml.roll.MAX_TRACKS`
+train / valid / test).  Each piece keeps its first :data:`~studio.ml.variation.roll.MAX_TRACKS`
 pitched tracks as quantized notes.  A training example is a random window of
 :data:`WINDOW` sixteenth steps, transposed by a random shift in [-6, +5] semitones (notes
 leaving the piano range drop out), with a random mask drawn by :func:`random_mask`, the
@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..core.song import Song
+from ...core.song import Song
 from . import roll as R
-from .variation import Config, build, n_params
+from .model import Config, build, n_params
 
 WINDOW = 160  # steps per training window (10 bars of 4/4)
 UNITS = (1, 2, 4, 8, 16)  # masking units in steps
@@ -63,7 +63,7 @@ def piece_from_song(pid: str, song: Song) -> Piece | None:
 
 def load_pieces(split: str, max_pieces: int | None = None, build: bool = True) -> list[Piece]:
     """Pieces of a corpus split; with ``build`` False only what the corpus cache holds already."""
-    from .corpus import load_corpus
+    from ..corpus import load_corpus
 
     out = []
     for cp in load_corpus(split=split, max_pieces=max_pieces, build=build):
@@ -83,7 +83,7 @@ class CacheWatcher:
         self.pieces: list[Piece] = []
 
     def __call__(self) -> list[Piece]:
-        from . import corpus as C
+        from .. import corpus as C
 
         for rel in C.source_files():
             f = C._cache_file(rel)
@@ -104,8 +104,8 @@ class CacheWatcher:
 
 def pieces_from_folder(folder: str | Path) -> list[Piece]:
     """Extra training pieces: every MIDI / MusicXML file under ``folder`` (unreadable ones skipped)."""
-    from .. import io
-    from ..core.errors import StudioError
+    from ... import io
+    from ...core.errors import StudioError
 
     out = []
     for f in sorted(Path(folder).rglob("*")):
@@ -320,7 +320,7 @@ def train(out: str | Path, tc: TrainConfig, train_pieces: list[Piece], valid_pie
     training pieces (the corpus cache can still be filling up while training starts).
     ``init``: a model folder to start from (same config) instead of random weights.
     """
-    from .checkpoint import save
+    from ..checkpoint import save
 
     torch.set_num_threads(tc.threads)
     torch.manual_seed(tc.seed)
@@ -328,7 +328,7 @@ def train(out: str | Path, tc: TrainConfig, train_pieces: list[Piece], valid_pie
     out.mkdir(parents=True, exist_ok=True)
     model = build(tc.model).to(device)
     if init is not None:
-        from .checkpoint import load
+        from ..checkpoint import load
 
         model.load_state_dict(load(init, build)[0].state_dict())
     opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay, betas=(0.9, 0.98))

@@ -7,7 +7,7 @@ pad-reshape-slice, without the L x L x D tensor of the naive method.  There are 
 positions, so a key/value cache can slide: old keys drop out and distances stay right.
 
 Sampling (:func:`sample`) runs K takes in one batch with a KV cache; each token is drawn by
-:func:`pick` among the tokens the take's :class:`~studio.ml.tokens.Grammar` allows (so the
+:func:`pick` among the tokens the take's :class:`~studio.ml.continuation.tokens.Grammar` allows (so the
 decoder can never break the sequence), with temperature and top-p.
 """
 
@@ -325,7 +325,7 @@ def _step_function(model, cache: dict, keep_head: int, backend: str, threads: in
     elsewhere (or "torch") the lean torch step."""
     dev = next(model.parameters()).device
     if backend in ("auto", "onnx", "onnx-int8") and dev.type == "cpu":
-        from . import continuation_ort
+        from . import decode as continuation_ort
 
         if continuation_ort.available():
             # "auto": the int8 graph; if it cannot be made, the fp32 one; then the torch step
@@ -351,7 +351,7 @@ def _step_function(model, cache: dict, keep_head: int, backend: str, threads: in
 
 def _sample(model, prompt, grammars, n_bars, temperature, top_p, seed, max_tokens, n_header, progress, use_cache,
             backend="auto", threads=None):
-    from ..core.errors import Cancelled
+    from ...core.errors import Cancelled
 
     dev = next(model.parameters()).device
     K = len(grammars)

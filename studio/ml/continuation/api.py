@@ -11,9 +11,9 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from ..core.errors import Cancelled, StudioError
-from ..core.song import Song
-from ..core.timing import bar_of, bars as song_bars
+from ...core.errors import Cancelled, StudioError
+from ...core.song import Song
+from ...core.timing import bar_of, bars as song_bars
 
 DEFAULT_TEMPERATURE = 0.8  # chosen on the valid split (see card.json)
 DEFAULT_TOP_P = 0.9
@@ -27,15 +27,15 @@ _loaded: dict = {}
 
 
 def model_folder() -> Path:
-    from . import checkpoint
+    from .. import checkpoint
 
     return checkpoint.model_dir("continuation")
 
 
 def load_model(device: str = "auto", folder: str | Path | None = None):
     """The model and its metadata, loaded once per process and device."""
-    from . import checkpoint
-    from .continuation import build
+    from .. import checkpoint
+    from .model import build
 
     dev = checkpoint.pick_device(device)
     folder = Path(folder) if folder else model_folder()
@@ -72,7 +72,7 @@ def warm_up(device: str = "auto") -> None:
     """Load the model, and on the CPU prepare the ONNX Runtime decoder, before the first request."""
     model, _meta = load_model(device)
     if next(model.parameters()).device.type == "cpu":
-        from . import continuation_ort
+        from . import decode as continuation_ort
 
         if continuation_ort.available():
             try:
@@ -104,7 +104,7 @@ def plan(song: Song, bars: int, from_bar: int | None):
         first = from_bar - 1
     bl = song_bars(song, until=max(song.end_tick, 1))
     while len(bl) < first + bars:
-        from ..core.timing import Bar
+        from ...core.timing import Bar
 
         last = bl[-1]
         meter = song.time_signature_at(last.end)
@@ -125,7 +125,7 @@ def continue_song(song: Song, bars: int = 4, from_bar: int | None = None, temper
     small to share between cores, and a busy machine makes shared steps much slower).
     """
     from . import tokens as T
-    from .continuation import sample
+    from .model import sample
 
     _check(song, bars, from_bar, temperature, top_p, takes)
     if key_strength is not None and not 0.0 <= float(key_strength) <= 10.0:
@@ -206,11 +206,11 @@ def tokens_per_second(use_cache: bool = True, device: str = "auto", backend: str
     second of wall time, after the last 128 tokens of ``song`` (default: a two-track phrase).
     ``threads`` defaults to 1, as ``continue_song`` decodes; the best of two runs."""
     from . import tokens as T
-    from .continuation_eval import tokens_per_second as measure
+    from .eval import tokens_per_second as measure
 
     model, _meta = load_model(device)
     if song is None:
-        from ..core.song import Note, Track
+        from ...core.song import Note, Track
 
         mel = [67, 69, 71, 72, 74, 72, 71, 69, 67, 71, 74, 79, 78, 76, 74, 72]
         song = Song(title="prompt", tracks=[Track("Violin", 40, 0, notes=[Note(i * 480, p, 480) for i, p in enumerate(mel)]),

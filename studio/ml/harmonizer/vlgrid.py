@@ -6,7 +6,7 @@ computes the same counts (same definitions, one grid step = one 16th) from the t
 directly, and lists where the faults are so the sampler can redraw them. A test checks it
 against ``voiceleading.measure`` on real and sampled grids.
 
-Grids are ``[4, T]`` (or ``[K, 4, T]``) arrays of ``studio.ml.chorales`` tokens, in the
+Grids are ``[4, T]`` (or ``[K, 4, T]``) arrays of ``studio.ml.harmonizer.data`` tokens, in the
 model's key: the output sits ``shift`` semitones below, which only the range test needs.
 """
 
@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..core import voiceleading as vl
-from . import chorales as ch
+from ...core import voiceleading as vl
+from . import data as ch
 
 
 

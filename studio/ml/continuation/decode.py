@@ -35,7 +35,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from . import paths
+from .. import paths
 
 GRAPH_VERSION = 4
 PRECISIONS = ("fp32", "int8")

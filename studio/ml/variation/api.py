@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.errors import Cancelled, StudioError
-from ..core.song import Note, Song
+from ...core.errors import Cancelled, StudioError
+from ...core.song import Note, Song
 from . import roll as R
 
 CHUNK = 128  # selection steps per model window (8 bars of 4/4)
@@ -38,8 +38,8 @@ _cache: dict = {}
 
 def load_model(device="auto", weights: str | Path | None = None):
     """The shipped (or given) model, loaded once per process and device."""
-    from .checkpoint import load, model_dir, pick_device
-    from .variation import build
+    from ..checkpoint import load, model_dir, pick_device
+    from .model import build
 
     dev = pick_device(device)
     folder = Path(weights) if weights is not None else model_dir("variation")
@@ -140,7 +140,7 @@ def _vary_chunk(work: Song, source: Song, model, dev, roll_tracks, sel, a, b, st
                 locked, n_iters, rng, gen, report) -> None:
     import torch
 
-    from .variation import denoise
+    from .model import denoise
 
     st = R.step_ticks(work)
     song_steps = max(b, -(-source.end_tick // st))
