@@ -206,3 +206,90 @@ def test_hot_plugged_keyboard_shows_up_in_the_menu(rig):
     assert names == ["Fake Keyboard", "Second Keyboard"]
     win.record.ui.ports_menu.actions()[1].trigger()
     assert win.record.midi.port_name == "Second Keyboard" and win.settings.midi_input == "Second Keyboard"
+
+
+RECORD_WITH_AUDIO = """
+import json, os, sys, time
+os.environ["QT_QPA_PLATFORM"] = "offscreen"
+import mido
+import studio.ui
+from PySide6.QtCore import QCoreApplication
+from studio.audio.midiin import FakeSource
+from studio.core.song import Note, Song, TempoChange, Track
+from studio.ui.app import wait_until
+from studio.ui.document import Document
+from studio.ui.record.controller import RecordController
+from studio.ui.settings import Settings
+from studio.ui.transport import Transport
+
+app = QCoreApplication([])
+doc = Document(Song(tempos=[TempoChange(0, 240.0)], tracks=[Track("a", program=73, notes=[Note(0, 48, 1920)])]))
+tr = Transport(doc)
+ready = []
+tr.ready.connect(lambda ok, why: ready.append((ok, why)))
+tr.start_engine()
+wait_until(app, lambda: ready, 30)
+if not ready[0][0]:
+    print(json.dumps({"ready": ready}))
+    sys.exit(0)
+settings = Settings(sys.argv[1])
+settings.count_in_bars = 1
+src = FakeSource(("k",))
+rec = RecordController(doc, tr, settings, None, src)
+started = rec.record()
+playing = tr.player.playing
+port = src.port()
+t0 = rec._t0
+lead = rec.recorder.count_in
+port.send(mido.Message("note_on", note=72, velocity=90), t0 + lead + 0.25)
+port.send(mido.Message("note_off", note=72), t0 + lead + 0.5)
+wait_until(app, lambda: False, 0.3)
+tr.stop()
+notes = [(n.start, n.pitch, n.duration) for n in doc.track.notes]
+thru = tr.player._engine.synth.program_of(62)
+tr.close()
+print(json.dumps({"ready": ready, "started": started, "playing": playing, "notes": notes, "thru": list(thru),
+                  "undo": doc.undo.count()}))
+"""
+
+
+def test_recording_with_the_audio_engine_running(tmp_path):
+    """Count-in and clicks through the real player (ALSA's null device: unclocked), thru on the
+    track's instrument, and the take placed by the recording clock."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, ALSA_CONFIG_PATH=os.path.join(root, "tests", "asound_null.conf"))
+    env.pop("STUDIO_NO_AUDIO", None)
+    r = subprocess.run([sys.executable, "-c", RECORD_WITH_AUDIO, str(tmp_path / "s.ini")], cwd=root, env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-800:]
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    if not out["ready"][0][0]:
+        pytest.skip(f"no audio engine here: {out['ready'][0][1]}")
+    assert out["started"] and out["playing"]
+    assert out["notes"] == [[0, 48, 1920], [480, 72, 480]] and out["undo"] == 1  # a beat is 0.25 s
+    assert out["thru"] == [0, 73]  # the key was heard with the track's flute
+
+
+def test_while_recording_seeks_and_auditions_leave_the_player_alone(rig):
+    win, src, clock = rig
+    rec = win.record
+    rec.record()
+    win.transport.seek(1920)  # a click in the ruler
+    assert not win.transport.play(0)  # an audition, an edit's replay
+    assert rec.recording and win.transport.playing
+    rec.stop()
+    assert not win.transport.held and not rec.recording
+
+
+def test_low_latency_audio_is_a_setting_the_engine_opens_with(rig):
+    win, src, clock = rig
+    assert win.transport.latency is None
+    win.record.ui.a_latency.trigger()
+    assert win.settings.low_latency and win.transport.latency == pytest.approx(0.02)
+    win.record.ui.a_latency.trigger()
+    assert not win.settings.low_latency and win.transport.latency is None

@@ -178,14 +178,24 @@ def record_schedules(song: Song, channels: list[int], sample_rate: int, start_ti
     first_clicks = clicks(song, start, end, count_in_bars)
     if not metronome:
         first_clicks = [c for c in first_clicks if c.tick < start]  # the count-in still counts in
-    events = song_events + click_events(first_clicks, sample_rate, volume, attack=attack)
-    events.sort(key=lambda ev: (ev[0], ev[1]))
+    events = _merge(song_events, click_events(first_clicks, sample_rate, volume, attack=attack))
     first = Schedule(start, end, sample_rate, body.start_seconds - lead / sample_rate, body.length + lead, events)
     again = None
     if loop is not None:
         a, b = int(loop[0]), int(loop[1])
         lp = build_schedule(song, channels, sample_rate, a, b, tm)
-        lp.events = sorted(lp.events + click_events(clicks(song, a, b), sample_rate, vol, attack=attack),
-                           key=lambda ev: (ev[0], ev[1]))
+        lp.events = _merge(lp.events, click_events(clicks(song, a, b), sample_rate, vol, attack=attack))
         again = lp
     return first, again
+
+
+def _order(kind) -> int:
+    """At one frame: key releases, then controllers (in their order), then key presses."""
+    return 0 if kind is False else 2 if kind is True else 1
+
+
+def _merge(*lists) -> list:
+    """Schedule events of several lists in one, ordered as a :class:`Schedule` wants them."""
+    out = [ev for events in lists for ev in events]
+    out.sort(key=lambda ev: (ev[0], _order(ev[1])))  # stable: controllers keep their order
+    return out

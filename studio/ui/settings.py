@@ -153,6 +153,16 @@ class Settings:
         self._q.setValue("record/thru", bool(value))
 
     @property
+    def low_latency(self) -> bool:
+        """Open the audio device with a 20 ms buffer instead of the player's default (what is
+        played on a MIDI keyboard is heard sooner; a busy machine may crackle)."""
+        return self._bool("audio/low_latency", False)
+
+    @low_latency.setter
+    def low_latency(self, value: bool) -> None:
+        self._q.setValue("audio/low_latency", bool(value))
+
+    @property
     def metronome(self) -> bool:
         return self._bool("record/metronome", True)
 

@@ -26,6 +26,8 @@ class Transport(QObject):
         self.available = False
         self.reason = "starting the audio engine…"
         self.loop: tuple[int, int] | None = None
+        self.latency: float | None = None  # the device buffer in seconds; None: the player's default
+        self.held = False  # recording drives the player (see hold)
         self.start_tick = 0
         self._playing = False
         self._timer = QTimer(self)
@@ -42,7 +44,7 @@ class Transport(QObject):
         try:
             from ..audio.player import Player  # noqa: PLC0415 - optional engine
 
-            player = Player(soundfont=self.soundfont)
+            player = Player(soundfont=self.soundfont, **({"latency": self.latency} if self.latency else {}))
             ok = bool(getattr(player, "available", True))
             why = "" if ok else str(getattr(player, "reason", "") or "audio is not available")
         except ImportError as exc:
@@ -55,6 +57,12 @@ class Transport(QObject):
         self.player, self.available, self.reason = player, ok, why
         self.ready.emit(ok, why)
 
+    def restart_engine(self) -> None:
+        """Close the engine and start a new one (after the latency or the soundfont changed)."""
+        self.close()
+        self.available, self.reason = False, "starting the audio engine…"
+        self.start_engine()
+
     # ---- control ----------------------------------------------------------------------
     @property
     def playing(self) -> bool:
@@ -62,7 +70,7 @@ class Transport(QObject):
 
     def play(self, start_tick: int | None = None, song=None) -> bool:
         """Play the document's song (or ``song``: the assistant auditions a take with it)."""
-        if not self.available or self.player is None:
+        if not self.available or self.player is None or self.held:
             return False
         if start_tick is not None:
             self.start_tick = int(start_tick)
@@ -110,6 +118,7 @@ class Transport(QObject):
     def hold(self, on: bool) -> None:
         """Recording drives the player and the playhead: the transport shows it as playing,
         and stopping the transport (Space, Stop) stops the recording."""
+        self.held = bool(on)  # while held, play() (a seek, an edit, an audition) leaves the player alone
         self._timer.stop()
         self._set_playing(bool(on))
 

@@ -18,6 +18,7 @@ from .controller import RecordController
 from .pckeys import KeyInput
 
 __all__ = ["RecordController", "install_record"]
+LOW_LATENCY = 0.02  # seconds of device buffer with Low-Latency Audio on
 
 
 def _dot_icon(color: str, size: int = 16) -> QIcon:
@@ -75,6 +76,11 @@ class RecordUI:
                           tip="Each key played (or note name typed in the roll, 0 = rest) enters a note of the "
                               "grid's length at the playhead and moves on; hold keys for a chord",
                           checkable=True)
+        self.a_latency = act("&Low-Latency Audio", self._latency,
+                             tip=f"Open the audio device with a {LOW_LATENCY * 1000:.0f} ms buffer, so what is played "
+                                 "is heard sooner (a busy machine may crackle)",
+                             checkable=True, checked=s.low_latency)
+        window.transport.latency = LOW_LATENCY if s.low_latency else None  # before the engine starts
         self.keys = KeyInput(rec, window.editor, window)
 
         # the toolbar
@@ -146,6 +152,7 @@ class RecordUI:
         self.ports_menu = m.addMenu("MIDI &Input")
         self.ports_group = QActionGroup(window)
         m.addAction(self.a_thru)
+        m.addAction(self.a_latency)
         m.addAction(self.a_piano)
         m.addAction(self.a_step)
 
@@ -191,6 +198,13 @@ class RecordUI:
     def _thru(self, on: bool) -> None:
         self.rec.set_thru(on)
 
+    def _latency(self, on: bool) -> None:
+        self.win.settings.low_latency = on
+        tr = self.win.transport
+        tr.latency = LOW_LATENCY if on else None
+        if tr.player is not None and not self.rec.recording:
+            tr.restart_engine()
+
     def _piano(self, on: bool) -> None:
         self.keys.set_piano(on)
 
@@ -229,7 +243,11 @@ class RecordUI:
             self.status.setStyleSheet("padding: 0 8px; color: #6b6f78;")
             tip = midi.reason or f"Recording from {midi.port_name}"
             audio = rec.audio_note()
-            self.status.setToolTip(tip + (f"\nWhile recording {audio}." if audio and self.win.transport.reason else ""))
+            if audio:
+                tip += f"\nWhile recording {audio}."
+            else:
+                tip += "\n" + rec.thru_latency_text()
+            self.status.setToolTip(tip)
         self.a_step.setChecked(rec.step is not None)
         self._rebuild_ports()
 

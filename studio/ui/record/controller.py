@@ -158,6 +158,16 @@ class RecordController(QObject):
             return ""
         return f"it will be silent (no metronome, no MIDI thru): {tr.reason.rstrip('.')}"
 
+    def thru_latency_text(self) -> str:
+        """What MIDI thru adds before a key is heard, from the running engine's figures."""
+        player = self.transport.player if self.transport.available else None
+        if player is None:
+            return "MIDI thru: no audio"
+        block = player.block_seconds * 1000
+        device = player.output_latency
+        dev = f" + the device's buffer ({device * 1000:.0f} ms)" if device else ""
+        return f"MIDI thru: up to one audio block ({block:.1f} ms) plus the sound's attack{dev}"
+
     # ---- input (the backend's thread) -----------------------------------------------------------
     def _on_message(self, msg, when: float) -> None:
         self.thru(msg)
