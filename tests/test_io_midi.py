@@ -196,3 +196,69 @@ def test_reader_agrees_with_mido_on_real_files():
         mf = mido.MidiFile(path)
         ons = sum(1 for t in mf.tracks for m in t if m.type == "note_on" and m.velocity > 0)
         assert load(path).note_count == ons, os.path.basename(path)
+
+
+# ---- controllers, composer, pickups ----------------------------------------------------
+def pedal_file() -> bytes:
+    """A piano part with the sustain pedal down over two notes, expression and a pitch bend,
+    as a sequencer writes it (volume and pan at the start, pedal changes between notes)."""
+    body = (b"\x00\xb0\x07\x5a" b"\x00\xb0\x0a\x20"  # volume 90, pan 32 at tick 0
+            b"\x00\xb0\x40\x7f"  # pedal down
+            b"\x00\x90\x3c\x50" b"\x83\x60\x80\x3c\x00"  # C4, a quarter
+            b"\x00\x90\x40\x50" b"\x83\x60\x80\x40\x00"  # E4
+            b"\x00\xb0\x40\x00" b"\x00\xb0\x40\x7f"  # pedal lifted and pressed again at one tick
+            b"\x00\xb0\x0b\x46"  # expression 70
+            b"\x00\xe0\x00\x30"  # pitch bend: 0x30 << 7 = 6144 - 8192 = -2048
+            b"\x00\x90\x43\x50" b"\x83\x60\x80\x43\x00"
+            b"\x81\x70\xb0\x40\x00")  # pedal up a dotted quarter later
+    return smf([body])
+
+
+def test_controllers_are_read_in_order_with_volume_and_pan():
+    from studio.core.song import PITCH_BEND, SUSTAIN
+
+    song = midi.read_midi_bytes(pedal_file(), "pedal.mid")
+    t = song.tracks[0]
+    assert (t.volume, t.pan) == (90, 32)
+    assert [(c.tick, c.value) for c in t.controls_of(SUSTAIN)] == [(0, 127), (960, 0), (960, 127), (1680, 0)]
+    assert [(c.tick, c.value) for c in t.controls_of(PITCH_BEND)] == [(960, -2048)]
+    assert [(c.tick, c.value) for c in t.controls_of(11)] == [(960, 70)]
+
+
+def test_controllers_survive_mid_studio_mid(tmp_path):
+    """A pedalled file through .mid -> .studio -> .mid keeps every controller event."""
+    src = tmp_path / "pedal.mid"
+    src.write_bytes(pedal_file())
+    first = load(src)
+    save(first, tmp_path / "p.studio")
+    save(load(tmp_path / "p.studio"), tmp_path / "back.mid")
+    back = load(tmp_path / "back.mid")
+    assert back.tracks[0].controls == first.tracks[0].controls and back.tracks[0].notes == first.tracks[0].notes
+    assert (back.tracks[0].volume, back.tracks[0].pan) == (90, 32)
+    msgs = [m for m in mido.MidiFile(tmp_path / "back.mid").tracks[1] if m.type == "control_change" and m.control == 64]
+    assert [m.value for m in msgs] == [127, 0, 127, 0]
+
+
+def test_pedal_comes_before_a_note_at_the_same_tick():
+    from studio.core.song import SUSTAIN, Control
+
+    song = Song(tracks=[Track("P", notes=[Note(0, 60, 480), Note(480, 62, 480)],
+                              controls=[Control(480, SUSTAIN, 127), Control(960, SUSTAIN, 0)])])
+    msgs = [m for m in mido.MidiFile(file=io.BytesIO(midi.song_to_midi_bytes(song))).tracks[1] if not m.is_meta]
+    kinds = [(m.type, getattr(m, "note", getattr(m, "control", None))) for m in msgs]
+    assert kinds.index(("control_change", 64)) < kinds.index(("note_on", 62))
+    assert kinds.index(("note_off", 60)) < kinds.index(("control_change", 64))
+
+
+def test_composer_and_pickup_round_trip():
+    song = Song(title="Minuet", composer="J. S. Bach", pickup=480, time_signatures=[TimeSignature(0, 3, 4)],
+                tracks=[Track("Keys", notes=[Note(0, 67, 480), Note(480, 72, 480), Note(960, 74, 480)])])
+    data = midi.song_to_midi_bytes(song)
+    metas = [m for m in mido.MidiFile(file=io.BytesIO(data)).tracks[0] if m.type == "time_signature"]
+    assert [(m.time, m.numerator, m.denominator) for m in metas] == [(0, 1, 4), (480, 3, 4)]
+    back = midi.read_midi_bytes(data, "m.mid")
+    assert (back.title, back.composer, back.pickup) == ("Minuet", "J. S. Bach", 480)
+    assert back.time_signatures == [TimeSignature(0, 3, 4)]
+    from studio.core.timing import bars
+
+    assert [b.start for b in bars(back, until=2000)] == [0, 480, 1920]

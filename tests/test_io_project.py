@@ -8,6 +8,7 @@ Run this file as a script to (re)write ``resources/demo.studio``::
 from __future__ import annotations
 
 import json
+import re
 import os
 import subprocess
 import sys
@@ -19,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from studio.core.errors import FileFormatError
-from studio.core.song import KeySignature, Note, Song, TempoChange, TimeSignature, Track
+from studio.core.song import PITCH_BEND, SUSTAIN, Control, KeySignature, Note, Song, TempoChange, TimeSignature, Track
 from studio.io import load, project, save
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,7 +50,7 @@ def test_round_trip_keeps_everything(tmp_path):
     back = load(path)
     assert back == song  # dataclass equality: title, maps, tracks (color/mute/solo), meta
     doc = json.loads(path.read_text("utf-8"))
-    assert doc["format_version"] == project.FORMAT_VERSION == 1
+    assert doc["format_version"] == project.FORMAT_VERSION == 2
 
 
 def test_save_keeps_a_backup_of_the_previous_version(tmp_path):
@@ -84,14 +85,62 @@ def test_old_version_zero_document_is_migrated(tmp_path):
 def test_migration_chain_runs_every_step_in_order(monkeypatch):
     seen = []
 
-    def v1_to_v2(doc):
+    def v2_to_v3(doc):
         seen.append(doc["format_version"])
-        return {**doc, "format_version": 2, "title": doc["title"] + " (v2)"}
+        return {**doc, "format_version": 3, "title": doc["title"] + " (v3)"}
 
-    monkeypatch.setattr(project, "FORMAT_VERSION", 2)
-    monkeypatch.setitem(project.MIGRATIONS, 1, v1_to_v2)
+    monkeypatch.setattr(project, "FORMAT_VERSION", 3)
+    monkeypatch.setitem(project.MIGRATIONS, 2, v2_to_v3)
     doc = project.migrate({"format_version": 0, "title": "x", "bpm": 60, "tracks": []})
-    assert seen == [1] and doc["format_version"] == 2 and doc["title"] == "x (v2)"
+    assert seen == [2] and doc["format_version"] == 3 and doc["title"] == "x (v3)"
+    assert doc["pickup"] == 0 and doc["composer"] == ""
+
+
+def test_version_one_document_is_migrated_to_controllers(tmp_path):
+    """A project from before controllers opens with General MIDI's defaults and no events."""
+    v1 = {"format_version": 1, "app": "cantor-studio", "title": "Before pedals", "ppq": 480,
+          "tempos": [[0, 90.0]], "time_signatures": [[0, 3, 4]], "key_signatures": [[0, -1, False]],
+          "tracks": [{"name": "Piano", "program": 0, "channel": 0, "is_drum": False, "color": "", "mute": False,
+                      "solo": False, "notes": [[0, 60, 480, 90]]}], "meta": {"k": 1}}
+    path = tmp_path / "v1.studio"
+    path.write_text(json.dumps(v1))
+    song = load(path)
+    t = song.tracks[0]
+    assert (t.volume, t.pan, t.controls, song.composer, song.pickup) == (100, 64, [], "", 0)
+    assert t.notes == [Note(0, 60, 480, 90)] and song.meta == {"k": 1}
+    save(song, path)
+    doc = json.loads(path.read_text())
+    assert doc["format_version"] == 2 and doc["tracks"][0]["controls"] == [] and doc["tracks"][0]["volume"] == 100
+
+
+def test_controllers_composer_and_pickup_round_trip(tmp_path):
+    song = sample_song()
+    song.composer, song.pickup = "Clara Schumann", 480
+    t = song.tracks[0]
+    t.volume, t.pan = 90, 20
+    # a pedal change at one tick (up, then down again) keeps its order; a bend below centre
+    t.controls = [Control(0, SUSTAIN, 127), Control(960, SUSTAIN, 0), Control(960, SUSTAIN, 127),
+                  Control(1000, PITCH_BEND, -4096), Control(1200, 11, 70)]
+    path = tmp_path / "c.studio"
+    save(song, path)
+    back = load(path)
+    assert back == song
+    assert [c.value for c in back.tracks[0].controls_of(SUSTAIN)] == [127, 0, 127]
+
+
+@pytest.mark.parametrize("controls, words", [
+    ([[0, 129, 0]], "outside 0..128"),
+    ([[0, 64, 128]], "outside 0..127"),
+    ([[0, 128, 9000]], "outside -8192..8191"),
+    ([[0, 64]], "[tick, number, value] expected"),
+])
+def test_bad_controllers_are_refused(tmp_path, controls, words):
+    doc = project.song_to_doc(sample_song())
+    doc["tracks"][0]["controls"] = controls
+    path = tmp_path / "bad.studio"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(FileFormatError, match=re.escape(words)):
+        load(path)
 
 
 def test_newer_version_is_refused_clearly(tmp_path):
@@ -99,7 +148,7 @@ def test_newer_version_is_refused_clearly(tmp_path):
     doc["format_version"] = project.FORMAT_VERSION + 1
     path = tmp_path / "future.studio"
     path.write_text(json.dumps(doc))
-    with pytest.raises(FileFormatError, match=r"^future\.studio: written by a newer Cantor Studio .*format 2.*Update"):
+    with pytest.raises(FileFormatError, match=r"^future\.studio: written by a newer Cantor Studio .*format 3.*Update"):
         load(path)
 
 

@@ -37,8 +37,8 @@ from multiprocessing import shared_memory
 import numpy as np
 
 from ..core.errors import Cancelled, StudioError
-from ..core.song import Song
-from .render import HEADROOM, MAX_SECONDS, Progress, Schedule, Sequencer, build_schedule
+from ..core.song import SUSTAIN, Song
+from .render import CC, HEADROOM, MAX_SECONDS, RESET_ALL_CONTROLLERS, Progress, Schedule, Sequencer, build_schedule
 from .synth import Synth, assign_channels, channels_needed, find_soundfont
 
 BLOCK = 64  # FluidSynth's internal block
@@ -73,6 +73,7 @@ def plan_cuts(events: list[tuple[int, bool, int, int, int]], length: int, parts:
     if parts <= 1 or length <= 0:
         return []
     head_start = max(0, min(int(head_start), length // parts))
+    events = [e for e in events if e[1] is True or e[1] is False]  # the keys; controllers hold nothing
     frames = np.array([e[0] for e in events], dtype=np.int64)
     delta = np.array([1 if e[1] else -1 for e in events], dtype=np.int64)
     held = np.cumsum(delta)  # keys held just after each event
@@ -92,18 +93,30 @@ def plan_cuts(events: list[tuple[int, bool, int, int, int]], length: int, parts:
 
 
 def _notes(events) -> list[tuple[int, int]]:
-    """(on frame, off frame) of every key press in a schedule."""
+    """(on frame, off frame) of every key press in a schedule; a key released while the
+    sustain pedal is down sounds on until the pedal is lifted."""
     down: dict[tuple[int, int], int] = {}
+    pedal: dict[int, list[int]] = {}  # channel -> on frames of keys released under the pedal
     out = []
-    for f, on, ch, pitch, _vel in events:
-        key = (ch, pitch)
-        if on:
-            if key in down:
-                out.append((down[key], f))
-            down[key] = f
-        elif key in down:
-            out.append((down.pop(key), f))
+    for f, kind, ch, a, b in events:
+        if kind is True or kind is False:
+            key = (ch, a)
+            if kind:
+                if key in down:
+                    out.append((down[key], f))
+                down[key] = f
+            elif key in down:
+                if ch in pedal:
+                    pedal[ch].append(down.pop(key))
+                else:
+                    out.append((down.pop(key), f))
+        elif kind == CC and (a == SUSTAIN or a == RESET_ALL_CONTROLLERS):
+            if a == SUSTAIN and b >= 64:
+                pedal.setdefault(ch, [])
+            else:
+                out += [(on, f) for on in pedal.pop(ch, [])]
     out += [(f, 1 << 62) for f in down.values()]
+    out += [(f, 1 << 62) for ons in pedal.values() for f in ons]
     return out
 
 
@@ -134,6 +147,8 @@ def _held_at(events, frame: int) -> list[tuple[int, int, int]]:
     for f, on, ch, pitch, vel in events:
         if f >= frame:
             break
+        if on is not True and on is not False:
+            continue
         if on:
             down[(ch, pitch)] = vel
         else:
@@ -142,8 +157,10 @@ def _held_at(events, frame: int) -> list[tuple[int, int, int]]:
 
 
 def _segment_events(events, start: int, end: int):
-    """Events for rendering frames ``start..end``: held keys pressed at ``start``, then the rest."""
-    out = [(0, True, ch, p, v) for ch, p, v in _held_at(events, start)]
+    """Events for rendering frames ``start..end``: the controllers sent before ``start`` (in
+    their order) and the held keys, at ``start``; then the rest."""
+    out = [(0, kind, ch, a, b) for f, kind, ch, a, b in events if f < start and kind is not True and kind is not False]
+    out += [(0, True, ch, p, v) for ch, p, v in _held_at(events, start)]
     out += [(f - start, on, ch, p, v) for f, on, ch, p, v in events if start <= f < end]
     return out
 

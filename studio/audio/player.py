@@ -64,6 +64,7 @@ class Engine:
         synth = self.synth
         if kind == "play":
             _k, gen, first, loop, tempo, programs = cmd
+            synth.release_pedals()  # the schedule then sets each channel's controllers afresh
             synth.all_notes_off()
             for ch, program, drum in programs:
                 synth.select(ch, program, drum)
@@ -73,6 +74,7 @@ class Engine:
             self._gen = cmd[1]
             if self._seq is not None:
                 self._seq = None
+                synth.release_pedals()  # else sustained notes would ring on after Stop
                 synth.all_notes_off()
         elif kind == "preview":
             _k, pitch, program, drum, velocity, frames = cmd

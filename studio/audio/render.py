@@ -2,7 +2,7 @@
 realtime player shares.
 
 A :class:`Schedule` is a song window (``start_tick``..``end_tick``) turned into note
-on/off events at frame positions through the tempo map.  A :class:`Sequencer` plays a
+on/off and controller events at frame positions through the tempo map.  A :class:`Sequencer` plays a
 schedule into a :class:`~studio.audio.synth.Synth`, rendering whole runs of frames
 between events (FluidSynth applies an event at its next 64-frame block, about 1.5 ms
 at 44.1 kHz).
@@ -19,12 +19,15 @@ from typing import Callable
 import numpy as np
 
 from ..core.errors import Cancelled, StudioError
-from ..core.song import Song
+from ..core.song import PAN, PITCH_BEND, VOLUME, Song
 from ..core.timing import TempoMap
 from .synth import Synth, channels_needed
 
 Progress = Callable[[float], "bool | None"]
 FORMATS = {".wav": ("WAV", "PCM_16"), ".flac": ("FLAC", "PCM_16")}
+# event kinds in a schedule: note off / on (False / True, as before controllers), control change, pitch bend
+OFF, ON, CC, BEND = 0, 1, 2, 3
+RESET_ALL_CONTROLLERS = 121
 HEADROOM = 0.99  # a mix peaking above this is scaled down as a whole, never clipped
 MAX_SECONDS = 3600.0  # longest render (held in memory: about 1.3 GB of float32 stereo an hour)
 
@@ -38,10 +41,14 @@ def audible(song: Song) -> list[bool]:
 
 @dataclass
 class Schedule:
-    """Note events of one song window, in frames from the window's start.
+    """Note and controller events of one song window, in frames from the window's start.
 
-    ``events`` are ``(frame, on, channel, pitch, velocity)`` sorted by frame with note-offs
-    first at equal frames.  Overlapping notes of one pitch on one channel are merged so a
+    ``events`` are ``(frame, kind, channel, a, b)`` sorted by frame: ``kind`` False/True is
+    a note off/on of pitch ``a`` at velocity ``b``, :data:`CC` a control change (controller
+    ``a``, value ``b``), :data:`BEND` a pitch bend (``a`` in -8192..8191).  At one frame the
+    note-offs come first, then controllers (in the order the track has them), then note-ons.
+    The window opens with each audible channel's controllers reset, its volume and pan, and
+    the controller values in force at ``start_tick``.  Overlapping notes of one pitch on one channel are merged so a
     note-off never cuts a note still held by another: the key is released when the last
     of them ends.  Every note is clipped to the window, so the window ends with all keys up.
     """
@@ -74,9 +81,23 @@ def build_schedule(song: Song, channels: list[int], sample_rate: int = 44100, st
         return int(round((tm.seconds(tick) - t0) * sr))
 
     raw: list[tuple[int, int, int, int, int]] = []  # (frame, on 0/1, channel, pitch, velocity)
+    controls: list[tuple[int, int, int, int, int, int]] = []  # (frame, order, kind, channel, a, b)
     for track, ch, on in zip(song.tracks, channels, audible(song)):
         if not on:
             continue
+        before: dict[int, tuple] = {}  # controller -> its last event before the window
+        inside = []
+        for c in track.controls:
+            if c.tick > end or (c.tick == end and end > start):
+                break
+            ev = (BEND, c.value, 0) if c.number == PITCH_BEND else (CC, c.number, c.value)
+            if c.tick < start:
+                before[c.number] = (0, *ev)
+            else:
+                inside.append((frame(c.tick), *ev))
+        opening = [(0, CC, RESET_ALL_CONTROLLERS, 0), (0, CC, VOLUME, track.volume), (0, CC, PAN, track.pan)]
+        for fr, kind, a, b in opening + list(before.values()) + inside:
+            controls.append((fr, len(controls), kind, ch, a, b))
         for n in track.notes:
             s, e = max(n.start, start), min(n.end, end)
             if e <= s or not 0 <= n.pitch <= 127:
@@ -88,18 +109,22 @@ def build_schedule(song: Song, channels: list[int], sample_rate: int = 44100, st
             raw.append((fe, 0, ch, n.pitch, 0))
     raw.sort(key=lambda ev: (ev[0], ev[1], ev[2], ev[3]))
     held: dict[tuple[int, int], int] = {}
-    events = []
+    notes = []
     for fr, on, ch, pitch, vel in raw:
         key = (ch, pitch)
         if on:
             held[key] = held.get(key, 0) + 1
-            events.append((fr, True, ch, pitch, vel))
+            notes.append((fr, True, ch, pitch, vel))
         else:
             left = held.get(key, 0) - 1
             held[key] = max(0, left)
             if left <= 0:
-                events.append((fr, False, ch, pitch, 0))
-    return Schedule(start, end, sr, t0, frame(end), events)
+                notes.append((fr, False, ch, pitch, 0))
+    # merge: at one frame note-offs, then controllers in their order, then note-ons
+    keyed = [((fr, 2 if on else 0, 0), (fr, on, ch, a, b)) for fr, on, ch, a, b in notes]
+    keyed += [((fr, 1, order), (fr, kind, ch, a, b)) for fr, order, kind, ch, a, b in controls]
+    keyed.sort(key=lambda kv: kv[0])
+    return Schedule(start, end, sr, t0, frame(end), [ev for _k, ev in keyed])
 
 
 class Sequencer:
@@ -118,11 +143,15 @@ class Sequencer:
     def _apply_until(self, frame: int) -> None:
         events, i, synth = self.schedule.events, self._i, self.synth
         while i < len(events) and events[i][0] <= frame:
-            _f, on, ch, pitch, vel = events[i]
-            if on:
-                synth.note_on(ch, pitch, vel)
+            _f, kind, ch, a, b = events[i]
+            if kind is True or kind == ON:
+                synth.note_on(ch, a, b)
+            elif kind is False or kind == OFF:
+                synth.note_off(ch, a)
+            elif kind == CC:
+                synth.cc(ch, a, b)
             else:
-                synth.note_off(ch, pitch)
+                synth.pitch_bend(ch, a)
             i += 1
         self._i = i
 

@@ -237,6 +237,20 @@ class Synth:
     def note_off(self, channel: int, pitch: int) -> None:
         self._fs.noteoff(channel, int(pitch))
 
+    def cc(self, channel: int, number: int, value: int) -> None:
+        """A MIDI control change (sustain is 64, volume 7, pan 10, expression 11)."""
+        self._fs.cc(channel, int(number), max(0, min(127, int(value))))
+
+    def pitch_bend(self, channel: int, value: int) -> None:
+        """Pitch bend, -8192..8191 (0 = centre; GM's default range is two semitones)."""
+        self._fs.pitch_bend(channel, max(-8192, min(8191, int(value))))
+
+    def release_pedals(self) -> None:
+        """Lift the sustain, sostenuto and soft pedals on every channel."""
+        for ch in range(self.channels):
+            for number in (64, 66, 67):
+                self._fs.cc(ch, number, 0)
+
     def all_notes_off(self) -> None:
         for ch in range(self.channels):
             self._fs.all_notes_off(ch)

@@ -124,6 +124,39 @@ class KeySignature:
         return KeySignature(tick, best, minor)
 
 
+# controller numbers the app knows by name (MIDI control change numbers); 128 is pitch bend
+VOLUME, PAN, EXPRESSION, SUSTAIN = 7, 10, 11, 64
+PITCH_BEND = 128
+CONTROLLER_NAMES = {1: "Modulation", VOLUME: "Volume", PAN: "Pan", EXPRESSION: "Expression",
+                    SUSTAIN: "Sustain", 66: "Sostenuto", 67: "Soft pedal", PITCH_BEND: "Pitch bend"}
+
+
+def controller_name(number: int) -> str:
+    return CONTROLLER_NAMES.get(number, f"CC {number}")
+
+
+@dataclass(frozen=True, slots=True)
+class Control:
+    """One controller event: ``number`` 0-127 is a MIDI control change with ``value`` 0-127;
+    ``number`` 128 (:data:`PITCH_BEND`) is a pitch bend with ``value`` -8192..8191 (0 = centre).
+
+    Events keep the order they came in at one tick (a pedal lifted and pressed again at the
+    same tick is two events, in that order), so tracks sort them by tick only (stable)."""
+
+    tick: int
+    number: int
+    value: int
+
+    @property
+    def is_bend(self) -> bool:
+        return self.number == PITCH_BEND
+
+    @property
+    def pedal_down(self) -> bool:
+        """For a pedal (64-69): down at 64 and above, as the MIDI standard reads it."""
+        return self.value >= 64
+
+
 @dataclass(slots=True)
 class Track:
     name: str = "Track"
@@ -134,9 +167,17 @@ class Track:
     color: str = ""  # "#rrggbb", empty = automatic
     mute: bool = False
     solo: bool = False
+    controls: list[Control] = field(default_factory=list)  # sorted by tick, stable
+    volume: int = 100  # channel volume (CC 7) at the start, 0-127; 100 is General MIDI's default
+    pan: int = 64  # pan (CC 10) at the start, 0 = left, 64 = centre, 127 = right
 
     def sort(self) -> None:
         self.notes.sort()
+        self.controls.sort(key=_tick_of)
+
+    def controls_of(self, number: int) -> list[Control]:
+        """The events of one controller, in time order."""
+        return [c for c in self.controls if c.number == number]
 
     def add(self, note: Note) -> None:
         bisect.insort(self.notes, note)
@@ -153,7 +194,7 @@ class Track:
         return max((n.end for n in self.notes), default=0)
 
     def copy(self) -> "Track":
-        return replace(self, notes=list(self.notes))
+        return replace(self, notes=list(self.notes), controls=list(self.controls))
 
 
 @dataclass(slots=True)
@@ -165,6 +206,10 @@ class Song:
     time_signatures: list[TimeSignature] = field(default_factory=lambda: [TimeSignature(0, 4, 4)])
     key_signatures: list[KeySignature] = field(default_factory=lambda: [KeySignature(0, 0, False)])
     meta: dict = field(default_factory=dict)  # JSON-able extras the project file keeps (e.g. AI history)
+    composer: str = ""
+    # length in ticks of a partial first bar (an anacrusis); 0 = the song starts with a full bar.
+    # Tick 0 is the start of the pickup; the first full bar begins at ``pickup``.
+    pickup: int = 0
 
     # ---- queries -----------------------------------------------------------------
     @property
@@ -193,6 +238,8 @@ class Song:
             time_signatures=list(self.time_signatures),
             key_signatures=list(self.key_signatures),
             meta=json_copy(self.meta),
+            composer=self.composer,
+            pickup=self.pickup,
         )
 
     def normalize(self) -> "Song":
@@ -228,6 +275,10 @@ def _at(events, tick):
         else:
             break
     return found
+
+
+def _tick_of(ev) -> int:
+    return ev.tick
 
 
 def _dedupe(events):

@@ -58,6 +58,8 @@ def bars(song: Song, until: int | None = None) -> list[Bar]:
             si += 1
         sig = sigs[si]
         length = sig.bar_ticks(song.ppq)
+        if not out and 0 < getattr(song, "pickup", 0) < length:
+            length = song.pickup  # a partial first bar (anacrusis)
         # a meter change in the middle of a bar shortens that bar
         if si + 1 < len(sigs) and sigs[si + 1].tick < tick + length:
             length = sigs[si + 1].tick - tick

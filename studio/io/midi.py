@@ -21,7 +21,12 @@ Import rules:
 * note-ons and note-offs of one pitch on one channel pair first-in first-out, so an early
   note-off never cuts a later, overlapping note of the same pitch;
 * zero-length notes (and notes left open at the end) get a short playable length;
-* tempo, time-signature and key-signature maps are kept; channel 10 means drums.
+* tempo, time-signature and key-signature maps are kept; channel 10 means drums;
+* controllers (control changes and pitch bend) go to the track of their channel, in the
+  order they came; a volume (CC 7) or pan (CC 10) at tick 0 becomes the track's volume/pan;
+* a ``Composer: NAME`` text event in the first track is the song's composer;
+* a first bar in a shorter meter than the next, one bar long, is read as a pickup (that is
+  how a pickup is written: its own short meter, then the song's meter).
 """
 
 from __future__ import annotations
@@ -34,7 +39,8 @@ from pathlib import Path
 import mido
 
 from ..core.errors import FileFormatError
-from ..core.song import PPQ, KeySignature, Note, Song, TempoChange, TimeSignature, Track
+from ..core.song import (PAN, PITCH_BEND, PPQ, VOLUME, Control, KeySignature, Note, Song, TempoChange,
+                         TimeSignature, Track)
 from .atomic import atomic_write_bytes
 from .reading import read_limited
 
@@ -221,7 +227,7 @@ def _plain(exc: Exception) -> str:
 def _events(track: mido.MidiTrack, index: int, tick_cap: int) -> list[tuple]:
     """The messages of one track as (tick, kind, channel, a, b) tuples.
 
-    kinds: 'on', 'off', 'prog', 'tempo', 'ts', 'key', 'name', 'eot'.
+    kinds: 'on', 'off', 'prog', 'cc', 'bend', 'tempo', 'ts', 'key', 'name', 'text', 'eot'.
     """
     out = []
     tick = 0
@@ -237,6 +243,13 @@ def _events(track: mido.MidiTrack, index: int, tick_cap: int) -> list[tuple]:
             out.append((tick, "off", msg.channel, msg.note, 0))
         elif kind == "program_change":
             out.append((tick, "prog", msg.channel, msg.program, 0))
+        elif kind == "control_change":
+            out.append((tick, "cc", msg.channel, msg.control, msg.value))
+        elif kind == "pitchwheel":
+            out.append((tick, "bend", msg.channel, msg.pitch, 0))
+        elif kind == "text" and index == 0:
+            raw = msg.text.encode("latin-1", errors="replace")
+            out.append((tick, "text", 0, *_decode_text(raw)))
         elif kind == "end_of_track":
             out.append((tick, "eot", 0, 0, 0))
             break
@@ -324,6 +337,7 @@ def _scaler(division: int):
 def _build_song(tracks_events, scale, smpte: bool, title: str, fmt: int) -> Song:
     song = Song(title=title, ppq=PPQ, tracks=[], tempos=[], time_signatures=[], key_signatures=[])
     title_from_file = None
+    orphans: dict[int, list[Control]] = defaultdict(list)  # controllers of channels without notes in their chunk
     # some files set every channel's program from one track: the earliest change per channel
     file_program: dict[int, tuple[int, int]] = {}
     for events in tracks_events:
@@ -337,6 +351,7 @@ def _build_song(tracks_events, scale, smpte: bool, title: str, fmt: int) -> Song
         track_name = names[0] if names else (inst_names[0] if inst_names else "")
         open_notes: dict[tuple[int, int], deque] = defaultdict(deque)
         notes_by_ch: dict[int, list[Note]] = defaultdict(list)
+        controls_by_ch: dict[int, list[Control]] = defaultdict(list)
         program_by_ch: dict[int, int] = {}
         last_tick = 0
         for tick_raw, kind, ch, a, b in events:
@@ -351,6 +366,12 @@ def _build_song(tracks_events, scale, smpte: bool, title: str, fmt: int) -> Song
                     notes_by_ch[ch].append(_note(start, a, tick - start, vel))
             elif kind == "prog":
                 program_by_ch.setdefault(ch, a)
+            elif kind == "cc":
+                controls_by_ch[ch].append(Control(tick, a, b))
+            elif kind == "bend":
+                controls_by_ch[ch].append(Control(tick, PITCH_BEND, a))
+            elif kind == "text" and a[:9].lower() == "composer:" and not song.composer:
+                song.composer = a[9:].strip()
             elif kind == "tempo" and not smpte:
                 song.tempos.append(TempoChange(tick, round(60_000_000 / a, 3)))
             elif kind == "ts":
@@ -361,6 +382,9 @@ def _build_song(tracks_events, scale, smpte: bool, title: str, fmt: int) -> Song
             for start, vel in q:
                 notes_by_ch[ch].append(_note(start, pitch, last_tick - start, vel))
         chans = sorted(c for c, ns in notes_by_ch.items() if ns)
+        for ch, cs in controls_by_ch.items():
+            if ch not in chans:
+                orphans[ch].extend(cs)
         if not chans:
             if ti == 0 and fmt == 1 and track_name and (trusted or _looks_like_text(track_name)):
                 title_from_file = track_name
@@ -378,9 +402,15 @@ def _build_song(tracks_events, scale, smpte: bool, title: str, fmt: int) -> Song
                     notes=notes_by_ch[ch],
                 )
             )
+            _take_controls(song.tracks[-1], controls_by_ch.get(ch, []))
+    for ch, cs in orphans.items():  # e.g. a file with its controllers in a chunk of their own
+        owner = next((t for t in song.tracks if t.channel == ch), None)
+        if owner is not None:
+            _take_controls(owner, owner.controls + cs)
     if title_from_file:
         song.title = title_from_file
     song.normalize()
+    _find_pickup(song)
     if not song.tempos or song.tempos[0].tick != 0:
         song.tempos.insert(0, TempoChange(0, 120.0))  # the standard's tempo before any tempo event
     if song.time_signatures[0].tick != 0:
@@ -393,6 +423,42 @@ def _build_song(tracks_events, scale, smpte: bool, title: str, fmt: int) -> Song
     if secs > MAX_SECONDS:
         raise _Fail(f"{secs / 3600:.1f} hours long, more than the {MAX_SECONDS / 3600:g} hour limit")
     return song
+
+
+def _take_controls(track: Track, controls: list[Control]) -> None:
+    """Give a track its controllers: the last volume and pan at tick 0 become its volume
+    and pan, the rest stay events (stable-sorted by tick)."""
+    rest = []
+    for c in sorted(controls, key=lambda c: c.tick):
+        if c.tick == 0 and c.number == VOLUME:
+            track.volume = c.value
+        elif c.tick == 0 and c.number == PAN:
+            track.pan = c.value
+        else:
+            rest.append(c)
+    track.controls = rest
+
+
+def _find_pickup(song: Song) -> None:
+    """A first meter lasting exactly one bar and shorter than the meter after it is a pickup."""
+    sigs = song.time_signatures
+    if len(sigs) >= 2 and sigs[0].tick == 0:
+        first, second = sigs[0], sigs[1]
+        length = first.bar_ticks(song.ppq)
+        if second.tick == length and length < second.bar_ticks(song.ppq):
+            song.pickup = length
+            song.time_signatures = [TimeSignature(0, second.numerator, second.denominator)] + sigs[2:]
+
+
+def pickup_meter(pickup: int, meter: TimeSignature, ppq: int = PPQ) -> tuple[int, int] | None:
+    """The (numerator, denominator) of a meter one pickup long, on the meter's own beat
+    where it can be, else on a shorter one; None when no MIDI meter fits."""
+    for den in (meter.denominator, 8, 16, 32, 64):
+        if den >= meter.denominator and (pickup * den) % (4 * ppq) == 0:
+            num = pickup * den // (4 * ppq)
+            if 1 <= num <= 255:
+                return num, den
+    return None
 
 
 def _looks_like_text(name: str) -> bool:
@@ -455,7 +521,17 @@ def song_to_midi_file(song: Song) -> mido.MidiFile:
     then one track per instrument with its name and program. Names are written as UTF-8."""
     Meta, Msg = mido.MetaMessage, mido.Message
     conductor = [(0, 0, Meta("track_name", name=_text(song.title)))]
-    for ts in song.time_signatures:
+    if song.composer:
+        conductor.append((0, 0, Meta("text", text=_text("Composer: " + song.composer))))
+    sigs = list(song.time_signatures)
+    if song.pickup > 0 and sigs:
+        first = song.time_signature_at(0)
+        fit = pickup_meter(song.pickup, first, song.ppq)
+        if fit and song.pickup < first.bar_ticks(song.ppq):
+            sigs = [TimeSignature(0, *fit)] + [s for s in sigs if s.tick > 0]
+            if not any(s.tick == song.pickup for s in sigs):
+                sigs.insert(1, TimeSignature(song.pickup, first.numerator, first.denominator))
+    for ts in sigs:
         den = ts.denominator if ts.denominator in (1, 2, 4, 8, 16, 32, 64) else 4
         num = max(1, min(255, ts.numerator))
         conductor.append((ts.tick, 1, Meta("time_signature", numerator=num, denominator=den)))
@@ -468,12 +544,20 @@ def song_to_midi_file(song: Song) -> mido.MidiFile:
     mf.tracks.append(_track(conductor))
     for track, ch in zip(song.tracks, _assign_channels(song)):
         evs = [(0, 0, Meta("track_name", name=_text(track.name))),
-               (0, 1, Msg("program_change", channel=ch, program=max(0, min(127, track.program))))]
+               (0, 1, Msg("program_change", channel=ch, program=max(0, min(127, track.program)))),
+               (0, 1, Msg("control_change", channel=ch, control=VOLUME, value=max(0, min(127, track.volume)))),
+               (0, 1, Msg("control_change", channel=ch, control=PAN, value=max(0, min(127, track.pan))))]
+        for c in track.controls:
+            if c.number == PITCH_BEND:
+                msg = Msg("pitchwheel", channel=ch, pitch=max(-8192, min(8191, c.value)))
+            else:
+                msg = Msg("control_change", channel=ch, control=max(0, min(127, c.number)), value=max(0, min(127, c.value)))
+            evs.append((max(0, c.tick), 3, msg))  # after note-offs, before note-ons at one tick
         for n in track.notes:
             p = max(0, min(127, n.pitch))
             start = max(0, n.start)
             # at one tick: note-offs first, then note-ons, so repeated notes do not cut each other
-            evs.append((start, 3, Msg("note_on", channel=ch, note=p, velocity=max(1, min(127, n.velocity)))))
+            evs.append((start, 4, Msg("note_on", channel=ch, note=p, velocity=max(1, min(127, n.velocity)))))
             evs.append((start + max(1, n.duration), 2, Msg("note_off", channel=ch, note=p, velocity=0)))
         mf.tracks.append(_track(evs))
     return mf

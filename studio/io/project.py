@@ -1,13 +1,20 @@
 """The ``.studio`` project file: versioned JSON, written atomically with a ``.bak``.
 
-Layout (format_version 1)::
+Layout (format_version 2)::
 
-    {"format_version": 1, "app": "cantor-studio", "title": ..., "ppq": 480,
+    {"format_version": 2, "app": "cantor-studio", "title": ..., "composer": ..., "ppq": 480,
+     "pickup": ticks of a partial first bar (0: none),
      "tempos": [[tick, bpm], ...], "time_signatures": [[tick, num, den], ...],
      "key_signatures": [[tick, fifths, minor], ...],
      "tracks": [{"name", "program", "channel", "is_drum", "color", "mute", "solo",
-                 "notes": [[start, pitch, duration, velocity], ...]}, ...],
+                 "volume": 0-127, "pan": 0-127,
+                 "notes": [[start, pitch, duration, velocity], ...],
+                 "controls": [[tick, number, value], ...]}, ...],
      "meta": {...}}
+
+``controls``: number 0-127 is a MIDI controller (value 0-127), 128 is pitch bend
+(value -8192..8191); events keep their order within a tick.  Version 1 had no composer,
+pickup, volume, pan or controls.
 
 Older documents are brought up to date one version at a time through ``MIGRATIONS``;
 a document from a *newer* version is refused rather than misread.
@@ -20,11 +27,11 @@ import os
 from typing import Callable
 
 from ..core.errors import FileFormatError
-from ..core.song import PPQ, KeySignature, Note, Song, TempoChange, TimeSignature, Track, json_copy
+from ..core.song import PITCH_BEND, PPQ, Control, KeySignature, Note, Song, TempoChange, TimeSignature, Track, json_copy
 from .reading import read_limited
 from .atomic import atomic_write
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 APP = "cantor-studio"
 MAX_BYTES = 200 * 1024 * 1024
 MAX_NOTES = 2_000_000
@@ -59,7 +66,20 @@ def _v0_to_v1(doc: dict) -> dict:
     }
 
 
-MIGRATIONS: dict[int, Callable[[dict], dict]] = {0: _v0_to_v1}
+def _v1_to_v2(doc: dict) -> dict:
+    """Version 1 had no composer, pickup, per-track volume, pan or controllers: a v1 song
+    plays as it did with General MIDI's defaults (volume 100, pan centre, no events)."""
+    out = dict(doc)
+    out["format_version"] = 2
+    out.setdefault("composer", "")
+    out.setdefault("pickup", 0)
+    tracks = doc.get("tracks", [])
+    if isinstance(tracks, list):  # anything else is reported by the reader, precisely
+        out["tracks"] = [{"volume": 100, "pan": 64, "controls": [], **t} if isinstance(t, dict) else t for t in tracks]
+    return out
+
+
+MIGRATIONS: dict[int, Callable[[dict], dict]] = {0: _v0_to_v1, 1: _v1_to_v2}
 
 
 def migrate(doc: dict) -> dict:
@@ -90,7 +110,9 @@ def song_to_doc(song: Song) -> dict:
         "format_version": FORMAT_VERSION,
         "app": APP,
         "title": song.title,
+        "composer": song.composer,
         "ppq": song.ppq,
+        "pickup": song.pickup,
         "tempos": [[t.tick, t.bpm] for t in song.tempos],
         "time_signatures": [[s.tick, s.numerator, s.denominator] for s in song.time_signatures],
         "key_signatures": [[k.tick, k.fifths, k.minor] for k in song.key_signatures],
@@ -103,7 +125,10 @@ def song_to_doc(song: Song) -> dict:
                 "color": t.color,
                 "mute": t.mute,
                 "solo": t.solo,
+                "volume": t.volume,
+                "pan": t.pan,
                 "notes": [[n.start, n.pitch, n.duration, n.velocity] for n in t.notes],
+                "controls": [[c.tick, c.number, c.value] for c in t.controls],
             }
             for t in song.tracks
         ],
@@ -178,9 +203,17 @@ def doc_to_song(doc: dict) -> Song:
             start = tk(n[0], wn)
             end = tk(n[0] + _int(n[2], wn, 1, 2**53), wn)
             notes.append(Note(start, _int(n[1], wn, 0, 127), max(1, end - start), _int(n[3], wn, 1, 127)))
-        total += len(notes)
+        controls = []
+        for ci, c in enumerate(_list(t.get("controls", []), f"{w}.controls")):
+            wc = f"{w}.controls[{ci}]"
+            if not isinstance(c, list) or len(c) != 3:
+                raise _Bad(f"{wc}: [tick, number, value] expected")
+            number = _int(c[1], wc, 0, PITCH_BEND)
+            lo, hi = (-8192, 8191) if number == PITCH_BEND else (0, 127)
+            controls.append(Control(tk(c[0], wc), number, _int(c[2], wc, lo, hi)))
+        total += len(notes) + len(controls)
         if total > MAX_NOTES:
-            raise _Bad(f"more than {MAX_NOTES:,} notes (limit)")
+            raise _Bad(f"more than {MAX_NOTES:,} notes and controller events (limit)")
         name, color = t.get("name", f"Track {ti + 1}"), t.get("color", "")
         if not isinstance(name, str) or not isinstance(color, str):
             raise _Bad(f"{w}: name and color must be text")
@@ -193,6 +226,9 @@ def doc_to_song(doc: dict) -> Song:
             color=color,
             mute=bool(t.get("mute", False)),
             solo=bool(t.get("solo", False)),
+            controls=controls,
+            volume=_int(t.get("volume", 100), f"{w}.volume", 0, 127),
+            pan=_int(t.get("pan", 64), f"{w}.pan", 0, 127),
         ))
     meta = doc.get("meta", {})
     if not isinstance(meta, dict):
@@ -204,8 +240,12 @@ def doc_to_song(doc: dict) -> Song:
     title = doc.get("title", "Untitled")
     if not isinstance(title, str):
         raise _Bad("title: text was expected")
+    composer = doc.get("composer", "")
+    if not isinstance(composer, str):
+        raise _Bad("composer: text was expected")
+    pickup = tk(doc.get("pickup", 0), "pickup")
     song = Song(title=title, ppq=PPQ, tracks=tracks, tempos=tempos, time_signatures=sigs,
-                key_signatures=keys, meta=json_copy(meta))
+                key_signatures=keys, meta=json_copy(meta), composer=composer, pickup=pickup)
     return song.normalize()
 
 
