@@ -128,8 +128,27 @@ def _resolve(handler: str, args) -> callable:
     return getattr(importlib.import_module(f"studio.cmd.{module}"), fn)
 
 
+def _show_file_warnings() -> None:
+    """Print a file's repair notes as ``studio: warning: ...`` lines (the exit code stays 0)."""
+    import warnings
+
+    from .core.errors import FileWarning
+
+    shown = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, FileWarning):
+            print(f"{PROG}: warning: {message}", file=sys.stderr)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+    warnings.simplefilter("always", FileWarning)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    _show_file_warnings()
     try:
         if argv and argv[0] in SUBCOMMANDS:
             args = build_parser().parse_args(argv)

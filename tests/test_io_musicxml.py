@@ -13,6 +13,7 @@ from music21 import chord, clef, note, stream, tempo
 
 from studio.core.errors import FileFormatError
 from studio.core.song import KeySignature, Note, Song, TempoChange, TimeSignature, Track
+from studio.core.timing import bars
 from studio.io import load, save
 from studio.io.musicxml import (
     quantize_note,
@@ -160,8 +161,9 @@ def test_import_corpus_mxl_chorale():
     song = read_musicxml(path)
     assert [t.name for t in song.tracks] == ["Soprano", "Alto", "Tenor", "Bass"]
     assert song.key_signatures[0].name == "F# minor"
-    # ties merged, chords split, the pickup placed at the end of a full first bar
-    assert song.tracks[0].notes[0].start == 3 * 480
+    # ties merged, chords split; the one-beat pickup is a partial first bar
+    assert song.tracks[0].notes[0].start == 0 and song.pickup == 480
+    assert [b.start for b in bars(song)[:3]] == [0, 480, 480 + 1920]
     assert song.note_count == sum(len(p.stripTies().flatten().notes) for p in music21.corpus.parse("bach/bwv66.6").parts)
 
 

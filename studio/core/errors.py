@@ -11,3 +11,8 @@ class FileFormatError(StudioError):
 
 class Cancelled(Exception):
     """A long job (a model sampling, an export) was cancelled by the user."""
+
+
+class FileWarning(UserWarning):
+    """A file was read, but something in it was repaired or skipped: one line naming the file
+    (the command line prints it as ``studio: warning: ...`` and still exits 0)."""

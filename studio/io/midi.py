@@ -33,12 +33,13 @@ from __future__ import annotations
 
 import io
 import os
+import warnings
 from collections import defaultdict, deque
 from pathlib import Path
 
 import mido
 
-from ..core.errors import FileFormatError
+from ..core.errors import FileFormatError, FileWarning
 from ..core.song import (PAN, PITCH_BEND, PPQ, VOLUME, Control, KeySignature, Note, Song, TempoChange,
                          TimeSignature, Track)
 from .atomic import atomic_write_bytes
@@ -81,6 +82,9 @@ _SYSTEM_TYPES = frozenset(
     ("quarter_frame", "songpos", "song_select", "tune_request", "clock", "start", "continue", "stop",
      "active_sensing", "reset")
 )
+
+
+MAX_MISSING_TAIL = 4  # bytes a last track may lack and still be read: at most its end-of-track event
 
 
 class _Fail(Exception):
@@ -127,11 +131,15 @@ def _count_events(data: bytes, pos: int, end: int, budget: int) -> int:
     return n
 
 
-def _scan(data: bytes) -> tuple[int, int, list[bytes]]:
+def _scan(data: bytes, notes: list[str] | None = None) -> tuple[int, int, list[bytes], int | None]:
     """Check the file's chunk structure without parsing events.
 
-    Returns the format, the raw time division and the ``MTrk`` chunks (header included).
+    Returns the format, the raw time division, the ``MTrk`` chunks (header included) and
+    the index of a last track the file cuts short (None if none): one at most
+    ``MAX_MISSING_TAIL`` bytes short of its length is read as far as it goes, with a line
+    added to ``notes``.
     """
+    notes = [] if notes is None else notes
     if not data:
         raise _Fail("empty file")
     if len(data) > MAX_BYTES:
@@ -162,6 +170,7 @@ def _scan(data: bytes) -> tuple[int, int, list[bytes]]:
     pos += 8 + hlen
     chunks: list[bytes] = []
     seen = events = 0
+    short = None
     while pos < len(data) and len(chunks) < ntracks:
         if pos + 8 > len(data):
             if chunks:
@@ -178,6 +187,11 @@ def _scan(data: bytes) -> tuple[int, int, list[bytes]]:
                 raise _Fail(f"garbage where track {len(chunks) + 1} should start (byte {pos})")
             pos = body + clen  # an unknown chunk type: skip it, as the standard asks
             continue
+        if body + clen > len(data) and len(chunks) == ntracks - 1 and body + clen - len(data) <= MAX_MISSING_TAIL:
+            missing = body + clen - len(data)  # the last track lacks its last bytes: read what is there
+            notes.append(f"track {len(chunks) + 1} ends {missing} byte{'s' if missing > 1 else ''} short of its length")
+            clen = len(data) - body
+            short = len(chunks)
         if body + clen > len(data):
             raise _Fail(
                 f"track {len(chunks) + 1} is cut off: its header promises {clen:,} bytes, "
@@ -186,19 +200,18 @@ def _scan(data: bytes) -> tuple[int, int, list[bytes]]:
         events += _count_events(data, body, body + clen, MAX_EVENTS - events)
         if events > MAX_EVENTS:
             raise _Fail(f"more than {MAX_EVENTS:,} events (limit)")
-        chunks.append(data[pos : body + clen])
+        chunks.append(data[pos:pos + 4] + clen.to_bytes(4, "big") + data[body : body + clen])
         pos = body + clen
     if len(chunks) < ntracks:
         raise _Fail(f"the header promises {ntracks} track{'s' if ntracks != 1 else ''}, only {len(chunks)} found")
-    return fmt, division, chunks
+    return fmt, division, chunks, short
 
 
 # ---- reading: mido, then the caps and sanity checks ----------------------------------------
 _ONE_TRACK_HEADER = b"MThd" + (6).to_bytes(4, "big") + (1).to_bytes(2, "big") + (1).to_bytes(2, "big") + PPQ.to_bytes(2, "big")
 
 
-def _mido_track(chunk: bytes, index: int) -> mido.MidiTrack:
-    """One MTrk chunk parsed by mido, alone, so nothing in it can reach past its end."""
+def _mido_parse(chunk: bytes, index: int) -> mido.MidiTrack:
     try:
         mf = mido.MidiFile(file=io.BytesIO(_ONE_TRACK_HEADER + chunk), clip=False)
     except EOFError:
@@ -206,6 +219,130 @@ def _mido_track(chunk: bytes, index: int) -> mido.MidiTrack:
     except Exception as exc:  # mido raises OSError, ValueError, KeyError, TypeError ... on bad bytes
         raise _Fail(f"track {index + 1}: {_plain(exc)}") from None
     return mf.tracks[0]
+
+
+def _mido_track(chunk: bytes, index: int, notes: list[str] | None = None, cut_off: bool = False) -> mido.MidiTrack:
+    """One MTrk chunk parsed by mido, alone, so nothing in it can reach past its end.
+
+    When mido refuses it, finds system messages in it, or it holds a SysEx (after which
+    mido loses the running status), the chunk is first repaired the way tolerant players
+    read it (:func:`repair_track`); what was repaired goes into ``notes``.  A chunk the repair
+    cannot make sense of is refused with mido's complaint."""
+    notes = [] if notes is None else notes
+    try:
+        track = _mido_parse(chunk, index)
+        if not any(m.type in _SYSTEM_TYPES or m.type == "sysex" for m in track):
+            return track
+        failure = None
+    except _Fail as exc:
+        failure = exc
+    fixed = repair_track(chunk[8:], cut_off)
+    if fixed is None:
+        if failure is not None:
+            raise failure
+        return track
+    body, said = fixed
+    track = _mido_parse(chunk[:4] + len(body).to_bytes(4, "big") + body, index)
+    notes += [f"{what} in track {index + 1}" for what in said]
+    return track
+
+
+_COMMON_DATA = {0xF1: 1, 0xF2: 2, 0xF3: 1}
+
+
+def repair_track(data: bytes, cut_off: bool = False) -> tuple[bytes, list[str]] | None:
+    """A track body re-written the way a tolerant player reads it, and what was repaired.
+
+    * system real-time and common bytes (0xF1-0xFE, which belong on a cable, not in a file)
+      where an event or a data byte should be are skipped;
+    * running status resumes after a SysEx or meta event (a SysEx does not cancel it);
+    * an event cut off by the end of the track is dropped, when ``cut_off`` (the file itself
+      ended early); a track that is whole by its length but ends inside an event is refused.
+
+    Every channel event is written with its status byte.  None when the track cannot be
+    made sense of (a data byte with no status ever given, a delta time over four bytes, a
+    data byte of 128 or more that is not a real-time byte): the caller reports that."""
+    out = bytearray()
+    pos, n = 0, len(data)
+    status, carry = 0, 0
+    skipped = resumed = cut = 0
+    after_sysex = False
+
+    def vlq(at: int):
+        value = 0
+        for k in range(4):
+            if at >= n:
+                return None, at
+            b = data[at]
+            value = (value << 7) | (b & 0x7F)
+            at += 1
+            if not b & 0x80:
+                return value, at
+        return -1, at
+
+    while pos < n:
+        delta, pos = vlq(pos)
+        if delta is None:
+            cut += 1
+            break
+        if delta < 0:
+            return None
+        stray = pos
+        while pos < n and 0xF1 <= data[pos] <= 0xFE and data[pos] != 0xF7:
+            pos += 1
+        skipped += pos - stray
+        if pos >= n:
+            cut += pos == stray  # a delta time with no event after it
+            break
+        b = data[pos]
+        if b == 0xFF or b in (0xF0, 0xF7):
+            head = pos
+            pos += 2 if b == 0xFF else 1
+            length, pos = vlq(pos)
+            if length is None or length < 0 or pos + length > n:
+                cut += 1
+                break
+            pos += length
+            out += _vlq(delta + carry) + data[head:pos]
+            carry = 0
+            after_sysex = b != 0xFF or after_sysex
+            continue
+        if b & 0x80:
+            status = b
+            pos += 1
+        elif not status:
+            return None
+        elif after_sysex:
+            resumed += 1
+        after_sysex = False
+        need = _DATA_LEN[status & 0xF0]
+        got = bytearray()
+        while len(got) < need and pos < n:
+            c = data[pos]
+            pos += 1
+            if c >= 0xF8:  # a real-time byte between data bytes
+                skipped += 1
+            elif c & 0x80:
+                return None
+            else:
+                got.append(c)
+        if len(got) < need:
+            cut += 1
+            break
+        out += _vlq(delta + carry) + bytes([status]) + got
+        carry = 0
+    if cut and not cut_off:
+        return None
+    said = []
+    if skipped:
+        said.append(f"skipped {skipped} undefined status byte{'s' if skipped > 1 else ''}")
+    if resumed:
+        said.append(f"resumed running status after a SysEx {resumed} time{'s' if resumed > 1 else ''}")
+    if cut:
+        said.append("dropped an event cut off at the end")
+    if not out.endswith(b"\xff\x2f\x00"):
+        out += b"\x00\xff\x2f\x00"
+    return bytes(out), said
 
 
 _MIDO_WORDS = {
@@ -274,11 +411,21 @@ def _events(track: mido.MidiTrack, index: int, tick_cap: int) -> list[tuple]:
     return out
 
 
-def read_midi_bytes(data: bytes, name: str = "") -> Song:
-    """Parse a standard MIDI file held in memory. Errors name ``name``."""
+def read_midi_bytes(data: bytes, name: str = "", repairs: list[str] | None = None) -> Song:
+    """Parse a standard MIDI file held in memory. Errors name ``name``.
+
+    What was repaired to read it (stray system bytes skipped, a cut-off end) is said in one
+    :class:`FileWarning` line, or put into ``repairs`` instead when a list is given."""
     label = os.path.basename(name) or "MIDI data"
     try:
-        return _read(bytes(data), Path(name).stem if name else "Untitled")
+        said: list[str] = []
+        song = _read(bytes(data), Path(name).stem if name else "Untitled", said)
+        if said:
+            if repairs is not None:
+                repairs.extend(said)
+            else:
+                warnings.warn(FileWarning(f"{label}: {'; '.join(said)}"), stacklevel=2)
+        return song
     except _Fail as exc:
         raise FileFormatError(f"{label}: {exc}") from None
     except FileFormatError:
@@ -294,13 +441,13 @@ def read_midi(path: str | os.PathLike) -> Song:
 
 
 
-def _read(data: bytes, title: str) -> Song:
-    fmt, division, chunks = _scan(data)
+def _read(data: bytes, title: str, said: list[str]) -> Song:
+    fmt, division, chunks, short = _scan(data, said)
     scale, tick_cap, smpte = _scaler(division)
     tracks_events = []
     count = 0
     for i, chunk in enumerate(chunks):
-        track = _mido_track(chunk, i)
+        track = _mido_track(chunk, i, said, cut_off=i == short)
         count += len(track)
         if count > MAX_EVENTS:
             raise _Fail(f"more than {MAX_EVENTS:,} events (limit)")

@@ -9,9 +9,9 @@ are split into tied values.  The measures, beams, accidentals (spelled for the k
 clefs are made here directly, which is many times faster than music21's makeNotation;
 music21 then writes the file.
 
-Import takes every Part as a Track: ties are merged into single notes, chords become
-several notes, offsets in quarter notes become ticks at ``PPQ``; metronome marks, time
-and key signatures become the song's maps.
+Import is :mod:`studio.io.musicxml_read` (a streaming reader that reads what music21 reads,
+without music21); :func:`song_from_music21` turns a music21 stream into a Song (every Part
+a Track, ties merged, chords split) for code that already holds one.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from __future__ import annotations
 import bisect
 import functools
 import os
-import zipfile
 from collections import defaultdict
 from fractions import Fraction
 from pathlib import Path
@@ -283,6 +282,8 @@ def song_to_music21(song: Song):
     score.metadata = metadata.Metadata()
     score.metadata.title = song.title
     score.metadata.movementName = song.title
+    if song.composer:
+        score.metadata.composer = song.composer
     qnotes_by_track = []
     end = 0
     for track in song.tracks:
@@ -334,8 +335,11 @@ def song_to_music21(song: Song):
                 i += 1
         current_key = song.key_at(0)
         carried: dict[int, int] = {}  # note id -> voice, for ties running into the next bar
+        pickup = bool(song.pickup) and bar_list[0].length < bar_list[0].meter.bar_ticks(song.ppq)
         for b in bar_list:
-            m = stream.Measure(number=b.index + 1)
+            m = stream.Measure(number=b.index + (0 if pickup else 1))
+            if pickup and b.index == 0:  # an anacrusis: bar 0, not counted
+                m.showNumber = stream.enums.ShowNumber.NEVER
             if b.index == 0:
                 m.clef = _clef_for(track, clef)
             if b.index == 0 or b.start in sigs:
@@ -428,11 +432,26 @@ def _brackets(container) -> None:
 
 
 def song_to_musicxml_bytes(song: Song) -> bytes:
+    """The song as MusicXML.  music21 writes it; what it would print on the way (it runs out
+    of its 16 MIDI channels past 16 parts, which MusicXML does not need) is kept off stderr,
+    and it writes no composer the song does not have."""
+    import contextlib
+    import io
+    import warnings
+
+    from music21 import defaults
     from music21.musicxml.m21ToXml import GeneralObjectExporter
 
-    exporter = GeneralObjectExporter(song_to_music21(song))
-    exporter.makeNotation = False  # our measures are already well formed
-    return exporter.parse()
+    author = defaults.author
+    try:
+        defaults.author = ""  # else every score says it was composed by "Music21"
+        with contextlib.redirect_stderr(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            exporter = GeneralObjectExporter(song_to_music21(song))
+            exporter.makeNotation = False  # our measures are already well formed
+            return exporter.parse()
+    finally:
+        defaults.author = author
 
 
 def write_musicxml(song: Song, path: str | os.PathLike) -> None:
@@ -576,67 +595,10 @@ def _part_notes(part, flat, shift: int = 0) -> list[Note]:
     return sorted(Note(s, p, d, v) for s, p, d, v in acc)
 
 
-def _check_size(path: str, label: str) -> None:
-    size = os.path.getsize(path)
-    if size > MAX_BYTES:
-        raise FileFormatError(f"{label}: {size / 1e6:.0f} MB is larger than the {MAX_BYTES // 2**20} MB limit")
-    with open(path, "rb") as fh:
-        zipped = fh.read(4) == b"PK\x03\x04"
-    if zipped or Path(path).suffix.lower() == ".mxl":
-        try:
-            with zipfile.ZipFile(path) as zf:
-                unpacked = sum(i.file_size for i in zf.infolist())
-        except (zipfile.BadZipFile, OSError, EOFError) as exc:
-            raise FileFormatError(f"{label}: not a compressed MusicXML file ({exc})") from None
-        if unpacked > MAX_BYTES:
-            raise FileFormatError(f"{label}: unpacks to {unpacked / 1e6:.0f} MB, more than the {MAX_BYTES // 2**20} MB limit")
-
-
-def _unzip(path: str) -> bytes:
-    """The score inside a compressed MusicXML file (named by META-INF/container.xml)."""
-    import xml.etree.ElementTree as ET
-
-    with zipfile.ZipFile(path) as zf:
-        names = zf.namelist()
-        root = None
-        if "META-INF/container.xml" in names:
-            container = ET.fromstring(zf.read("META-INF/container.xml"))
-            for el in container.iter():
-                if el.tag.endswith("rootfile") and el.get("full-path") in names:
-                    root = el.get("full-path")
-                    break
-        if root is None:
-            candidates = [n for n in names if not n.startswith("META-INF/") and n.lower().endswith((".xml", ".musicxml"))]
-            if not candidates:
-                raise FileFormatError("no score inside the compressed file")
-            root = candidates[0]
-        return zf.read(root)
-
-
 def read_musicxml(path: str | os.PathLike) -> Song:
-    """Read .musicxml, .xml or .mxl (a compressed file is recognised by its content)."""
-    path = str(path)
-    label = os.path.basename(path)
-    try:
-        _check_size(path, label)
-        with open(path, "rb") as fh:
-            head = fh.read(4)
-        if not head:
-            raise FileFormatError(f"{label}: empty file")
-    except FileNotFoundError:
-        raise FileFormatError(f"{label}: no such file") from None
-    except OSError as exc:
-        raise FileFormatError(f"{label}: cannot read ({exc.strerror or exc})") from None
-    try:
-        from music21 import converter
+    """Read .musicxml, .xml or .mxl (a compressed file is recognised by its content) with the
+    streaming reader (:mod:`studio.io.musicxml_read`): linear in bars, caps checked as the
+    file is read, no music21."""
+    from .musicxml_read import read_musicxml_file
 
-        if head == b"PK\x03\x04":
-            score = converter.parse(_unzip(path), format="musicxml", forceSource=True)
-        else:
-            score = converter.parse(path, format="musicxml", forceSource=True)
-        return song_from_music21(score, title=Path(path).stem)
-    except FileFormatError as exc:
-        raise FileFormatError(f"{label}: {exc}") from None
-    except Exception as exc:  # music21 raises many kinds of errors for broken files
-        msg = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-        raise FileFormatError(f"{label}: not readable MusicXML ({msg})") from None
+    return read_musicxml_file(path)

@@ -1,0 +1,565 @@
+"""Reading MusicXML into a Song: a streaming reader on the standard library's ElementTree.
+
+One pass over the file, measure by measure (``iterparse``; each measure is dropped once
+read), so time and memory grow linearly with the number of bars, and every cap is checked
+as soon as what it limits is seen: the number of parts when the part list ends, a time
+signature's beats when it is read, notes and length as they come.  A compressed ``.mxl`` is
+read as a stream with a running count of unpacked bytes, so a zip whose header lies about
+its size is refused at the cap, never unpacked whole.
+
+It reads what music21's MusicXML importer reads, the same way (the tests hold the two to
+the same notes, note for note, on music21's corpus): note durations from ``<duration>``
+over ``<divisions>``, ``<backup>``/``<forward>``, chords (the first note's length), grace
+notes skipped, ties merged within their voice first, a part with several staves split into
+one track per staff, measure lengths from their contents (a short first measure is a
+pickup), velocities from a note's ``dynamics`` attribute.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from collections import defaultdict
+from fractions import Fraction
+from pathlib import Path
+from xml.etree import ElementTree as ET
+
+from ..core.errors import FileFormatError
+from ..core.song import PPQ, KeySignature, Note, Song, TempoChange, TimeSignature, Track
+
+MAX_BYTES = 50 * 1024 * 1024  # a .musicxml / .xml file, or the unpacked score inside an .mxl
+MAX_NOTES = 500_000
+MAX_TRACKS = 256  # the same cap as MIDI files and projects
+MAX_BEATS = 64  # time-signature numerator (the project file's limit too)
+MAX_TICKS = PPQ * 360_000  # 6 hours at 1000 bpm
+_DENOMINATORS = (1, 2, 4, 8, 16, 32, 64)
+_STEP = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
+_UNIT = {"whole": Fraction(4), "half": Fraction(2), "quarter": Fraction(1), "eighth": Fraction(1, 2),
+         "16th": Fraction(1, 4), "32nd": Fraction(1, 8), "breve": Fraction(8), "long": Fraction(16)}
+
+
+class _Bad(Exception):
+    pass
+
+
+def _text(el, default=None):
+    if el is None or el.text is None:
+        return default
+    return el.text.strip()
+
+
+def _num(text, what: str) -> Fraction:
+    try:
+        v = Fraction(text.strip())
+    except (ValueError, ZeroDivisionError, AttributeError):
+        raise _Bad(f"{what}: {str(text)[:20]!r} is not a number") from None
+    if abs(v) > 10**9:
+        raise _Bad(f"{what}: {str(text)[:20]} is out of range")
+    return v
+
+
+def _tick(q: Fraction) -> int:
+    return int(round(q * PPQ))
+
+
+class _Counting:
+    """A file-like reader that refuses to hand out more than ``limit`` bytes."""
+
+    def __init__(self, fh, limit: int, what: str):
+        self.fh, self.left, self.limit, self.what = fh, limit, limit, what
+        self.done = 0
+
+    def read(self, n: int = -1) -> bytes:
+        n = 1 << 16 if n is None or n < 0 else min(n, 1 << 16)
+        data = self.fh.read(n)
+        self.done += len(data)
+        if self.done > self.limit:
+            raise _Bad(f"{self.what} more than the {self.limit // 2**20} MB limit")
+        return data
+
+
+class _Part:
+    """What one part has read so far."""
+
+    def __init__(self, pid: str, info: dict):
+        self.id = pid
+        self.info = info
+        self.divisions = Fraction(1)
+        self.offset = Fraction(0)  # quarter notes from the start to the current measure
+        self.bar = Fraction(4)  # quarter notes in a bar of the current time signature
+        self.staves = 1
+        self.first = True
+        # staff (0: none given) -> [(offset, voice index key, order, kind, members, length, velocity)]
+        self.notes: dict[int, list] = defaultdict(list)
+        self.pickup = Fraction(0)
+        self.count = 0
+
+
+class Reader:
+    def __init__(self, label: str):
+        self.label = label
+        self.parts_info: dict[str, dict] = {}
+        self.order: list[str] = []
+        self.parts: dict[str, _Part] = {}
+        self.title = self.movement = self.composer = ""
+        self.finale = False
+        self.tempos: list[tuple[Fraction, float]] = []
+        self.sigs: list[tuple[Fraction, int, int]] = []
+        self.keys: list[tuple[Fraction, int, bool]] = []
+        self.notes = 0
+        self.seen_software = False
+
+    # ---- header ----
+    def part_list(self, el) -> None:
+        for sp in el.iter("score-part"):
+            pid = sp.get("id") or f"P{len(self.order) + 1}"
+            info = {"name": _text(sp.find("part-name"), "") or "", "program": None, "channel": None, "drum": False}
+            mi = sp.find("midi-instrument")
+            if mi is not None:
+                ch, prog = _text(mi.find("midi-channel")), _text(mi.find("midi-program"))
+                try:
+                    info["channel"] = int(ch) - 1 if ch else None
+                    info["program"] = int(prog) - 1 if prog else None
+                except ValueError:
+                    pass
+                info["drum"] = mi.find("midi-unpitched") is not None
+            self.parts_info[pid] = info
+            self.order.append(pid)
+            if len(self.order) > MAX_TRACKS:
+                raise _Bad(f"more than {MAX_TRACKS} parts (limit)")
+
+    def header(self, el) -> None:
+        tag = el.tag
+        if tag == "work":
+            self.title = _text(el.find("work-title"), "") or self.title
+        elif tag == "movement-title":
+            self.movement = _text(el, "") or ""
+        elif tag == "identification":
+            for c in el.iter("creator"):
+                if (c.get("type") or "").lower() == "composer" and _text(c) and not self.composer:
+                    self.composer = " ".join(_text(c).split())
+            for s in el.iter("software"):
+                if _text(s) and not self.seen_software:
+                    self.finale = "Finale" in _text(s)
+                    self.seen_software = True
+
+    # ---- measures ----
+    def part(self, pid: str) -> _Part:
+        p = self.parts.get(pid)
+        if p is None:
+            if pid not in self.parts_info:
+                self.parts_info[pid] = {"name": "", "program": None, "channel": None, "drum": False}
+                self.order.append(pid)
+                if len(self.order) > MAX_TRACKS:
+                    raise _Bad(f"more than {MAX_TRACKS} parts (limit)")
+            p = self.parts[pid] = _Part(pid, self.parts_info[pid])
+        return p
+
+    def measure(self, p: _Part, m, last: bool = False) -> None:
+        children = list(m)
+        voices = set()
+        for c in children:
+            if c.tag in ("note", "forward"):
+                v = _text(c.find("voice"))
+                if v:
+                    voices.add(v)
+        use_voices = len(voices) > 1
+        vorder = {v: i for i, v in enumerate(sorted(voices))}
+        pos = Fraction(0)
+        highest = Fraction(0)
+        count = 0  # notes and rests
+        here: list = []  # (offset in measure, voice key, order, staff, members, length, velocity, voice id)
+        chord_at = None
+        chord_len = Fraction(0)
+        last_voice = None
+        finale_rest = None
+        for i, c in enumerate(children):
+            tag = c.tag
+            if tag == "note":
+                finale_rest = None
+                grace = c.find("grace") is not None
+                is_chord = c.find("chord") is not None
+                d = _text(c.find("duration"))
+                length = _num(d, "note duration") / p.divisions if d else Fraction(0)
+                if length < 0:
+                    raise _Bad(f"measure {m.get('number', '?')}: a negative note duration")
+                if grace:
+                    length = Fraction(0)
+                voice = _text(c.find("voice"))
+                if voice is None and is_chord and use_voices:
+                    voice = last_voice
+                if voice is not None:
+                    last_voice = voice
+                start = chord_at if (is_chord and chord_at is not None) else pos
+                if not is_chord:
+                    chord_at, chord_len = pos, length
+                    pos += length
+                rest = c.find("rest") is not None
+                if not is_chord:
+                    count += 1
+                    highest = max(highest, start + length)
+                if rest or grace:
+                    continue
+                member = self.pitch(c)
+                if member is None:
+                    continue
+                dyn = c.get("dynamics")
+                vel = 0
+                if dyn:
+                    try:
+                        vel = int(round(float(dyn) * (90 / 12700) * 127))
+                    except ValueError:
+                        vel = 0
+                ties = [t.get("type") for t in c.findall("tie") if t.get("type")]
+                tie = ties[0] if len(ties) == 1 else ("continue" if "start" in ties and "stop" in ties else None)
+                staff_t = _text(c.find("staff"))
+                try:
+                    staff = int(staff_t) if staff_t else 0
+                except ValueError:
+                    staff = 0
+                vkey = vorder.get(voice, 0) if use_voices else 0
+                here.append([start, vkey, len(here), staff, member, chord_len if is_chord else length, vel,
+                             voice or "1", tie, is_chord])
+            elif tag == "backup":
+                d = _text(c.find("duration"))
+                if d:
+                    pos = max(Fraction(0), pos - _num(d, "backup duration") / p.divisions)
+                chord_at = None
+            elif tag == "forward":
+                d = _text(c.find("duration"))
+                chord_at = None
+                if d:
+                    step = _num(d, "forward duration") / p.divisions
+                    if self.finale:  # music21 makes a hidden rest of it in files from Finale
+                        finale_rest = (pos, pos + step)
+                        count += 1
+                        highest = max(highest, pos + step)
+                    pos += step
+            elif tag == "attributes":
+                self.attributes(p, c, pos)
+            elif tag in ("direction", "sound"):
+                self.direction(p, c, pos)
+        if last and finale_rest is not None and not use_voices and finale_rest[1] == highest:
+            # music21 drops a hidden rest that ends a piece written by Finale
+            highest = max([Fraction(0)] + [h[0] + h[5] for h in here] + [pos - (finale_rest[1] - finale_rest[0])])
+        # where the next measure starts: music21's rules
+        bar = p.bar
+        if highest == bar:
+            shift = highest
+        elif highest > bar:
+            diff = highest - bar
+            shift = highest if diff > Fraction(1, 2) or (diff * 16).denominator == 1 or (diff * 12).denominator == 1 else bar
+        elif highest == 0 and count == 0:
+            shift = bar
+        else:
+            shift = highest
+            if p.offset == 0 and 0 < highest < bar and p.first:
+                p.pickup = highest
+        p.first = False
+        for h in here:
+            offset = p.offset + h[0]
+            end = offset + h[5]
+            if _tick(end) > MAX_TICKS:
+                raise _Bad(f"part {self.order.index(p.id) + 1} runs past {MAX_TICKS // PPQ:,} quarter notes (limit)")
+            h[0] = offset
+            p.notes[h[3]].append(h)
+        self.notes += len(here)
+        if self.notes > MAX_NOTES:
+            raise _Bad(f"more than {MAX_NOTES:,} notes (limit)")
+        p.offset += shift
+
+    def pitch(self, c):
+        pe = c.find("pitch")
+        if pe is not None:
+            step = _text(pe.find("step"), "")
+            octave = _text(pe.find("octave"))
+            alter = _text(pe.find("alter"))
+            if step[:1].upper() not in _STEP or octave is None:
+                raise _Bad("a note without a proper pitch")
+            try:
+                ps = (int(octave) + 1) * 12 + _STEP[step[:1].upper()] + (float(alter) if alter else 0.0)
+            except ValueError:
+                raise _Bad("a note without a proper pitch") from None
+            return int(round(ps))
+        un = c.find("unpitched")
+        if un is not None:
+            step = _text(un.find("display-step"), "")
+            octave = _text(un.find("display-octave"))
+            if step[:1].upper() not in _STEP or octave is None:
+                return None
+            try:
+                return (int(octave) + 1) * 12 + _STEP[step[:1].upper()]
+            except ValueError:
+                return None
+        return None
+
+    def attributes(self, p: _Part, a, pos: Fraction) -> None:
+        at = p.offset + pos
+        d = _text(a.find("divisions"))
+        if d:
+            div = _num(d, "divisions")
+            if div <= 0:
+                raise _Bad(f"divisions of {d} per quarter note")
+            p.divisions = div
+        st = _text(a.find("staves"))
+        if st:
+            try:
+                p.staves = max(p.staves, min(16, int(st)))
+            except ValueError:
+                pass
+        for t in a.findall("time"):
+            beats, btype = t.findall("beats"), t.findall("beat-type")
+            if not beats or not btype:
+                continue  # senza misura
+            try:
+                num = sum(int(x) for x in (_text(beats[0], "") or "").split("+"))
+                den = int(_text(btype[0], ""))
+            except ValueError:
+                raise _Bad(f"time signature {_text(beats[0])}/{_text(btype[0])} is not a meter") from None
+            if not 1 <= num <= MAX_BEATS:
+                raise _Bad(f"time signature {num}/{den}: more than {MAX_BEATS} beats (limit)" if num > 0
+                           else f"time signature {num}/{den} is not a meter")
+            if den not in _DENOMINATORS:
+                raise _Bad(f"time signature {num}/{den}: the beat must be 1, 2, 4, ... 64")
+            p.bar = Fraction(4 * num, den)
+            self.sigs.append((at, num, den))
+            break
+        for k in a.findall("key"):
+            f = _text(k.find("fifths"))
+            if f is None:
+                continue
+            try:
+                fifths = max(-7, min(7, int(f)))
+            except ValueError:
+                continue
+            self.keys.append((at, fifths, (_text(k.find("mode"), "") or "").lower() == "minor"))
+            break
+
+    def direction(self, p: _Part, d, pos: Fraction) -> None:
+        at = p.offset + pos
+        sound = d if d.tag == "sound" else d.find("sound")
+        if sound is not None and sound.get("tempo"):
+            try:
+                bpm = float(sound.get("tempo"))
+            except ValueError:
+                bpm = 0
+            if 1 <= bpm <= 1000:
+                self.tempos.append((at, round(bpm, 3)))
+                return
+        if d.tag != "direction":
+            return
+        for met in d.iter("metronome"):
+            unit, per = _text(met.find("beat-unit")), _text(met.find("per-minute"))
+            if unit in _UNIT and per:
+                try:
+                    q = _UNIT[unit] * (Fraction(3, 2) if met.find("beat-unit-dot") is not None else 1)
+                    bpm = float(per) * float(q)
+                except ValueError:
+                    continue
+                if 1 <= bpm <= 1000:
+                    self.tempos.append((at, round(bpm, 3)))
+            break
+
+    # ---- the song ----
+    def song(self, stem: str) -> Song:
+        song = Song(title=self.title or self.movement or stem or "Untitled", tracks=[], tempos=[],
+                    time_signatures=[], key_signatures=[], composer=self.composer)
+        first = self.parts.get(self.order[0]) if self.order else None
+        song.pickup = _tick(first.pickup) if first is not None else 0
+        for pi, pid in enumerate(self.order):
+            p = self.parts.get(pid)
+            info = self.parts_info[pid]
+            if p is None:
+                p = _Part(pid, info)
+            channel = info["channel"] if info["channel"] is not None else min(pi, 15)
+            program = info["program"] if info["program"] is not None else 0
+            is_drum = channel == 9 or info["drum"]
+            used = sorted(k for k in p.notes if k)
+            if p.staves > 1 or len(used) > 1:
+                keys = sorted(set(range(1, p.staves + 1)) | set(used))
+                staffs = [(k, p.notes.get(k, []) + p.notes.get(0, [])) for k in keys]
+            else:
+                staffs = [(0, [h for hs in p.notes.values() for h in hs])]
+            for _k, items in staffs:
+                song.tracks.append(Track(name=info["name"] or f"Part {pi + 1}", program=max(0, min(127, program)),
+                                         channel=max(0, min(15, channel)), is_drum=is_drum, notes=_merge(items)))
+                if len(song.tracks) > MAX_TRACKS:
+                    raise _Bad(f"more than {MAX_TRACKS} staves (limit)")
+        song.tempos = [TempoChange(_tick(t), bpm) for t, bpm in self.tempos]
+        song.time_signatures = [TimeSignature(_tick(t), n, d) for t, n, d in self.sigs]
+        song.key_signatures = [KeySignature(_tick(t), f, mi) for t, f, mi in self.keys]
+        song.normalize()
+        for lst, default in ((song.tempos, TempoChange(0, 120.0)), (song.time_signatures, TimeSignature(0, 4, 4))):
+            if lst[0].tick != 0:
+                lst.insert(0, default)
+        if song.key_signatures[0].tick != 0:
+            k = song.key_signatures[0]
+            song.key_signatures.insert(0, KeySignature(0, k.fifths, k.minor))
+        if song.pickup and song.pickup >= song.time_signatures[0].bar_ticks(song.ppq):
+            song.pickup = 0
+        return song
+
+
+def _merge(items) -> list[Note]:
+    """Notes of one staff: tied pieces joined (within their voice first), as music21 does."""
+    # music21's order: by offset, then voice (measures with voices), then as written
+    items.sort(key=lambda h: (h[0], h[1], h[2]))
+    acc: list[list[int]] = []
+    open_ties: dict[int, list[tuple[int, str]]] = {}
+    for offset, _vk, _o, _staff, midi, length, vel, vid, kind, _c in items:
+        if length <= 0 or not 0 <= midi <= 127:
+            continue
+        start, dur = _tick(offset), max(1, _tick(length))
+        vel = max(1, min(127, vel)) if vel else 80
+        waiting = open_ties.get(midi, [])
+        fits = [w for w in waiting if abs(acc[w[0]][0] + acc[w[0]][2] - start) <= 1]
+        found = next((w for w in fits if w[1] == vid), fits[0] if fits else None)
+        if kind in ("stop", "continue") and found is not None:
+            k = found[0]
+            acc[k][2] = start + dur - acc[k][0]
+            waiting.remove(found)
+            if kind == "continue":
+                waiting.append((k, vid))
+            continue
+        acc.append([start, midi, dur, vel])
+        if kind in ("start", "continue"):
+            open_ties.setdefault(midi, []).append((len(acc) - 1, vid))
+    return sorted(Note(s, p, d, v) for s, p, d, v in acc)
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1] if "}" in tag else tag
+
+
+def read_stream(fh, label: str, stem: str) -> Song:
+    """Read a MusicXML document (partwise or timewise) from a binary file object."""
+    r = Reader(label)
+    depth = 0
+    root = None
+    timewise = False
+    current = ""  # the part being read (partwise)
+    pending: dict[str, object] = {}  # part id -> its latest measure, held back one measure
+
+    def take(pid: str, m) -> None:
+        p = r.part(pid)
+        prev = pending.pop(pid, None)
+        if prev is not None:
+            r.measure(p, prev)
+            prev.clear()
+        pending[pid] = m  # music21 treats a part's last measure specially: known only later
+
+    for event, el in ET.iterparse(fh, events=("start", "end")):
+        if event == "start":
+            depth += 1
+            if depth == 1:
+                root = _local(el.tag)
+                if root not in ("score-partwise", "score-timewise"):
+                    raise _Bad(f"not a MusicXML score (its root element is <{root[:40]}>)")
+                timewise = root == "score-timewise"
+            elif depth == 2 and not timewise and _local(el.tag) == "part":
+                current = el.get("id") or "P1"
+            continue
+        depth -= 1
+        if "}" in el.tag:
+            for sub in el.iter():
+                sub.tag = _local(sub.tag)
+        tag = el.tag
+        if depth == 1:
+            if tag == "part-list":
+                r.part_list(el)
+            elif tag in ("work", "movement-title", "identification"):
+                r.header(el)
+            elif tag == "part" and not timewise and current in pending:
+                m = pending.pop(current)
+                r.measure(r.part(current), m, last=True)
+            el.clear()
+        elif depth == 2:
+            if tag == "measure" and not timewise:
+                take(current, el)
+            elif tag == "part" and timewise:
+                take(el.get("id") or "P1", el)
+    if root is None:
+        raise _Bad("empty file")
+    for pid, m in list(pending.items()):
+        r.measure(r.part(pid), m, last=True)
+    return r.song(stem)
+
+
+def _open_zip(path: str, label: str):
+    """The score inside a compressed MusicXML file, as a byte-counting stream."""
+    try:
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+        raise FileFormatError(f"{label}: not a compressed MusicXML file ({exc})") from None
+    try:
+        names = zf.namelist()
+        root = None
+        if "META-INF/container.xml" in names:
+            with zf.open("META-INF/container.xml") as fh:
+                data = _Counting(fh, 1 << 20, "META-INF/container.xml unpacks to").read(1 << 20)
+                data += fh.read(1)
+            try:
+                container = ET.fromstring(data)
+            except ET.ParseError:
+                container = None
+            if container is not None:
+                for el in container.iter():
+                    if el.tag.endswith("rootfile") and el.get("full-path") in names:
+                        root = el.get("full-path")
+                        break
+        if root is None:
+            candidates = [n for n in names if not n.startswith("META-INF/") and n.lower().endswith((".xml", ".musicxml"))]
+            if not candidates:
+                raise FileFormatError(f"{label}: no score inside the compressed file")
+            root = candidates[0]
+        info = zf.getinfo(root)
+        if info.file_size > MAX_BYTES:
+            raise FileFormatError(f"{label}: unpacks to {info.file_size / 1e6:.0f} MB, more than the {MAX_BYTES // 2**20} MB limit")
+        return zf, zf.open(root)
+    except BaseException:
+        zf.close()
+        raise
+
+
+def read_musicxml_file(path: str | os.PathLike) -> Song:
+    """Read .musicxml, .xml or .mxl (a compressed file is recognised by its content)."""
+    path = str(path)
+    label = os.path.basename(path)
+    stem = Path(path).stem
+    try:
+        size = os.path.getsize(path)
+        if size > MAX_BYTES:
+            raise FileFormatError(f"{label}: {size / 1e6:.0f} MB is larger than the {MAX_BYTES // 2**20} MB limit")
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+        if not head:
+            raise FileFormatError(f"{label}: empty file")
+        if head == b"PK\x03\x04" or Path(path).suffix.lower() == ".mxl":
+            zf, inner = _open_zip(path, label)
+            try:
+                with zf, inner:
+                    return read_stream(_Counting(inner, MAX_BYTES, "the score inside unpacks to"), label, stem)
+            except (zipfile.BadZipFile, EOFError, zipfile.LargeZipFile) as exc:
+                raise FileFormatError(f"{label}: damaged compressed file ({exc})") from None
+        with open(path, "rb") as fh:
+            return read_stream(_Counting(fh, MAX_BYTES, "the file holds"), label, stem)
+    except FileFormatError:
+        raise
+    except _Bad as exc:
+        raise FileFormatError(f"{label}: {exc}") from None
+    except ET.ParseError as exc:
+        line, col = getattr(exc, "position", (0, 0))
+        words = str(exc).split(":")[0]
+        raise FileFormatError(f"{label}: not readable MusicXML ({words} at line {line}, column {col})") from None
+    except FileNotFoundError:
+        raise FileFormatError(f"{label}: no such file") from None
+    except IsADirectoryError:
+        raise FileFormatError(f"{label}: is a folder, not a file") from None
+    except MemoryError:
+        raise FileFormatError(f"{label}: too large to read") from None
+    except RecursionError:
+        raise FileFormatError(f"{label}: nested too deeply") from None
+    except OSError as exc:
+        raise FileFormatError(f"{label}: cannot read ({exc.strerror or exc})") from None
+    except (zipfile.BadZipFile, EOFError) as exc:
+        raise FileFormatError(f"{label}: damaged compressed file ({exc})") from None

@@ -1,0 +1,247 @@
+"""The streaming MusicXML reader: the same notes as music21 on music21's own corpus, linear
+time in bars, caps checked before the whole file is read, a lying zip refused without
+unpacking it, and one clean line (no music21 chatter) for a broken file.
+
+The corpus test compares every MusicXML/MXL file in music21's corpus up to a size, and a
+fixed sample of the larger ones (music21 itself needs minutes for the big quartets; set
+STUDIO_FULL_CORPUS=1 to compare them all).
+"""
+
+from __future__ import annotations
+
+import glob
+import io
+import os
+import resource
+import struct
+import subprocess
+import sys
+import time
+import warnings
+import zipfile
+from pathlib import Path
+
+import music21
+import pytest
+
+from studio.core.errors import FileFormatError
+from studio.core.song import Note, Song, TimeSignature, Track
+from studio.core.timing import bars
+from studio.io import load, save
+from studio.io.musicxml import song_from_music21, song_to_musicxml_bytes
+from studio.io.musicxml_read import MAX_BYTES, read_musicxml_file
+
+ROOT = Path(__file__).resolve().parents[1]
+CORPUS = Path(music21.__file__).parent / "corpus"
+ALL = sorted(p for ext in ("xml", "mxl", "musicxml") for p in glob.glob(f"{CORPUS}/**/*.{ext}", recursive=True))
+SMALL_LIMIT = 60_000  # bytes on disk: every file up to this is compared (most of the corpus)
+BIG_SAMPLE = 12  # and this many of the larger ones, spread evenly by size
+
+
+def corpus_files() -> list[str]:
+    if os.environ.get("STUDIO_FULL_CORPUS"):
+        return ALL
+    small = [p for p in ALL if os.path.getsize(p) <= SMALL_LIMIT]
+    big = sorted((p for p in ALL if os.path.getsize(p) > SMALL_LIMIT), key=os.path.getsize)
+    step = max(1, len(big) // BIG_SAMPLE)
+    return small + big[::step][:BIG_SAMPLE]
+
+
+def as_music21_places(song: Song) -> list[list[tuple]]:
+    """Our notes where music21's importer puts them: it pads a pickup to a full bar."""
+    shift = song.time_signatures[0].bar_ticks() - song.pickup if song.pickup else 0
+    return [[(n.start + shift, n.pitch, n.duration, n.velocity) for n in t.notes] for t in song.tracks]
+
+
+@pytest.mark.slow
+def test_notes_match_music21_on_the_corpus():
+    files = corpus_files()
+    assert len(ALL) > 600 and len(files) > 400
+    differ = []
+    for path in files:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ref = song_from_music21(music21.converter.parse(path, forceSource=True))
+        mine = read_musicxml_file(path)
+        want = [[(n.start, n.pitch, n.duration, n.velocity) for n in t.notes] for t in ref.tracks]
+        if as_music21_places(mine) != want:
+            differ.append(os.path.relpath(path, CORPUS))
+    assert not differ, f"{len(differ)} of {len(files)} differ from music21: {differ[:10]}"
+
+
+# ---- generated files -------------------------------------------------------------------
+def score_xml(bars_: int, beats: str = "4", parts: int = 1, notes_per_bar: int = 4) -> bytes:
+    """A plain partwise score: ``parts`` parts of ``bars_`` bars of quarter notes."""
+    note = "<note><pitch><step>C</step><octave>4</octave></pitch><duration>1</duration><type>quarter</type></note>"
+    out = io.StringIO()
+    out.write('<?xml version="1.0" encoding="UTF-8"?>\n<score-partwise version="3.1"><part-list>')
+    for i in range(parts):
+        out.write(f'<score-part id="P{i + 1}"><part-name>Part {i + 1}</part-name></score-part>')
+    out.write("</part-list>")
+    for i in range(parts):
+        out.write(f'<part id="P{i + 1}">')
+        for b in range(bars_):
+            out.write(f'<measure number="{b + 1}">')
+            if b == 0:
+                out.write(f"<attributes><divisions>1</divisions><time><beats>{beats}</beats><beat-type>4</beat-type></time></attributes>")
+            out.write(note * notes_per_bar)
+            out.write("</measure>")
+        out.write("</part>")
+    out.write("</score-partwise>")
+    return out.getvalue().encode()
+
+
+def _read_seconds(path) -> float:
+    best = 1e9
+    for _ in range(2):
+        t = time.perf_counter()
+        read_musicxml_file(path)
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def test_reading_is_linear_in_bars(tmp_path):
+    small, big = tmp_path / "2500.musicxml", tmp_path / "10000.musicxml"
+    small.write_bytes(score_xml(2500))
+    big.write_bytes(score_xml(10_000))
+    song = read_musicxml_file(big)
+    assert song.note_count == 40_000 and len(bars(song)) == 10_000
+    a, b = _read_seconds(small), _read_seconds(big)
+    assert b / a < 6, (a, b)  # 4x the bars: about 4x the time (music21 took 16x)
+    assert b < 10, b  # about 1 s on an idle core
+
+
+def test_huge_time_signature_is_refused_before_anything_else(tmp_path):
+    path = tmp_path / "meter.musicxml"
+    path.write_bytes(score_xml(1, beats="1000000000", notes_per_bar=1))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    t = time.perf_counter()
+    with pytest.raises(FileFormatError, match=r"^meter\.musicxml: time signature 1000000000/4: more than 64 beats \(limit\)$"):
+        read_musicxml_file(path)
+    assert time.perf_counter() - t < 1.0
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 50_000  # kB: nothing was built
+
+
+def test_part_cap_is_checked_when_the_part_list_ends(tmp_path, monkeypatch):
+    from studio.io import musicxml_read
+
+    path = tmp_path / "many.musicxml"
+    data = score_xml(2, parts=300, notes_per_bar=1)
+    path.write_bytes(data)
+    seen = []
+    real = musicxml_read.Reader.measure
+    monkeypatch.setattr(musicxml_read.Reader, "measure", lambda *a, **k: (seen.append(1), real(*a, **k)))
+    with pytest.raises(FileFormatError, match="more than 256 parts"):
+        read_musicxml_file(path)
+    assert not seen  # refused before a single measure was read
+
+
+def _lying_zip(path: Path, real_bytes: int, declared: int) -> None:
+    """An .mxl whose score unpacks to ``real_bytes`` while its headers say ``declared``."""
+    head = b'<?xml version="1.0"?><score-partwise><part-list><score-part id="P1"><part-name>x</part-name></score-part></part-list><part id="P1"><measure number="1">'
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        with zf.open("score.xml", "w") as fh:
+            fh.write(head)
+            chunk = b"<!-- padding padding padding padding -->" * 25_000
+            left = real_bytes - len(head)
+            while left > 0:
+                fh.write(chunk[:left])
+                left -= len(chunk)
+    data = bytearray(path.read_bytes())
+    for sig, off in ((b"PK\x03\x04", 22), (b"PK\x01\x02", 24)):
+        pos = data.index(sig)
+        struct.pack_into("<I", data, pos + off, declared)
+    path.write_bytes(bytes(data))
+
+
+def test_zip_that_lies_about_its_size_is_refused_without_unpacking_it(tmp_path):
+    path = tmp_path / "lie.mxl"
+    _lying_zip(path, real_bytes=300 * 2**20, declared=10_000)  # 300 MB behind a 10 kB header
+    assert path.stat().st_size < 2 * 2**20
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    t = time.perf_counter()
+    with pytest.raises(FileFormatError, match=r"^lie\.mxl: "):
+        read_musicxml_file(path)
+    assert time.perf_counter() - t < 2.0
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100_000  # kB
+
+
+def test_zip_under_its_declared_cap_but_larger_inside_stops_at_the_cap(tmp_path, monkeypatch):
+    from studio.io import musicxml_read
+
+    monkeypatch.setattr(musicxml_read, "MAX_BYTES", 2 * 2**20)
+    path = tmp_path / "big.mxl"
+    _lying_zip(path, real_bytes=20 * 2**20, declared=2 * 2**20 - 1)
+    with pytest.raises(FileFormatError, match=r"^big\.mxl: "):
+        read_musicxml_file(path)
+
+
+def test_broken_musicxml_is_one_line_and_nothing_else(tmp_path):
+    path = tmp_path / "broken.musicxml"
+    path.write_bytes(score_xml(3)[:-40])
+    r = subprocess.run([sys.executable, "-m", "studio", "info", str(path)], capture_output=True, text=True,
+                       cwd=ROOT, timeout=120)
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.count("\n") == 1 and r.stderr.startswith("studio: error: broken.musicxml: not readable MusicXML")
+
+
+def test_not_a_score_is_refused(tmp_path):
+    path = tmp_path / "x.xml"
+    path.write_bytes(b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg"><rect/></svg>')
+    with pytest.raises(FileFormatError, match=r"x\.xml: not a MusicXML score \(its root element is <svg>\)"):
+        read_musicxml_file(path)
+
+
+def test_timewise_scores_are_read_like_partwise_ones(tmp_path):
+    tw = (b'<?xml version="1.0"?><score-timewise><part-list><score-part id="P1"><part-name>A</part-name></score-part>'
+          b'<score-part id="P2"><part-name>B</part-name></score-part></part-list>')
+    for b in range(3):
+        tw += f'<measure number="{b + 1}">'.encode()
+        for pid, step in (("P1", "C"), ("P2", "E")):
+            attrs = "<attributes><divisions>2</divisions><time><beats>3</beats><beat-type>4</beat-type></time></attributes>" if b == 0 else ""
+            tw += (f'<part id="{pid}">{attrs}<note><pitch><step>{step}</step><octave>4</octave></pitch>'
+                   f'<duration>6</duration></note></part>').encode()
+        tw += b"</measure>"
+    tw += b"</score-timewise>"
+    path = tmp_path / "tw.musicxml"
+    path.write_bytes(tw)
+    song = read_musicxml_file(path)
+    assert [t.name for t in song.tracks] == ["A", "B"]
+    assert song.tracks[1].notes == [Note(i * 1440, 64, 1440) for i in range(3)]
+    assert song.time_signatures == [TimeSignature(0, 3, 4)]
+
+
+# ---- title, composer, pickups, meter changes ------------------------------------------------
+def test_title_composer_pickup_and_meter_change_round_trip(tmp_path):
+    song = Song(title="Gavotte", composer="G. F. Handel", pickup=960,
+                time_signatures=[TimeSignature(0, 4, 4), TimeSignature(960 + 2 * 1920, 3, 4)],
+                tracks=[Track("Violin", 40, notes=[Note(i * 480, 67 + i % 5, 480) for i in range(14)])])
+    data = song_to_musicxml_bytes(song)
+    assert b"Music21" not in data and b"G. F. Handel" in data
+    assert b'implicit="yes" number="0"' in data or b'number="0" implicit="yes"' in data
+    path = tmp_path / "g.musicxml"
+    path.write_bytes(data)
+    back = read_musicxml_file(path)
+    assert (back.title, back.composer, back.pickup) == ("Gavotte", "G. F. Handel", 960)
+    assert back.time_signatures == song.time_signatures and back.tracks[0].notes == song.tracks[0].notes
+    assert [b.start for b in bars(back)] == [b.start for b in bars(song)] == [0, 960, 2880, 4800, 6240]
+    # and MIDI agrees on the bar lines
+    save(back, tmp_path / "g.mid")
+    mid = load(tmp_path / "g.mid")
+    assert mid.pickup == 960 and [b.start for b in bars(mid)] == [0, 960, 2880, 4800, 6240]
+
+
+def test_no_composer_means_none_written():
+    data = song_to_musicxml_bytes(Song(title="t", tracks=[Track("a", notes=[Note(0, 60, 480)])]))
+    assert b"<creator" not in data
+
+
+def test_many_parts_export_quietly(tmp_path):
+    song = Song(tracks=[Track(f"T{i}", program=i % 128, channel=i % 16, notes=[Note(0, 60, 480)]) for i in range(40)])
+    path = tmp_path / "many.mid"
+    save(song, path)
+    out = tmp_path / "many.musicxml"
+    r = subprocess.run([sys.executable, "-m", "studio", "convert", str(path), "-o", str(out)], capture_output=True,
+                       text=True, cwd=ROOT, timeout=300)
+    assert r.returncode == 0 and "channels" not in r.stderr and "music21" not in r.stderr.lower(), r.stderr
+    assert len(load(out).tracks) == 40
