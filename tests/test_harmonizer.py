@@ -7,6 +7,7 @@ import torch
 from studio.ml.harmonizer import data as ch
 from studio.ml.harmonizer import baseline as fb
 from studio.ml.harmonizer import model as hz
+from studio.ml.harmonizer import sample as hs
 from studio.ml.harmonizer import train as ht
 
 TINY = hz.Config(d_model=32, n_layers=1, n_heads=2, d_ff=64, dropout=0.0, max_len=32)
@@ -135,33 +136,51 @@ def test_one_training_step_and_checkpoint(few, tmp_path, monkeypatch):
 
 def test_sampling_keeps_given_cells_and_holds_are_consistent():
     torch.manual_seed(0)
-    m = hz.Harmonizer(TINY).eval()
+    net = hz.TorchNet(hz.Harmonizer(TINY), "cpu")
     T = 70  # longer than the window: overlapping windows
-    tok = torch.randint(1, ch.VOCAB, (2, 4, T))
-    given = torch.zeros(2, 4, T, dtype=torch.bool)
+    rng = np.random.default_rng(0)
+    tok = rng.integers(1, ch.VOCAB, (2, 4, T))
+    given = np.zeros((2, 4, T), dtype=bool)
     given[:, 0] = True
     given[:, 3, :10] = True
-    met, fer = torch.zeros(2, T, dtype=torch.long), torch.zeros(2, T, dtype=torch.long)
+    met, fer = np.zeros((2, T), dtype=np.int64), np.zeros((2, T), dtype=np.int64)
     calls = []
-    g = torch.Generator().manual_seed(1)
-    x = hz.sample(m, tok, given, met, fer, steps=5, generator=g, progress=lambda f: calls.append(f) or True)
-    assert torch.equal(x[given], tok[given])
+    x = hs.gibbs(net, tok, given, met, fer, 5, 0.8, np.random.default_rng(1),
+                 progress=lambda f: calls.append(f) or True)
+    assert np.array_equal(x[given], tok[given])
+    assert not np.array_equal(x[~given], tok[~given])
     assert len(calls) == 6 and calls[-1] == 1.0
     free = x[:, 1:3]
-    fixed = hz.fix_holds(free)
-    assert torch.equal(fixed, free)
+    assert np.array_equal(hs.fix_holds(free), free)
     from studio.core.errors import Cancelled
 
     with pytest.raises(Cancelled):
-        hz.sample(m, tok, given, met, fer, steps=5, progress=lambda f: f < 0.3)
+        hs.gibbs(net, tok, given, met, fer, 5, 0.8, np.random.default_rng(1), progress=lambda f: f < 0.3)
 
 
-def test_fix_holds_and_windows():
-    P = ch.P
-    t = torch.tensor([[1 + P + 5, 1 + 5, 1 + P + 5, 0, 1 + P + 5, 1 + 7, 1 + P + 5]])
-    assert hz.fix_holds(t).tolist() == [[1 + 5, 1 + 5, 1 + P + 5, 0, 1 + 5, 1 + 7, 1 + P + 7]]
-    assert hz._windows(100, 128) == [0]
-    assert hz._windows(300, 128) == [0, 64, 128, 172]
+def test_the_sampler_is_the_same_code_on_any_network():
+    """Two networks handing the sampler the same logits get the same notes for the same seed."""
+    torch.manual_seed(0)
+    model = hz.Harmonizer(TINY)
+    a = hz.TorchNet(model, "cpu")
+
+    class Recorded:  # the same logits through a plain numpy function, as ONNX Runtime hands them over
+        vocab, max_len = a.vocab, a.max_len
+
+        def __call__(self, *args):
+            return a(*args).copy()
+
+    T = 40
+    rng = np.random.default_rng(2)
+    tok = np.zeros((4, T), dtype=np.int64)
+    tok[0] = rng.integers(1, ch.VOCAB, T)
+    given = np.zeros((4, T), dtype=bool)
+    given[0] = True
+    met = hz.metric_classes(np.arange(T) % 16, np.full(T, 16), np.full(T, 4))
+    kw = dict(candidates=3, steps=4, seed=5, beats=np.arange(0, T, 4), repair_rounds=2, shift=0)
+    x = hs.harmonize_grid(a, tok, given, met, **kw)
+    assert np.array_equal(x, hs.harmonize_grid(Recorded(), tok, given, met, **kw))
+    assert np.array_equal(x[0], tok[0])
 
 
 def _fix_holds_reference(tokens):
@@ -186,7 +205,7 @@ def test_fix_holds_matches_the_step_by_step_definition():
     for _ in range(20):
         t = torch.randint(0, ch.VOCAB, (3, 4, 50), generator=g)
         t[torch.rand(t.shape, generator=g) < 0.2] = 0  # plenty of rests
-        assert torch.equal(hz.fix_holds(t), _fix_holds_reference(t))
+        assert np.array_equal(hs.fix_holds(t.numpy()), _fix_holds_reference(t).numpy())
 
 
 def test_forward_bach_shapes_and_soprano_kept(few):
@@ -207,10 +226,11 @@ def test_metric_classes():
     assert hz.metric_classes(np.array([0, 8, 16]), np.full(3, 24), np.full(3, 8)).tolist() == [0, 2, 2]  # 3/2
 
 
-def test_onnx_numpy_path_matches_the_torch_pieces(tmp_path, monkeypatch):
-    """The torch-free harmonizer: same network outputs, same hold rule, and the API keeps the melody."""
-    from studio.ml.harmonizer import api as harmonize_api, ort as harmonize_ort
+def test_onnx_and_torch_hand_the_sampler_the_same_logits(tmp_path, monkeypatch):
+    """The torch-free harmonizer: the ONNX Runtime and the torch network give the sampler the same
+    log-probabilities (padded, exact and overlapping windows), and the API keeps the melody."""
     from studio.ml import checkpoint
+    from studio.ml.harmonizer import api as harmonize_api, ort as harmonize_ort
 
     if not harmonize_ort.available():
         pytest.skip("onnxruntime is not installed")
@@ -220,18 +240,18 @@ def test_onnx_numpy_path_matches_the_torch_pieces(tmp_path, monkeypatch):
     folder = tmp_path / "harmonizer"
     checkpoint.save(hz.Harmonizer(cfg), cfg, folder)
     model, _ = checkpoint.load(folder, hz.build, "cpu")
-    net = harmonize_ort.Net(folder, threads=1)
+    net = harmonize_ort.OrtNet(folder, threads=1)
+    tnet = hz.TorchNet(model, "cpu")
     assert list((tmp_path / "cache" / "onnx").glob("harmonizer-*.onnx"))
-    g = torch.Generator().manual_seed(1)
+    rng = np.random.default_rng(1)
     for T in (20, 32, 70):  # one padded window, one exact, several overlapping
-        tok = torch.randint(0, ch.VOCAB, (2, 4, T), generator=g)
-        given = torch.rand(2, 4, T, generator=g) < 0.5
-        met = torch.randint(0, 5, (2, T), generator=g)
-        fer = torch.zeros(2, T, dtype=torch.long)
-        want = hz.log_probs(model, tok, given, met, fer).numpy()
-        got = harmonize_ort.log_probs(net, tok.numpy(), given.numpy(), met.numpy(), fer.numpy())
+        tok = rng.integers(0, ch.VOCAB, (2, 4, T))
+        given = rng.random((2, 4, T)) < 0.5
+        met = rng.integers(0, 5, (2, T))
+        fer = np.zeros((2, T), dtype=np.int64)
+        want = hs.log_probs(tnet, tok, given, met, fer)
+        got = hs.log_probs(net, tok, given, met, fer)
         assert np.allclose(got, want, atol=1e-4), T
-        assert np.array_equal(harmonize_ort.fix_holds(tok.numpy()), hz.fix_holds(tok).numpy())
     from studio.core.song import Note, Song, Track
 
     mel = [Note(i * 480, p, 480) for i, p in enumerate([67, 69, 71, 72, 74, 72, 71, 69])]

@@ -2,13 +2,12 @@
 
 import numpy as np
 import pytest
-import torch
 
 from studio.core import voiceleading as vl
 from studio.ml.harmonizer import data as ch
 from studio.ml.harmonizer import eval as he
 from studio.ml.harmonizer import vlgrid
-from studio.ml.harmonizer.model import fix_holds
+from studio.ml.harmonizer.sample import fix_holds
 
 NAMES = ["bach/bwv66.6", "bach/bwv269", "bach/bwv153.1"]
 
@@ -39,7 +38,7 @@ def test_counts_match_on_damaged_grids(chorales):
         c = chorales[r % len(chorales)]
         noise = rng.integers(0, ch.VOCAB, c.voices.shape)
         t = np.where(rng.random(c.voices.shape) < 0.3, noise, c.voices)
-        t = fix_holds(torch.as_tensor(t)).numpy()
+        t = fix_holds(t)
         ref, got = _both(t, c, shift=r % 5 - 2)
         assert ref == got
         assert vlgrid.penalty_of(got) == pytest.approx(vl.penalty(he.chorale_parts(t, r % 5 - 2), 480,

@@ -19,11 +19,11 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ...core import voiceleading as vl
 from ...core.errors import Cancelled, StudioError
 from ...core.song import Note, Song, Track
 from ...core.timing import bars
 from . import data as ch
+from . import sample
 
 VOICE_NAMES = ("Soprano", "Alto", "Tenor", "Bass")
 CHOIR_PROGRAM = 52  # General MIDI "Choir Aahs"
@@ -150,145 +150,6 @@ def tokens_to_notes(row: np.ndarray, first: int, step: int, shift: int, velocity
 # ---- the model on grids -----------------------------------------------------------------
 
 
-def range_bias(shift: int = 0, vocab: int = ch.VOCAB) -> np.ndarray:
-    """[4, vocab] additive log-probability bias: -inf for pitches outside each voice's SATB range.
-
-    The model works ``shift`` semitones above the output, so the range moves by ``shift`` too.
-    Rests are always allowed. (numpy: both the torch and the ONNX sampler use it.)
-    """
-    bias = np.zeros((4, vocab), dtype=np.float32)
-    pitch = ch.token_pitch(np.arange(vocab))
-    for v, name in enumerate(ch.VOICES):
-        lo, hi = ch.SATB_RANGE[name]
-        out = (pitch >= 0) & ((pitch < lo + shift) | (pitch > hi + shift))
-        if (~out & (pitch >= 0)).any():  # never leave a voice without a pitch
-            bias[v, out] = -np.inf
-    return bias
-
-
-def harmonize_grid(model, device, tokens: np.ndarray, given: np.ndarray, metric: np.ndarray,
-                   fermata: np.ndarray | None = None, temperature: float = 0.7, candidates: int = 4,
-                   steps: int = 12, seed: int | None = None, beats: np.ndarray | None = None,
-                   progress: Callable[[float], bool] | None = None, rerank_weight: float = 1.0,
-                   final_temperature: float | None = None, repair: int = 0,
-                   shift: int | None = 0, proposals: int = 8) -> np.ndarray:
-    """Fill the free cells of a ``[4, T]`` token grid; the best of ``candidates`` draws. -> [4, T]
-
-    Each candidate is drawn by annealed blocked Gibbs sampling with every voice kept inside its
-    SATB range (``shift``: semitones the grid sits above the output; None: no range limit);
-    ``repair`` rounds then redraw the notes involved in voice-leading faults (keeping a redraw
-    only when it lowers the penalty); the winner maximizes mean pseudo-log-likelihood minus
-    ``rerank_weight`` x penalty.
-    """
-    import torch
-
-    from .model import fermata_classes, pseudo_loglik, sample
-
-    T = tokens.shape[1]
-    K = max(1, int(candidates))
-    gen = torch.Generator(device=device)
-    gen.manual_seed(int(seed) if seed is not None else int(np.random.SeedSequence().entropy % (2**63)))
-    tk = torch.as_tensor(tokens, dtype=torch.long, device=device)[None].repeat(K, 1, 1)
-    gv = torch.as_tensor(given, dtype=torch.bool, device=device)[None].repeat(K, 1, 1)
-    mt = torch.as_tensor(metric, dtype=torch.long, device=device)[None].repeat(K, 1)
-    fm = torch.as_tensor(fermata_classes(fermata, T), dtype=torch.long, device=device)[None].repeat(K, 1)
-    bias = None if shift is None else torch.from_numpy(range_bias(int(shift), model.cfg.vocab)).to(device)[None, :, None, :]
-    total = steps + 1 + repair + (2 if K > 1 else 0)
-    report = None if progress is None else (lambda f: progress(f * (steps + 1) / total))
-    x = sample(model, tk, gv, mt, fm, steps=steps, temperature=temperature, generator=gen, progress=report,
-               final_temperature=final_temperature, bias=bias)
-    sh = 0 if shift is None else int(shift)
-    pen = [_penalty(c, beats, sh) for c in x.cpu().numpy()]
-    if repair:
-        x, pen = _repair(model, x, gv, mt, fm, gen, repair, beats, progress, steps + 1, total, bias, pen,
-                         shift=sh, proposals=proposals)
-    best = 0
-    if K > 1:
-        ll = pseudo_loglik(model, x, ~gv, mt, fm).cpu().numpy()
-        best = int(np.argmax(ll - rerank_weight * np.asarray(pen)))
-    if progress is not None and progress(1.0) is False:
-        raise Cancelled("harmonizing cancelled")
-    return x[best].cpu().numpy()
-
-
-def _penalty(grid: np.ndarray, beats, shift: int = 0) -> float:
-    from . import vlgrid
-
-    return vlgrid.penalty(grid, beats, shift)
-
-
-_REPAIRED = ("parallel", "crossing", "spacing", "range", "leading_tone")
-
-
-def fault_cells(xs: np.ndarray, free: np.ndarray, pen, beats, shift: int, rng: np.random.Generator) -> np.ndarray:
-    """[K, 4, T] cells to redraw: per fault of each candidate, the whole notes of one free voice
-    involved (picked at random) around it."""
-    from . import vlgrid
-
-    block = np.zeros_like(free)
-    for k, c in enumerate(xs):
-        if pen[k] <= 0:
-            continue
-        _, faults = vlgrid.analyse(c, beats, shift, want_faults=True)
-        for f in faults:
-            if f.kind not in _REPAIRED:
-                continue
-            vs = [v for v in f.voices if free[k, v, f.start]]
-            if not vs:
-                continue
-            v = vs[rng.integers(len(vs))]
-            a, b = vlgrid.note_span(c[v], f.start, f.end)
-            block[k, v, a:b] = True
-    return block & free
-
-
-def keep_better(xs: np.ndarray, pen: list, draws: np.ndarray, rows: list[int], beats, shift: int) -> None:
-    """For each candidate ``rows[j]``, take the lowest-penalty redraw ``draws[:, j]`` if it beats it."""
-    for j, k in enumerate(rows):
-        ps = [_penalty(draws[m, j], beats, shift) for m in range(draws.shape[0])]
-        m = int(np.argmin(ps))
-        if ps[m] < pen[k]:
-            xs[k], pen[k] = draws[m, j], ps[m]
-
-
-def _repair(model, x, given, metric, fermata, gen, rounds, beats, progress, done, total, bias, pen,
-            shift: int = 0, proposals: int = 8):
-    """Redraw the cells of the free voices around each voice-leading fault; keep improvements.
-
-    Per round, the candidates that still have faults go through the model once (one batch);
-    ``proposals`` redraws per candidate are sampled from those probabilities and the one with
-    the lowest penalty replaces the candidate when it is better. Returns (candidates, penalties).
-    """
-    import torch
-
-    from .model import _sample_cells, fix_holds, log_probs
-
-    xs = x.cpu().numpy()
-    free = (~given).cpu().numpy()
-    pen = list(pen)
-    rng = np.random.default_rng(int(torch.randint(0, 2**31, (1,), generator=gen, device=gen.device)))
-    M = max(1, int(proposals))
-    for r in range(rounds):
-        block = fault_cells(xs, free, pen, beats, shift, rng)
-        rows = [k for k in range(len(xs)) if block[k].any()]
-        if not rows:
-            break
-        sel = torch.as_tensor(rows, device=x.device)
-        xt = torch.as_tensor(xs[rows], device=x.device)
-        bt = torch.as_tensor(block[rows], device=x.device)
-        lp = log_probs(model, xt, ~bt, metric[sel], fermata[sel])
-        if bias is not None:
-            lp = lp + bias
-        cells = lp[bt]  # [n, vocab]: only the blocked cells are drawn
-        draws = xt.unsqueeze(0).repeat(M, 1, 1, 1)  # [M, rows, 4, T]
-        draws[:, bt] = _sample_cells(cells.unsqueeze(0).expand(M, *cells.shape), 0.5, gen)
-        fr = torch.as_tensor(free[rows], device=x.device)
-        keep_better(xs, pen, torch.where(fr, fix_holds(draws), xt).cpu().numpy(), rows, beats, shift)
-        if progress is not None and progress((done + r + 1) / total) is False:
-            raise Cancelled("harmonizing cancelled")
-    return torch.as_tensor(xs, device=x.device), pen
-
-
 def sampling_params(temperature=None, candidates=None, steps=None) -> dict:
     """The sampler's settings: ``DEFAULTS`` with the caller's choices on top."""
     p = dict(DEFAULTS)
@@ -411,47 +272,44 @@ def _run(song, tokens, given, pos, blen, beat, first, step, shift, kept_notes, t
 
 def warm_up(device: str = "auto") -> None:
     """Load the network the next request will use (the model worker calls this while idle)."""
-    if uses_onnx(device):
-        from . import ort as harmonize_ort
-
-        try:
-            harmonize_ort.load_net(None)
-            return
-        except Exception:  # fill_grid falls back to torch and says so
-            pass
-    load_model(device)
+    load_net(device)
 
 
 def uses_onnx(device: str = "auto") -> bool:
     """Whether harmonizing runs on ONNX Runtime + numpy (the CPU, without importing torch)."""
     if device not in ("auto", "cpu"):
         return False
-    from . import ort as harmonize_ort
+    from . import ort
 
-    if not harmonize_ort.available():
+    if not ort.available():
         return False
-    return device == "cpu" or not harmonize_ort.gpu_present()
+    return device == "cpu" or not ort.gpu_present()
 
 
-def fill_grid(tokens, given, metric, beats, shift, params: dict, seed, progress, device, weights) -> np.ndarray:
-    """Fill the free cells of a [4, T] grid with the sampler ``params`` on the best path for ``device``."""
+def load_net(device: str = "auto", weights: str | Path | None = None) -> "sample.Net":
+    """The network the sampler runs on for ``device``: the ONNX Runtime graph on the CPU, else (or
+    when no graph can be made) the torch module on its device. Loaded once per process."""
     if uses_onnx(device):
-        from . import ort as harmonize_ort
+        from . import ort
 
-        p = dict(params)
-        p["repair_rounds"] = p.pop("repair", 0)
         try:
-            net = harmonize_ort.load_net(weights)
+            return ort.load_net(weights)
         except Exception as exc:  # no graph could be made: the torch path still works
             import logging
 
             logging.getLogger(__name__).warning("ONNX Runtime harmonizer unavailable (%s); using torch", exc)
-        else:
-            return harmonize_ort.harmonize_grid(net, tokens, given, metric, None, **p, seed=seed, beats=beats,
-                                                progress=progress, shift=shift)
+    from .model import TorchNet
+
     model, dev = load_model(device, weights)
-    return harmonize_grid(model, dev, tokens, given, metric, None, **params, seed=seed, beats=beats,
-                          progress=progress, shift=shift)
+    return TorchNet(model, dev)
+
+
+def fill_grid(tokens, given, metric, beats, shift, params: dict, seed, progress, device, weights) -> np.ndarray:
+    """Fill the free cells of a [4, T] grid with the sampler ``params`` on the best network for ``device``."""
+    p = dict(params)
+    p["repair_rounds"] = p.pop("repair", 0)
+    return sample.harmonize_grid(load_net(device, weights), tokens, given, metric, None, **p, seed=seed,
+                                 beats=beats, progress=progress, shift=shift)
 
 
 def voice_tracks(song: Song) -> list[int]:

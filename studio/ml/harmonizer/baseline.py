@@ -16,7 +16,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from . import data as ch
-from .model import METRIC_CLASSES, fix_holds, metric_classes
+from .model import METRIC_CLASSES, metric_classes
+from .sample import fix_holds
 
 
 @dataclass
@@ -103,4 +104,4 @@ def harmonize_tokens(model: ForwardBach, soprano: np.ndarray, metric: np.ndarray
         probs = torch.softmax(logits / temperature, -1)
         atb = torch.multinomial(probs.view(-1, ch.VOCAB), 1, generator=generator).view(probs.shape[:-1])
     out = torch.cat([torch.from_numpy(np.asarray(soprano, dtype=np.int64))[None], atb.T], 0)
-    return fix_holds(out).numpy()
+    return fix_holds(out.numpy())
