@@ -81,6 +81,11 @@ def bar_start(song: Song, index: int) -> int:
     return last.end + (index - len(bs)) * last.meter.bar_ticks(song.ppq)
 
 
+def first_bar_number(song: Song) -> int:
+    """The number a score prints on the first bar: 0 for a pickup (it is not counted), else 1."""
+    return 0 if 0 < song.pickup < song.time_signature_at(0).bar_ticks(song.ppq) else 1
+
+
 def bar_of(song: Song, tick: int) -> int:
     """0-based index of the bar holding ``tick``."""
     bs = bars(song, until=tick + 1)

@@ -209,7 +209,8 @@ def _tie_for(t: str | None, i: int, k: int) -> str | None:
     return "continue" if tied_in and tied_out else "start" if tied_out else "stop" if tied_in else None
 
 
-def _fill(container, pieces, bar_start: int, bar_len: int, key: KeySignature, beat: int, marks: dict) -> bool:
+def _fill(container, pieces, bar_start: int, bar_len: int, key: KeySignature, beat: int, marks: dict,
+          full: bool = True) -> bool:
     """Put chords (and rests between them) into a Measure or Voice, beamed by ``beat``.
 
     ``marks`` maps (start, pitch) to (show an accidental?, velocity).
@@ -239,7 +240,7 @@ def _fill(container, pieces, bar_start: int, bar_len: int, key: KeySignature, be
     def rests(length):
         for w in split_length(length):
             r = note.Rest(quarterLength=_ql(w))
-            r.fullMeasure = length == bar_len  # saves music21 a slow look-up per rest
+            r.fullMeasure = full and length == bar_len  # saves music21 a slow look-up per rest
             put(r, w)
 
     for start, end, members in pieces:
@@ -370,13 +371,14 @@ def song_to_music21(song: Song):
                        if t in ("start", "continue")}
             beat = 720 if b.meter.denominator == 8 and b.meter.numerator % 3 == 0 and b.meter.numerator > 3 else 480
             marks = _bar_marks(by_bar.get(b.index, ()), current_key)
+            full = b.length == b.meter.bar_ticks(song.ppq)  # a pickup's rest is not a whole-bar rest
             if len(voices) <= 1:
-                if _fill(m, voices[0] if voices else [], b.start, b.length, current_key, beat, marks):
+                if _fill(m, voices[0] if voices else [], b.start, b.length, current_key, beat, marks, full):
                     _brackets(m)
             else:
                 for vi, vp in enumerate(voices):
                     v = stream.Voice(id=str(vi + 1))
-                    if _fill(v, vp, b.start, b.length, current_key, beat, marks):
+                    if _fill(v, vp, b.start, b.length, current_key, beat, marks, full):
                         _brackets(v)
                     m.insert(0, v)
             part.append(m)

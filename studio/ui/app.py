@@ -202,7 +202,7 @@ def _screenshot(app, window_class, path, shot, size) -> int:
                 wait_until(app, lambda: job.dialog.value() >= 300 or not job.running, 120)
                 dialog = job.dialog
         elif kind == "properties":
-            from .dialogs import SongPropertiesDialog
+            from .songprops import SongPropertiesDialog
 
             dialog = SongPropertiesDialog(win.doc.song, win)
             dialog.show()

@@ -13,7 +13,6 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDockWidget, QLabel, QMainW
 from ..core.timing import bar_of
 from . import commands
 from .autosave import Autosaver
-from .dialogs import SongPropertiesDialog
 from .document import Document
 from .files import FileActions
 from .pianoroll import tools
@@ -138,7 +137,7 @@ class MainWindow(FileActions, QMainWindow):
         self.a_right = A("Move Right by Grid", lambda: ed.shift(1), "Right", context=W)
         self.a_left = A("Move Left by Grid", lambda: ed.shift(-1), "Left", context=W)
         self.a_quantize = A("&Quantize", ed.quantize, "Q", tip="Quantize the selection (or the track) to the grid", context=W)
-        self.a_props = A("Song &Properties…", self.song_properties, "Ctrl+P", tip="Tempo, time signature and key")
+        self.a_props = A("Song &Properties…", self.song_properties, "Ctrl+P", tip="Title, composer, pickup; tempo, meter and key changes")
         self.a_zoom_in = A("Zoom &In", lambda: ed.zoom(1.25), "Z", context=W)
         self.a_zoom_out = A("Zoom &Out", lambda: ed.zoom(0.8), "Shift+Z", context=W)
         self.a_taller = A("Taller Keys", lambda: ed.zoom(1.2, vertical=True), "Alt+Z", context=W)
@@ -274,7 +273,7 @@ class MainWindow(FileActions, QMainWindow):
         bar = self.editor.geom.bar_at(tick)
         if bar is not None:
             beat = (tick - bar.start) // bar.meter.beat_ticks(song.ppq) + 1
-            self.position_label.setText(f" {bar.index + 1}.{beat} ")
+            self.position_label.setText(f" {bar.index + getattr(self.editor.geom, 'first_number', 1)}.{beat} ")
 
     def _audio_ready(self, ok: bool, why: str) -> None:
         if ok:
@@ -308,9 +307,9 @@ class MainWindow(FileActions, QMainWindow):
             self.editor.view.center_on_pitch(pitch)
 
     def song_properties(self) -> None:
-        dlg = SongPropertiesDialog(self.doc.song, self)
-        if dlg.exec():
-            self.doc.undo.push(commands.SongProperties(self.doc, *dlg.values()))
+        from .songprops import edit_song_properties  # title, composer, pickup, changes by bar
+
+        edit_song_properties(self)
 
     # ---- layout persistence ---------------------------------------------------------------------
     def restore_layout(self) -> None:

@@ -13,7 +13,7 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QColor
 
 from ...core.song import Song
-from ...core.timing import Bar, bars
+from ...core.timing import Bar, bars, first_bar_number
 
 # snap grids by name: ticks at PPQ=480 are computed from the fraction of a whole note
 GRID_NAMES = ["1/1", "1/2", "1/4", "1/8", "1/16", "1/32", "1/4T", "1/8T", "1/16T", "1/32T"]
@@ -114,6 +114,7 @@ class RollGeometry(QObject):
         self.content_ticks = max(end + 16 * bar_len, 64 * bar_len)
         self._bars = bars(song, until=self.content_ticks)
         self._bar_starts = [b.start for b in self._bars]
+        self.first_number = first_bar_number(song)  # 0 when the song starts with a pickup
         self.zoomed.emit()
 
     def bars_between(self, t0: float, t1: float) -> list[Bar]:

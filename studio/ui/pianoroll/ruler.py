@@ -56,7 +56,7 @@ class Ruler(QWidget):
             if bar.index % every == 0:
                 p.setPen(QColor(40, 40, 50))
                 p.drawText(QRectF(x + 3, 0, 60, h * 0.6), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
-                           str(bar.index + 1))
+                           str(bar.index + getattr(g, "first_number", 1)))
             beat = bar.meter.beat_ticks()
             if beat * g.ppx >= 8:
                 p.setPen(QPen(QColor(150, 154, 164), 1))

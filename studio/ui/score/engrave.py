@@ -81,7 +81,9 @@ def window(song, first_bar: int, n_bars: int):
                tempos=[shift(song.tempo_at(a))] + [type(e)(e.tick - a, e.bpm) for e in song.tempos if a < e.tick < b],
                time_signatures=[shift(song.time_signature_at(a))] + [
                    type(e)(e.tick - a, e.numerator, e.denominator) for e in song.time_signatures if a < e.tick < b],
-               key_signatures=[shift(song.key_at(a))])
+               key_signatures=[shift(song.key_at(a))] + [
+                   type(e)(e.tick - a, e.fifths, e.minor) for e in song.key_signatures if a < e.tick < b],
+               pickup=song.pickup if first_bar == 0 else 0)
     return sub, a, b, (first_bar, last)
 
 
