@@ -227,7 +227,8 @@ class RecordUI:
             w.setEnabled(not rec.recording)
         if rec.recording:
             count = rec.count
-            text = f"● REC  count-in {count}" if count else "● REC"
+            track = self.win.doc.song.tracks[rec.recorder.track].name
+            text = f"● REC into {track}" + (f"  count-in {count}" if count else "")
             self.status.setText(text)
             self.status.setStyleSheet("padding: 0 8px; color: #c01818; font-weight: bold;")
         else:

@@ -434,6 +434,9 @@ class RecordController(QObject):
         self.stateChanged.emit()
 
     def close(self) -> None:
+        ui = getattr(self, "ui", None)
+        if ui is not None:
+            ui.keys.close()
         self._pump.stop()
         self._ports.stop()
         self.midi.close()

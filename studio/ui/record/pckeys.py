@@ -66,6 +66,11 @@ class KeyInput(QObject):
             return True
         return isinstance(w, QComboBox) and w.isEditable()
 
+    def _ours(self) -> bool:
+        """Whether the keyboard focus is in this filter's window (another editor window has its own)."""
+        w = QApplication.focusWidget()
+        return w is not None and self.parent() is not None and w.window() is self.parent().window()
+
     def _roll_focus(self) -> bool:
         w = QApplication.focusWidget()
         return self.roll is not None and w is not None and (w is self.roll or self.roll.isAncestorOf(w))
@@ -74,7 +79,7 @@ class KeyInput(QObject):
         t = event.type()
         if t not in (QEvent.Type.KeyPress, QEvent.Type.KeyRelease, QEvent.Type.ShortcutOverride):
             return False
-        if not (self.piano or self.rec.step is not None) or self._text_focus():
+        if not (self.piano or self.rec.step is not None) or self._text_focus() or not self._ours():
             return False
         mods = event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier
         M = Qt.KeyboardModifier
