@@ -293,3 +293,28 @@ def test_low_latency_audio_is_a_setting_the_engine_opens_with(rig):
     assert win.settings.low_latency and win.transport.latency == pytest.approx(0.02)
     win.record.ui.a_latency.trigger()
     assert not win.settings.low_latency and win.transport.latency is None
+
+
+def test_the_sustain_pedal_is_recorded_into_the_track_as_controllers(rig):
+    from studio.core.song import Control
+
+    win, src, clock = rig
+    rec, doc = win.record, win.doc
+    win.settings.count_in_bars = 0
+    win.settings.record_mode = "replace"
+    track = doc.song.tracks[0]
+    track.controls = [Control(480, 64, 127), Control(960, 64, 0), Control(9600, 64, 127)]  # the first two are in the take
+    rec.record()
+    t0 = clock.t
+    port = src.port()
+    port.send(mido.Message("note_on", note=60, velocity=90), t0 + 0.0)
+    port.send(mido.Message("control_change", control=64, value=120), t0 + 0.25)  # 120 bpm: tick 240
+    port.send(mido.Message("note_off", note=60), t0 + 0.5)
+    port.send(mido.Message("control_change", control=64, value=0), t0 + 1.0)  # tick 960
+    clock.t = t0 + 2.0
+    rec.stop()
+    assert track.controls == [Control(240, 64, 120), Control(960, 64, 0), Control(9600, 64, 127)]
+    assert "2 pedal changes" in win.statusBar().currentMessage()
+    doc.undo.undo()
+    assert track.controls == [Control(480, 64, 127), Control(960, 64, 0), Control(9600, 64, 127)]
+    assert track.notes == []

@@ -95,7 +95,7 @@ class Engine:
                 synth.note_off(ch, pitch)
         elif kind == "thru_cc":
             _k, control, value = cmd
-            synth._fs.cc(THRU_CHANNEL, int(control), int(value))
+            synth.cc(THRU_CHANNEL, control, value)
 
     def process(self, out: np.ndarray) -> bool:
         """Fill ``out`` (float32, (frames, 2), C-contiguous) with the next frames.  Returns

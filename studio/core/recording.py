@@ -23,13 +23,12 @@ from dataclasses import dataclass, field
 
 from . import edits
 from .edits import NoteChange
-from .song import Note, Song
+from .song import SUSTAIN, Note, Song
 from .timing import TempoMap
 
 OVERDUB, REPLACE = "overdub", "replace"
 MODES = (OVERDUB, REPLACE)
 GRACE_SECONDS = 0.12  # a note struck this little before the start tick is taken as on it
-SUSTAIN = 64
 
 
 @dataclass(frozen=True, slots=True)

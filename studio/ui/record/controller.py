@@ -23,7 +23,8 @@ from PySide6.QtGui import QUndoCommand
 from ...audio.midiin import MidiInput
 from ...core import edits
 from ...core.edits import NoteChange
-from ...core.recording import REPLACE, SUSTAIN, Recorder, Take
+from ...core.recording import REPLACE, Recorder, Take
+from ...core.song import SUSTAIN, Control
 from ...core.stepinput import StepInput
 from ..pianoroll.geometry import grid_ticks
 
@@ -31,8 +32,8 @@ POLL_PORTS_MS = 1500  # hot-plug: how often the list of MIDI inputs is read agai
 
 
 class RecordTake(QUndoCommand):
-    """A recording (or a change of take) as one undo step: its notes, and the sustain pedal
-    as controller events when the song model keeps controllers."""
+    """A recording (or a change of take) as one undo step: its notes and its sustain pedal
+    (controller events of the track)."""
 
     def __init__(self, doc, text: str, change: NoteChange, controls_removed=(), controls_added=()):
         super().__init__(text)
@@ -40,15 +41,14 @@ class RecordTake(QUndoCommand):
         self.c_removed, self.c_added = list(controls_removed), list(controls_added)
 
     def _controls(self, removed, added) -> None:
-        track = self.doc.song.tracks[self.change.track]
-        controls = getattr(track, "controls", None)
-        if controls is None or not (removed or added):
+        if not (removed or added):
             return
+        controls = self.doc.song.tracks[self.change.track].controls
         for c in removed:
             if c in controls:
                 controls.remove(c)
         controls.extend(added)
-        controls.sort(key=lambda c: c.tick)
+        controls.sort(key=lambda c: c.tick)  # stable: events at one tick keep their order
 
     def redo(self) -> None:
         edits.apply(self.doc.song, self.change)
@@ -65,14 +65,8 @@ class RecordTake(QUndoCommand):
 
 
 def controller_events(track, take: Take, replace: bool):
-    """(removed, added) controller events of the song model for a take's sustain pedal, or
-    ``((), ())`` when the song model has no controllers."""
-    try:
-        from ...core.song import Control  # noqa: PLC0415 - the song model's controllers
-    except ImportError:
-        return (), ()
-    if getattr(track, "controls", None) is None:
-        return (), ()
+    """(removed, added) controller events of the track for a take's sustain pedal: the pedal as
+    played, and in replace mode the pedal events that were in the take's span."""
     added = [Control(c.tick, c.control, c.value) for c in take.sustain]
     removed = []
     if replace:
@@ -366,8 +360,7 @@ class RecordController(QObject):
         new = tuple(n for n in rec.take_notes(self.takes[index]) if n not in present or n in out)
         change = NoteChange(rec.track, out, new)
         _r, c_added = controller_events(track, self.takes[index], False)
-        controls = getattr(track, "controls", None)
-        c_removed = [c for c in old_controls if controls is not None and c in controls]
+        c_removed = [c for c in old_controls if c in track.controls]
         self.doc.undo.push(RecordTake(self.doc, f"Use take {index + 1}", change, c_removed, c_added))
         self._committed = (change, list(c_added))
         self.take_index = index
