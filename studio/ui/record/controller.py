@@ -102,8 +102,7 @@ class RecordController(QObject):
         self._committed: tuple[NoteChange, list] = (NoteChange(0), [])
         self._pump = QTimer(self)
         self._pump.setInterval(10)
-        self._pump.timeout.connect(self._drain)
-        self._pump.start()
+        self._pump.timeout.connect(self._drain)  # runs only while recording or in step input
         self._ports = QTimer(self)
         self._ports.setInterval(POLL_PORTS_MS)
         self._ports.timeout.connect(self.poll_ports)
@@ -165,7 +164,8 @@ class RecordController(QObject):
     # ---- input (the backend's thread) -----------------------------------------------------------
     def _on_message(self, msg, when: float) -> None:
         self.thru(msg)
-        self._queue.append((msg, when))
+        if self.recorder is not None or self.step is not None:
+            self._queue.append((msg, when))
 
     def thru(self, msg) -> None:
         """Sound a played message at once with the current track's instrument."""
@@ -192,8 +192,7 @@ class RecordController(QObject):
 
     def play_key(self, msg) -> None:
         """A message from the computer keyboard (GUI thread): thru and the same path as MIDI."""
-        self.thru(msg)
-        self._queue.append((msg, self.clock()))
+        self._on_message(msg, self.clock())
         self._drain()
 
     # ---- the GUI thread -----------------------------------------------------------------------
@@ -269,6 +268,7 @@ class RecordController(QObject):
         if self.editor is not None and self._paint not in self.editor.view.overlays:
             self.editor.view.overlays.append(self._paint)
         tr.hold(True)
+        self._pump.start()
         note = self.audio_note()
         self.notice.emit("Recording" + (f" — {note}" if note else ""))
         self.stateChanged.emit()
@@ -316,6 +316,7 @@ class RecordController(QObject):
         if self.editor is not None and self._paint in self.editor.view.overlays:
             self.editor.view.overlays.remove(self._paint)
         self._last_count = None
+        self._pump_if_needed()
         self.transport.hold(False)
         end = rec.position(self.now())
         self.transport.start_tick = rec.start_tick
@@ -395,7 +396,15 @@ class RecordController(QObject):
             self.step = StepInput(self.doc.current_track, cursor, length)
         else:
             self.step = None
+        self._pump_if_needed()
         self.stateChanged.emit()
+
+    def _pump_if_needed(self) -> None:
+        if self.recorder is not None or self.step is not None:
+            self._pump.start()
+        else:
+            self._pump.stop()
+            self._queue.clear()
 
     def _step_message(self, msg) -> None:
         st = self.step
