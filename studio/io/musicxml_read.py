@@ -237,8 +237,15 @@ class Reader:
                     pos += step
             elif tag == "attributes":
                 self.attributes(p, c, pos)
+                if c.find("clef") is not None or c.find("key") is not None or c.find("time") is not None:
+                    highest = max(highest, pos)  # music21 puts a clef, key or meter there
             elif tag in ("direction", "sound"):
                 self.direction(p, c, pos)
+                at = pos + self._offset(c, p)
+                if at > highest and _marks(c):  # a mark past the notes lengthens the measure in music21
+                    highest = at
+            elif tag == "harmony":
+                highest = max(highest, pos + self._offset(c, p))
         if last and finale_rest is not None and not use_voices and finale_rest[1] == highest:
             # music21 drops a hidden rest that ends a piece written by Finale
             highest = max([Fraction(0)] + [h[0] + h[5] for h in here] + [pos - (finale_rest[1] - finale_rest[0])])
@@ -267,6 +274,17 @@ class Reader:
         if self.notes > MAX_NOTES:
             raise _Bad(f"more than {MAX_NOTES:,} notes (limit)")
         p.offset += shift
+
+    @staticmethod
+    def _offset(el, p: _Part) -> Fraction:
+        """A direction's or harmony's <offset>, in quarter notes (0 when absent or unreadable)."""
+        t = _text(el.find("offset"))
+        if not t:
+            return Fraction(0)
+        try:
+            return Fraction(float(t)) / p.divisions
+        except (ValueError, OverflowError):
+            return Fraction(0)
 
     def pitch(self, c):
         pe = c.find("pitch")
@@ -398,6 +416,24 @@ class Reader:
         if song.pickup and song.pickup >= song.time_signatures[0].bar_ticks(song.ppq):
             song.pickup = 0
         return song
+
+
+_MARKS = frozenset(("coda", "segno", "metronome", "rehearsal", "words"))
+
+
+def _marks(d) -> bool:
+    """Whether music21 makes an element of a <direction> or <sound> (text, dynamics, tempo...)."""
+    if d.tag == "sound":
+        return d.get("tempo") is not None
+    metronome = False
+    for dt in d.findall("direction-type"):
+        for x in dt:
+            if x.tag in _MARKS or (x.tag == "dynamics" and len(x)):
+                return True
+            if x.tag == "pedal" and x.get("type") in ("change", "discontinue", "resume"):
+                return True
+            metronome = metronome or x.tag == "metronome"
+    return not metronome and any(snd.get("tempo") is not None for snd in d.findall("sound"))
 
 
 def _merge(items) -> list[Note]:

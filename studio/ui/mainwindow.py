@@ -65,7 +65,7 @@ class MainWindow(FileActions, QMainWindow):
         dock = QDockWidget("Tracks", self)
         dock.setObjectName("TracksDock")
         dock.setWidget(self.tracklist)
-        self.tracklist.setMinimumWidth(250)
+        self.tracklist.setMinimumWidth(320)  # name, instrument, mute, solo, volume and pan
         dock.setAllowedAreas(Qt.DockWidgetArea.LeftDockWidgetArea | Qt.DockWidgetArea.BottomDockWidgetArea)
         self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
         self.tracks_dock = dock

@@ -13,10 +13,11 @@ from PySide6.QtWidgets import (QColorDialog, QComboBox, QHBoxLayout, QHeaderView
 from . import commands
 from .gm import GM_NAMES, program_name
 from .pianoroll.geometry import track_color
+from .trackmix import MixControls
 
 
 class TrackList(QWidget):
-    COLS = ("", "Name", "Instrument", "M", "S")
+    COLS = ("", "Name", "Instrument", "M", "S", "Vol Pan")
 
     def __init__(self, doc, parent=None):
         super().__init__(parent)
@@ -35,6 +36,7 @@ class TrackList(QWidget):
             hh.setSectionResizeMode(c, QHeaderView.ResizeMode.Fixed)
             self.table.setColumnWidth(c, 28)
         self.table.setColumnWidth(0, 22)
+        hh.setSectionResizeMode(5, QHeaderView.ResizeMode.ResizeToContents)
         self.table.currentCellChanged.connect(lambda row, *_: row >= 0 and doc.set_current_track(row))
         add = QPushButton("Add track")
         add.setToolTip("Add an empty track")
@@ -94,6 +96,7 @@ class TrackList(QWidget):
                 b.setToolTip(tip)
                 b.toggled.connect(lambda on, i=i, a=attr: self._set(i, a, on))
                 t.setCellWidget(i, col, b)
+            t.setCellWidget(i, 5, MixControls(doc, i))
             t.setRowHeight(i, 26)
         t.setCurrentCell(doc.current_track, 1)
         t.blockSignals(False)

@@ -14,6 +14,7 @@ from . import tools
 from .geometry import RollGeometry, grid_ticks
 from .keyboard import Keyboard
 from .ruler import Ruler
+from .controllers import ControllerLane
 from .velocity import VelocityLane
 from .view import PianoRollView
 
@@ -35,6 +36,7 @@ class RollEditor(QWidget):
         self.keyboard = Keyboard(self.geom)
         self.ruler = Ruler(self.geom)
         self.lane = VelocityLane(doc, self.geom, self.view)
+        self.cc_lane = ControllerLane(doc, self.geom, self.view)
         self.grid_name = "1/16"
 
         top = QWidget()
@@ -50,13 +52,16 @@ class RollEditor(QWidget):
         bottom = QWidget()
         hl = QHBoxLayout(bottom)
         hl.setContentsMargins(Keyboard.WIDTH, 0, sb, 0)
-        hl.addWidget(self.lane)
+        lanes = QSplitter(Qt.Orientation.Vertical)
+        lanes.addWidget(self.lane)
+        lanes.addWidget(self.cc_lane)
+        hl.addWidget(lanes)
         split = QSplitter(Qt.Orientation.Vertical)
         split.addWidget(top)
         split.addWidget(bottom)
         split.setStretchFactor(0, 5)
         split.setStretchFactor(1, 1)
-        split.setSizes([700, 120])
+        split.setSizes([640, 200])
         self.splitter = split
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
