@@ -318,3 +318,18 @@ def test_the_sustain_pedal_is_recorded_into_the_track_as_controllers(rig):
     doc.undo.undo()
     assert track.controls == [Control(480, 64, 127), Control(960, 64, 0), Control(9600, 64, 127)]
     assert track.notes == []
+
+
+def test_opening_another_song_while_recording_records_nothing_into_it(rig):
+    from studio.core.song import Song, Track
+
+    win, src, clock = rig
+    rec, doc = win.record, win.doc
+    win.settings.count_in_bars = 0
+    rec.record()
+    _play(src, clock, 60, 0.1, 0.2)
+    doc.replace_song(Song(tracks=[Track("Other")]))
+    clock.t += 1.0
+    rec.stop()
+    assert doc.song.tracks[0].notes == [] and doc.undo.count() == 0
+    assert "nothing was recorded" in win.statusBar().currentMessage() and not rec.use_take(0)

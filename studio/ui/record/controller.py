@@ -323,10 +323,16 @@ class RecordController(QObject):
         self.transport.position.emit(rec.start_tick)
         self._rec = rec
         kept = [tk for tk in takes if tk.notes]
+        if rec.song is not self.doc.song or rec.track >= len(self.doc.song.tracks):
+            kept = []  # another song was opened, or the track removed, while recording
+            why = "the song or its tracks changed while recording: nothing was recorded"
+        else:
+            why = "Nothing was played: no notes recorded"
         self.takes = kept
         self._take_track = rec.track
         if not kept:
-            self.notice.emit("Nothing was played: no notes recorded")
+            self._rec = None
+            self.notice.emit(why)
             self._repaint()
             self.stateChanged.emit()
             self.takesChanged.emit()
@@ -352,7 +358,9 @@ class RecordController(QObject):
 
     def use_take(self, index: int) -> bool:
         """Put take ``index`` of the last loop recording into the track instead of the one there (one undo step)."""
-        if not (0 <= index < len(self.takes)) or index == self.take_index or getattr(self, "_rec", None) is None:
+        rec = self._rec
+        if rec is None or not (0 <= index < len(self.takes)) or index == self.take_index \
+                or rec.song is not self.doc.song or rec.track >= len(self.doc.song.tracks):
             return False
         rec, (old_change, old_controls) = self._rec, self._committed
         track = self.doc.song.tracks[rec.track]
