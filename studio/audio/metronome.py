@@ -23,7 +23,7 @@ from ..core.recording import count_in_seconds
 from ..core.song import Song, TimeSignature
 from ..core.timing import TempoMap, bars
 from .render import Schedule, Sequencer
-from .synth import Synth
+from .synth import Synth, find_soundfont
 
 METRONOME_CHANNEL = 41  # 41 % 16 == 9: a percussion slot that neither tracks (9) nor previews (57) use
 ACCENT_KEY = 34  # GM Metronome Bell
@@ -112,13 +112,11 @@ def onset_frame(mono: np.ndarray, fraction: float = 0.05) -> int | None:
 def attack_delays(soundfont: str | os.PathLike | None = None, sample_rate: int = 44100) -> dict[int, float]:
     """Seconds from a click's note-on to its audible onset, per click key, for a soundfont
     (measured once by rendering each click alone; about 50 ms the first time)."""
-    synth = Synth(soundfont, sample_rate, channels=64, reverb=False, dynamic_samples=True)
-    key = (str(synth.soundfont), int(sample_rate))
+    key = (str(find_soundfont(soundfont)), int(sample_rate))
     if key in _attack_cache:
-        synth.close()
         return _attack_cache[key]
     out = {}
-    with synth:
+    with Synth(key[0], sample_rate, channels=64, reverb=False, dynamic_samples=True) as synth:
         synth.select(METRONOME_CHANNEL, 0, drum=True)
         for k in (ACCENT_KEY, BEAT_KEY):
             synth.note_on(METRONOME_CHANNEL, k, 110)

@@ -108,7 +108,24 @@ class RecordController(QObject):
         self._ports.timeout.connect(self.poll_ports)
         self._ports.start()
         transport.playingChanged.connect(self._playing_changed)
+        transport.ready.connect(self._engine_ready)
         self.poll_ports()
+
+    def _engine_ready(self, ok: bool, _why: str) -> None:
+        """Measure the metronome sounds' attack now, off the GUI thread, so Record starts at once."""
+        player = self.transport.player
+        if ok and player is not None:
+            import threading  # noqa: PLC0415
+
+            from ...audio.metronome import attack_delays  # noqa: PLC0415
+
+            def measure() -> None:
+                try:
+                    attack_delays(self.transport.soundfont, player.sample_rate)
+                except Exception:  # noqa: BLE001 - Record measures again (or does without)
+                    pass
+
+            threading.Thread(target=measure, name="metronome-attack", daemon=True).start()
 
     # ---- ports ------------------------------------------------------------------------------
     def poll_ports(self) -> None:
