@@ -289,3 +289,8 @@ def test_midi_thru_sounds_in_the_next_audio_block():
         eng.post(("thru", True, 73, False, 72, 100))  # the track's instrument changed: flute
         eng.process(out)
         assert synth.program_of(62) == (0, 73)
+
+
+def test_the_count_in_counts_the_metronome_beats():
+    rec = Recorder(song_at(90.0, (6, 8)), 0, count_in_bars=2)  # dotted quarters: 1 s each
+    assert [rec.count_in_beat(t, 720) for t in (0.0, 0.99, 1.01, 3.5, 4.01)] == [1, 1, 2, 4, None]

@@ -114,6 +114,12 @@ class Recorder:
     def counting_in(self, t: float) -> bool:
         return t < self.count_in
 
+    def count_in_beat(self, t: float, beat_ticks: int) -> int | None:
+        """The beat of the count-in being counted at clock time ``t`` (1, 2, ...), or None after it."""
+        if not self.counting_in(t) or t < 0:
+            return None
+        return int(t / (beat_ticks * self._spt_at_start())) + 1
+
     def _spt_at_start(self) -> float:
         return 60.0 / (self.song.tempo_at(self.start_tick).bpm * self.song.ppq)
 

@@ -20,6 +20,7 @@ import time
 from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtGui import QUndoCommand
 
+from ...audio.metronome import beat_ticks as metronome_beat
 from ...audio.midiin import MidiInput
 from ...core import edits
 from ...core.edits import NoteChange
@@ -92,7 +93,6 @@ class RecordController(QObject):
         self.step: StepInput | None = None
         self.takes: list[Take] = []
         self.take_index = -1
-        self._take_track = 0
         self._t0 = 0.0
         self._audio = False
         self._last_count = None
@@ -227,20 +227,13 @@ class RecordController(QObject):
             rec = self.recorder
             tick = rec.position(t)
             self.transport.position.emit(max(0, tick))
-            count = None
-            if rec.counting_in(t):
-                meter = self.doc.song.time_signature_at(rec.start_tick)
-                beat = meter.beat_ticks(self.doc.song.ppq)
-                count = int((tick - (rec.start_tick - round(rec.count_in / self._spt()))) // beat) + 1
+            meter = self.doc.song.time_signature_at(rec.start_tick)
+            count = rec.count_in_beat(t, metronome_beat(meter, self.doc.song.ppq))
             if count != self._last_count:
                 self._last_count = count
                 self.stateChanged.emit()
             if changed or rec.sounding(t):
                 self._repaint()
-
-    def _spt(self) -> float:
-        rec = self.recorder
-        return 60.0 / (self.doc.song.tempo_at(rec.start_tick).bpm * self.doc.song.ppq)
 
     @property
     def count(self) -> int | None:
@@ -346,7 +339,6 @@ class RecordController(QObject):
         else:
             why = "Nothing was played: no notes recorded"
         self.takes = kept
-        self._take_track = rec.track
         if not kept:
             self._rec = None
             self.notice.emit(why)
