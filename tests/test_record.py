@@ -294,3 +294,25 @@ def test_midi_thru_sounds_in_the_next_audio_block():
 def test_the_count_in_counts_the_metronome_beats():
     rec = Recorder(song_at(90.0, (6, 8)), 0, count_in_bars=2)  # dotted quarters: 1 s each
     assert [rec.count_in_beat(t, 720) for t in (0.0, 0.99, 1.01, 3.5, 4.01)] == [1, 1, 2, 4, None]
+
+
+def test_without_python_rtmidi_midi_input_says_so(monkeypatch):
+    import builtins
+
+    from studio.audio import midiin
+
+    real_import = builtins.__import__
+
+    def no_rtmidi(name, *args, **kwargs):
+        if name == "rtmidi":
+            raise ModuleNotFoundError("No module named 'rtmidi'", name="rtmidi")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(midiin, "_availability", None)
+    monkeypatch.setattr(builtins, "__import__", no_rtmidi)
+    ok, why = midiin.midi_available()
+    assert not ok and "python-rtmidi is not installed" in why
+    midi = MidiInput(lambda *_: None, midiin.RtMidiSource())
+    midi.poll()
+    assert not midi.available and midi.reason == why
+    monkeypatch.setattr(midiin, "_availability", None)

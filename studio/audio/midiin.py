@@ -45,7 +45,9 @@ def midi_available() -> tuple[bool, str]:
         _availability = (True, "")
     except ImportError as exc:
         name = getattr(exc, "name", "") or ""
-        if name == "rtmidi" or "rtmidi" in str(exc):
+        if ".so" in str(exc):  # the package is there, a system library it links is not
+            why = f"a system library MIDI input needs is missing ({str(exc).split(':')[0]}; install libasound2)"
+        elif name == "rtmidi" or "rtmidi" in str(exc):
             why = "the Python package python-rtmidi is not installed (pip install python-rtmidi)"
         elif name == "mido":
             why = "the Python package mido is not installed"
