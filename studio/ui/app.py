@@ -190,7 +190,7 @@ def _screenshot(app, window_class, path, shot, size) -> int:
         win = open_for_screenshot(app, window_class, path, size, autosave_dir)
         if win.score is not None:
             win.score.refresh_now()
-            wait_until(app, lambda: win.score.engraving is not None and not win.score.engraver.busy
+            wait_until(app, lambda: win.score.collapsed or win.score.engraving is not None and not win.score.engraver.busy
                        and not win.score._debounce.isActive() and not win.score._rasters, 180)
             wait_until(app, lambda: False, 0.2)
         dialog = None

@@ -15,6 +15,7 @@ from . import commands
 from .autosave import Autosaver
 from .document import Document
 from .files import FileActions
+from .notice import NoticeBar
 from .pianoroll import tools
 from .pianoroll.editor import RollEditor
 from .pianoroll.geometry import GRID_NAMES
@@ -24,6 +25,26 @@ from .tracklist import TrackList
 from .transport import Transport
 
 W = Qt.ShortcutContext.WidgetWithChildrenShortcut
+
+
+def default_size(screen) -> tuple[int, int]:
+    """1600x1000 where the screen has room, else what its free area allows (a 1280x720 laptop
+    gets a window that fits with the panel and title bar)."""
+    if screen is None:
+        return 1600, 1000
+    avail = screen.availableGeometry()
+    return max(800, min(1600, avail.width() - 16)), max(540, min(1000, avail.height() - 40))
+
+
+def redo_keys() -> list[QKeySequence]:
+    """The platform's Redo keys plus Ctrl+Shift+Z and Ctrl+Y, each once (a key bound twice to
+    one action is an "ambiguous shortcut" and does nothing)."""
+    out: list[QKeySequence] = []
+    for k in QKeySequence.keyBindings(QKeySequence.StandardKey.Redo) + [QKeySequence("Ctrl+Shift+Z"),
+                                                                        QKeySequence("Ctrl+Y")]:
+        if not k.isEmpty() and all(k != o for o in out):
+            out.append(k)
+    return out
 
 
 class MainWindow(FileActions, QMainWindow):
@@ -43,16 +64,20 @@ class MainWindow(FileActions, QMainWindow):
         self.autosaver = Autosaver(self.doc, autosave_folder, parent=self)
         self.score = ScoreView(self.doc) if (score if score is not None else engraving_enabled()) else None
 
-        self.banner = QLabel()
-        self.banner.setWordWrap(True)
-        self.banner.setStyleSheet("background:#fff3cd; color:#664d03; padding:4px 8px; border-bottom:1px solid #e0c36a;")
+        self.banner = NoticeBar()  # one line, closable: "Playback is off: …"
         self.banner.hide()
+        self.audio_note = QLabel("")  # the status bar keeps a short note while playback is off
+        self.audio_note.setStyleSheet("padding: 0 8px; color:#8a5a00;")
+        self.audio_note.hide()
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(self.editor)
+        self.editor.setMinimumWidth(320)
         if self.score is not None:
             self.splitter.addWidget(self.score)
-            self.splitter.setStretchFactor(0, 3)
-            self.splitter.setStretchFactor(1, 2)
+            self.splitter.setStretchFactor(0, 1)  # the roll takes what the window gains
+            self.splitter.setStretchFactor(1, 0)
+            self.splitter.setCollapsible(0, False)
+            self.splitter.setCollapsible(1, True)
         central = QWidget()
         lay = QVBoxLayout(central)
         lay.setContentsMargins(0, 0, 0, 0)
@@ -81,11 +106,13 @@ class MainWindow(FileActions, QMainWindow):
         from .record import install_record  # Record, metronome, MIDI input, step input
 
         self.record = install_record(self)
-        self.resize(1600, 1000)
+        self.resize(*default_size(self.screen()))
+        self._laid_out = False
         self.restore_layout()
         self.update_title()
         if start_audio:
             self.transport.start_engine()
+        self.statusBar().addPermanentWidget(self.audio_note)
         self.statusBar().showMessage("Ready", 2000)
 
     # ---- actions --------------------------------------------------------------------------
@@ -121,7 +148,7 @@ class MainWindow(FileActions, QMainWindow):
         self.a_undo = doc.undo.createUndoAction(self, "&Undo")
         self.a_undo.setShortcuts(QKeySequence.keyBindings(SK.Undo))
         self.a_redo = doc.undo.createRedoAction(self, "&Redo")
-        self.a_redo.setShortcuts(QKeySequence.keyBindings(SK.Redo) + [QKeySequence("Ctrl+Shift+Z")])
+        self.a_redo.setShortcuts(redo_keys())
         for a in (self.a_undo, self.a_redo):
             self.addAction(a)
         self.a_cut = A("Cu&t", ed.cut, SK.Cut, context=W)
@@ -144,9 +171,11 @@ class MainWindow(FileActions, QMainWindow):
         self.a_shorter = A("Shorter Keys", lambda: ed.zoom(1 / 1.2, vertical=True), "Alt+Shift+Z", context=W)
         self.a_play = A("&Play / Stop", self.transport.toggle, "Space", tip="Play or stop")
         self.a_loop = A("&Loop", self._loop_toggled, "L", tip="Loop the region dragged in the ruler", checkable=True)
-        self.a_home = A("To &Start", lambda: self.transport.seek(0), "Home")
+        self.a_home = A("To &Start", self.go_to_start, "Home", tip="Move the playhead to the start and show it")
         self.a_add_track = A("&Add Track", lambda: doc.undo.push(commands.AddTrack(doc)), "Ctrl+T")
         self.a_remove_track = A("&Remove Track", lambda: doc.undo.push(commands.RemoveTrack(doc, doc.current_track)))
+        self.a_score = A("&Score", self.toggle_score, "F6", tip="Show or hide the score beside the roll", checkable=True)
+        self.a_score.setEnabled(self.score is not None)
         self.tool_group = QActionGroup(self)
         self.a_tools = {}
         for name, label, key in ((tools.SELECT, "Select", "S"), (tools.DRAW, "Draw", "D"), (tools.ERASE, "Erase", "E")):
@@ -179,6 +208,7 @@ class MainWindow(FileActions, QMainWindow):
         for a in (self.a_zoom_in, self.a_zoom_out, self.a_taller, self.a_shorter):
             m.addAction(a)
         m.addSeparator()
+        m.addAction(self.a_score)
         m.addAction(self.tracks_dock.toggleViewAction())
         m = mb.addMenu("&Transport")
         for a in (self.a_play, self.a_loop, self.a_home):
@@ -211,7 +241,7 @@ class MainWindow(FileActions, QMainWindow):
         self.editor.set_grid(self.grid_combo.currentText())
         tb.addWidget(self.grid_combo)
         tb.addSeparator()
-        for a in (self.a_zoom_in, self.a_zoom_out, self.a_quantize, self.a_props):
+        for a in (self.a_zoom_in, self.a_zoom_out, self.a_quantize, self.a_props, self.a_score):
             tb.addAction(a)
 
     def _connect(self) -> None:
@@ -233,6 +263,7 @@ class MainWindow(FileActions, QMainWindow):
         self._replay.timeout.connect(tr.restart_if_playing)
         for sig in (doc.mapsChanged, doc.tracksChanged, doc.notesChanged):
             sig.connect(lambda *_: tr.playing and self._replay.start())
+        self.splitter.splitterMoved.connect(self._split_moved)
         if self.score is not None:
             self.score.noteClicked.connect(self.select_from_score)
             self._score_follow = QTimer(self)
@@ -275,14 +306,25 @@ class MainWindow(FileActions, QMainWindow):
             beat = (tick - bar.start) // bar.meter.beat_ticks(song.ppq) + 1
             self.position_label.setText(f" {bar.index + getattr(self.editor.geom, 'first_number', 1)}.{beat} ")
 
+    def go_to_start(self) -> None:
+        self.transport.seek(0)
+        self.editor.set_playhead(0)
+        self.editor.view.horizontalScrollBar().setValue(0)
+        if self.score is not None:
+            self.score.show_bar(0)
+
     def _audio_ready(self, ok: bool, why: str) -> None:
         if ok:
             self.banner.hide()
+            self.audio_note.hide()
         else:
-            why = why.strip().rstrip(".")
+            why = " ".join(why.split()).rstrip(".")
             text = why if why.lower().startswith("playback") else f"Playback is off: {why}"
-            self.banner.setText(f"{text}. Editing, saving and export to MIDI/MusicXML still work.")
-            self.banner.show()
+            full = f"{text}. Editing, saving and export to MIDI/MusicXML still work."
+            self.banner.show_text(full)
+            self.audio_note.setText("No playback")
+            self.audio_note.setToolTip(full)
+            self.audio_note.show()
         self.a_play.setEnabled(ok)
 
     def _follow_roll(self) -> None:
@@ -313,21 +355,69 @@ class MainWindow(FileActions, QMainWindow):
 
     # ---- layout persistence ---------------------------------------------------------------------
     def restore_layout(self) -> None:
+        """Window size, dock sizes and the roll/score split as the user left them (the settings
+        module keeps them); the defaults are laid out on the first show."""
         s = self.settings
         if not s.window_geometry.isEmpty():
             self.restoreGeometry(s.window_geometry)
-        if not s.window_state.isEmpty():
-            self.restoreState(s.window_state)
-        if not s.splitter_state.isEmpty():
-            self.splitter.restoreState(s.splitter_state)
-        else:
-            self.splitter.setSizes([600, 400])
+        self._restored = {"docks": not s.window_state.isEmpty() and self.restoreState(s.window_state),
+                          "split": not s.splitter_state.isEmpty() and self.splitter.restoreState(s.splitter_state),
+                          "assistant": not s.assistant_splitter.isEmpty()
+                          and self.assistant.splitter.restoreState(s.assistant_splitter)}
+
+    def default_layout(self) -> None:
+        """The layout of a first start, for the window's current size: narrow docks, the roll
+        gets most of the width, the score a third of what is left (collapsed on a small screen)."""
+        w = self.width()
+        docks = [d for d in (self.tracks_dock, self.assistant) if d.isVisible() and not d.isFloating()]
+        widths = [max(d.minimumSizeHint().width(), 190 if d is self.tracks_dock else 290 if w >= 1500 else 260)
+                  for d in docks]
+        if docks:
+            self.resizeDocks(docks, widths, Qt.Orientation.Horizontal)
+        if self.score is not None:
+            central = w - sum(widths) - 12
+            score = int(central * 0.33) if central >= 900 else 0
+            self.splitter.setSizes([max(1, central - score), score])
+        self.assistant.default_split()
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if not self._laid_out:
+            self._laid_out = True
+            r = self._restored
+            if not r["docks"] or not r["split"]:
+                self.default_layout()
+            elif not r["assistant"]:
+                self.assistant.default_split()
+            self._split_moved()
+            if not r["assistant"]:  # again once the docks have their final heights
+                QTimer.singleShot(0, self.assistant.default_split)
+
+    def toggle_score(self, on: bool) -> None:
+        if self.score is None:
+            return
+        sizes = self.splitter.sizes()
+        total = sum(sizes)
+        if on and sizes[1] == 0:
+            want = getattr(self, "_score_width", 0) or int(total * 0.33)
+            self.splitter.setSizes([max(1, total - want), want])
+        elif not on and sizes[1] > 0:
+            self._score_width = sizes[1]
+            self.splitter.setSizes([total, 0])
+        self._split_moved()
+
+    def _split_moved(self, *_args) -> None:
+        if self.score is not None:
+            self.a_score.blockSignals(True)
+            self.a_score.setChecked(self.splitter.sizes()[1] > 0)
+            self.a_score.blockSignals(False)
 
     def save_layout(self) -> None:
         s = self.settings
         s.window_geometry = self.saveGeometry()
         s.window_state = self.saveState()
         s.splitter_state = self.splitter.saveState()
+        s.assistant_splitter = self.assistant.splitter.saveState()
         s.sync()
 
     def closeEvent(self, event) -> None:

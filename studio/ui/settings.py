@@ -81,6 +81,15 @@ class Settings:
     def splitter_state(self, value: QByteArray) -> None:
         self._q.setValue("window/splitter", value)
 
+    @property
+    def assistant_splitter(self) -> QByteArray:
+        """Heights of the assistant's panes (request, takes, voice leading)."""
+        return self._bytes("window/assistant_splitter")
+
+    @assistant_splitter.setter
+    def assistant_splitter(self, value: QByteArray) -> None:
+        self._q.setValue("window/assistant_splitter", value)
+
     # ---- editing -----------------------------------------------------------------------
     @property
     def grid(self) -> str:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import time
 
 from PySide6.QtCore import QItemSelectionModel, Qt, QTimer, Signal
-from PySide6.QtWidgets import (QDockWidget, QGroupBox, QHBoxLayout, QLabel, QListView, QProgressBar, QPushButton,
-                               QTabWidget, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QAbstractSpinBox, QDockWidget, QFormLayout, QFrame, QGroupBox, QHBoxLayout, QLabel, QListView, QProgressBar,
+                               QPushButton, QScrollArea, QSplitter, QTabWidget, QVBoxLayout, QWidget)
 
 from ...core import takediff
 from ...core.song import Song
@@ -67,7 +67,7 @@ class AssistantPanel(ParamPages, QDockWidget):
     def _build(self) -> None:
         body = QWidget()
         lay = QVBoxLayout(body)
-        lay.setContentsMargins(6, 6, 6, 6)
+        lay.setContentsMargins(6, 6, 6, 0)
         self.tabs = QTabWidget()
         self.tabs.addTab(self._continue_page(), "Continue")
         self.tabs.addTab(self._harmonize_page(), "Harmonize")
@@ -103,6 +103,7 @@ class AssistantPanel(ParamPages, QDockWidget):
         self.status.setMinimumHeight(2 * self.status.fontMetrics().lineSpacing() + 4)
         self.status.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         lay.addWidget(self.status)
+        lay.addStretch(1)
 
         takes_page = QWidget()
         bl = QVBoxLayout(takes_page)
@@ -141,18 +142,57 @@ class AssistantPanel(ParamPages, QDockWidget):
         box.addTab(takes_page, "Takes")
         box.addTab(self.history, "AI history")
         self.lower_tabs = box
-        lay.addWidget(box, 2)
 
         vbox = QGroupBox("Voice leading")
         vl = QVBoxLayout(vbox)
+        vl.setContentsMargins(4, 4, 4, 4)
         self.checker = chk.CheckerWidget()
         self.checker._span_fallback = self._selection_span
         vl.addWidget(self.checker)
-        lay.addWidget(vbox, 0)
-        self._layout, self._checker_box, self._takes_box = lay, vbox, box
-        self.setWidget(body)
-        self.setMinimumWidth(290)
+        # three panes the user can resize (the main window remembers the sizes): the request,
+        # the takes, the checker. The request pane scrolls when the window is short.
+        top = QScrollArea()
+        top.setWidget(body)
+        top.setWidgetResizable(True)
+        top.setFrameShape(QFrame.Shape.NoFrame)
+        top.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        top.setMinimumHeight(120)
+        for sb in self.tabs.findChildren(QAbstractSpinBox):  # "model default" need not set the panel's width
+            sb.setMinimumWidth(70)
+        for form in self.tabs.findChildren(QFormLayout):  # a long row puts its label above it
+            form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
+        box.setMinimumHeight(150)
+        vbox.setMinimumHeight(110)
+        split = QSplitter(Qt.Orientation.Vertical)
+        split.setObjectName("AssistantSplitter")
+        for w in (top, box, vbox):
+            split.addWidget(w)
+        split.setStretchFactor(0, 0)
+        split.setStretchFactor(1, 2)
+        split.setStretchFactor(2, 1)
+        split.setChildrenCollapsible(False)
+        self.splitter = split
+        self._checker_box, self._takes_box = vbox, box
+        outer = QWidget()
+        ol = QVBoxLayout(outer)
+        ol.setContentsMargins(0, 0, 0, 4)
+        ol.addWidget(split)
+        self.setWidget(outer)
+        self.setMinimumWidth(250)
         self._update_buttons()
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        top = self.splitter.widget(0)  # never narrower than the request's widgets (no sideways scrolling)
+        top.setMinimumWidth(top.widget().minimumSizeHint().width() + top.verticalScrollBar().sizeHint().width())
+
+    def default_split(self) -> None:
+        """The request pane at its natural height when there is room, the rest shared."""
+        total = max(1, self.splitter.height())
+        want = self.splitter.widget(0).widget().sizeHint().height()
+        top = min(want, max(120, total - 300))
+        rest = max(0, total - top)
+        self.splitter.setSizes([top, rest * 3 // 5, rest - rest * 3 // 5])
 
     def _connect(self) -> None:
         w = self.worker
@@ -429,7 +469,6 @@ class AssistantPanel(ParamPages, QDockWidget):
         self.issues, self._issue_song, self._issue_tracks = issues, song, idx
         where = f" in take {self.shown.number}" if self.shown is not None else ""
         self.checker.show_issues(song, issues, idx is not None, where)
-        self._layout.setStretchFactor(self._checker_box, 3 if idx is not None else 0)
         self.issuesChanged()
 
     def issuesChanged(self) -> None:

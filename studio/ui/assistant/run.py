@@ -50,7 +50,7 @@ def assist_screenshot(app, window_class, path, shot, size, kind: str) -> int:
             score = getattr(win, "score", None)
             wait_for(app, lambda: False, 0.3)
             if score is not None:
-                wait_for(app, lambda: score.engraving is not None and not score.engraver.busy
+                wait_for(app, lambda: score.collapsed or score.engraving is not None and not score.engraver.busy
                          and not score._debounce.isActive() and not score._rasters, 180)
             wait_for(app, lambda: False, 0.2)
             pix = win.grab()

@@ -207,6 +207,9 @@ class RollEditor(QWidget):
                 fn()
                 return event.accept()
         K = Qt.Key
+        if ctrl and (key == K.Key_Y or (shift and key == K.Key_Z)):  # Redo on every platform
+            self.doc.undo.redo()
+            return event.accept()
         if key in (K.Key_Delete, K.Key_Backspace):
             self.delete_selection()
         elif key == K.Key_D and ctrl:

@@ -50,7 +50,7 @@ class RollGeometry(QObject):
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.ppx = 0.09  # pixels per tick: a quarter note is ~43 px
+        self.ppx = 0.07  # pixels per tick: a quarter note is ~34 px, a 4/4 bar ~134 px
         self.key_h = 12.0  # pixels per semitone
         self.scroll_x = 0
         self.scroll_y = 0
@@ -116,6 +116,7 @@ class RollGeometry(QObject):
         self._bar_starts = [b.start for b in self._bars]
         self.first_number = first_bar_number(song)  # 0 when the song starts with a pickup
         self.zoomed.emit()
+        self.changed.emit()  # the ruler and the lane repaint with the new bar lines
 
     def bars_between(self, t0: float, t1: float) -> list[Bar]:
         if not self._bars:

@@ -13,7 +13,9 @@ import os
 from PySide6.QtCore import QLoggingCategory, QObject, QPointF, QRectF, QRunnable, QSize, Qt, QThreadPool, QTimer, Signal
 from PySide6.QtGui import QColor, QImage, QPainter, QPen
 from PySide6.QtSvg import QSvgRenderer
-from PySide6.QtWidgets import QLabel, QScrollArea, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QScrollArea, QVBoxLayout, QWidget
+
+from ..notice import ElidedLabel
 
 
 N_BARS = 8
@@ -150,10 +152,9 @@ class ScoreView(QWidget):
         self.engraver = Engraver(self, inline=inline)
         self.engraver.connect_relay()
         self.engraver.done.connect(self._engraved)
-        self.header = QLabel("Score")
+        self.header = ElidedLabel("Score")  # one line; a long title is cut with "…" (full text in the tooltip)
         self.header.setStyleSheet("padding:3px 6px; color:#444; background:#eef0f4;")
-        self.header.setMinimumWidth(10)  # a long title must not widen the pane
-        self.header.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.header.setFixedHeight(self.header.fontMetrics().height() + 8)
         self.canvas = _Canvas(self)
         self.area = QScrollArea()
         self.area.setWidget(self.canvas)
@@ -173,6 +174,7 @@ class ScoreView(QWidget):
             sig.connect(lambda *_: self.refresh())
         doc.selectionChanged.connect(self.canvas.update)
         self._last_width = 0
+        self._stale = False
 
     # ---- engraving requests ------------------------------------------------------------
     def refresh(self) -> None:
@@ -182,7 +184,16 @@ class ScoreView(QWidget):
     def _target_width(self) -> int:
         return max(300, self.area.viewport().width() - 16)
 
+    @property
+    def collapsed(self) -> bool:
+        """Folded away in its splitter (or hidden) in a window on screen: nothing to engrave for."""
+        return self.window().isVisible() and (not self.isVisible() or self.width() < 40)
+
     def refresh_now(self) -> None:
+        if self.collapsed:
+            self._stale = True  # engrave when it is shown again
+            return
+        self._stale = False
         width = self._target_width()
         self._last_width = width
         self.header.setText(self._title(busy=True))
@@ -200,7 +211,12 @@ class ScoreView(QWidget):
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
         self._fit_canvas()
-        if abs(self._target_width() - self._last_width) > 40 or self._last_width > self._target_width():
+        if self._stale or abs(self._target_width() - self._last_width) > 40 or self._last_width > self._target_width():
+            self.refresh()
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if self._stale:
             self.refresh()
 
     def _title(self, busy: bool = False) -> str:
@@ -226,9 +242,8 @@ class ScoreView(QWidget):
             y += page.height + GAP
         self._fit_canvas()
         self.header.setText(self._title(busy=self.engraver.busy))
-        if engraving.pages and not (-40 <= self._target_width() - self.page_width() <= 40) \
-                or self.page_width() > self.area.viewport().width():
-            self.refresh()  # the view was resized while this was being engraved
+        if engraving.pages and abs(self._target_width() - self._last_width) > 40:
+            self.refresh()  # the view was resized while this was being engraved (narrower pages are drawn smaller)
         self.canvas.update()
         self.engraved.emit()
 

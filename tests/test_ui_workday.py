@@ -1,0 +1,154 @@
+"""The editor for a working day: keys that work on Linux, a window that fits a 1280x720 laptop,
+focus that stays on the roll, panels that follow the playhead (pytest-qt, off-screen)."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("PySide6")
+from PySide6.QtCore import QEvent, QObject, QPoint, Qt  # noqa: E402
+from PySide6.QtGui import QKeySequence  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
+
+from studio.core.song import KeySignature, Note, Song, Track  # noqa: E402
+from studio.ui import commands  # noqa: E402
+from studio.ui.settings import Settings  # noqa: E402
+
+CTRL, SHIFT = Qt.KeyboardModifier.ControlModifier, Qt.KeyboardModifier.ShiftModifier
+
+
+def quartet_song() -> Song:
+    mel = [72, 74, 76, 77, 79, 77, 76, 74] * 2
+    return Song(title="Four", tracks=[
+        Track("Soprano", 52, 0, notes=[Note(i * 480, p, 480) for i, p in enumerate(mel)]),
+        Track("Alto", 52, 1, notes=[Note(i * 960, 67, 960) for i in range(8)]),
+        Track("Tenor", 52, 2, notes=[Note(i * 960, 60, 960) for i in range(8)]),
+        Track("Bass", 52, 3, notes=[Note(i * 960, 48, 960) for i in range(8)])])
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    from studio.ui.mainwindow import MainWindow
+
+    def make(settings_name="settings.ini", score=False, size=(1280, 720)):
+        win = MainWindow(settings=Settings(str(tmp_path / settings_name)), autosave_folder=str(tmp_path / "autosave"),
+                         start_audio=False, score=score)
+        win.quiet = True
+        qtbot.addWidget(win, before_close_func=lambda w: w.doc.mark_saved())
+        win.resize(*size)
+        win.show()
+        qtbot.waitExposed(win)
+        win.activateWindow()
+        return win
+    return make
+
+
+def load(win, song: Song) -> None:
+    win.doc.replace_song(song)
+    win.editor.show_song_start()
+
+
+class PaintCounter(QObject):
+    def __init__(self, widget):
+        super().__init__(widget)
+        self.count = 0
+        widget.installEventFilter(self)
+
+    def eventFilter(self, obj, event):
+        if event.type() == QEvent.Type.Paint:
+            self.count += 1
+        return False
+
+
+# ---- keys ------------------------------------------------------------------------------------
+def test_redo_has_no_ambiguous_keys_and_ctrl_y_and_ctrl_shift_z_redo(window, qtbot):
+    win = window()
+    keys = [k.toString() for k in win.a_redo.shortcuts()]
+    assert len(keys) == len(set(keys)), keys  # a key listed twice is an ambiguous shortcut: it does nothing
+    assert "Ctrl+Y" in keys and "Ctrl+Shift+Z" in keys
+    load(win, quartet_song())
+    view = win.editor.view
+    view.setFocus()
+    for redo in ((Qt.Key.Key_Y, CTRL), (Qt.Key.Key_Z, CTRL | SHIFT)):
+        win.doc.set_selection(win.doc.track.notes[:2])
+        qtbot.keyClick(view, Qt.Key.Key_Up)
+        assert win.doc.undo.index() == 1
+        qtbot.keyClick(view, Qt.Key.Key_Z, CTRL)
+        assert win.doc.undo.index() == 0
+        qtbot.keyClick(view, *redo)
+        assert win.doc.undo.index() == 1, redo
+        win.doc.undo.clear()
+
+
+def test_home_moves_the_playhead_and_scrolls_to_it(window, qtbot):
+    win = window()
+    load(win, quartet_song())
+    hb = win.editor.view.horizontalScrollBar()
+    hb.setValue(hb.maximum() // 2)
+    win.transport.seek(20_000)
+    win.a_home.trigger()
+    assert win.editor.view.playhead == 0 and hb.value() == 0
+
+
+def test_ruler_repaints_after_a_meter_change_and_file_new(window, qtbot):
+    win = window()
+    load(win, quartet_song())
+    ruler = win.editor.ruler
+    counter = PaintCounter(ruler)
+    qtbot.wait(50)
+    before = counter.count
+    s = win.doc.song
+    win.doc.undo.push(commands.SongProperties(win.doc, s.title, 100.0, 3, 4, KeySignature(0, 0, False)))
+    qtbot.waitUntil(lambda: counter.count > before, timeout=2000)
+    assert [b.start for b in win.editor.geom.bars_between(0, 3000)][:3] == [0, 1440, 2880]
+    before = counter.count
+    win.doc.mark_saved()  # nothing to ask about
+    win.new_file()
+    qtbot.waitUntil(lambda: counter.count > before, timeout=2000)
+    assert [b.start for b in win.editor.geom.bars_between(0, 3000)][:2] == [0, 1920]
+
+
+# ---- fitting a laptop screen -------------------------------------------------------------------
+@pytest.mark.parametrize("size", [(1280, 720), (1600, 1000)])
+def test_the_window_fits_and_the_roll_gets_most_of_the_width(window, qtbot, size):
+    win = window(score=True, size=size)
+    load(win, quartet_song())
+    qtbot.wait(50)
+    assert win.minimumSizeHint().height() <= 600 and win.minimumSizeHint().width() <= 1100
+    assert (win.width(), win.height()) == size
+    sb = win.statusBar()
+    assert sb.isVisible() and sb.mapTo(win, QPoint(0, sb.height())).y() <= size[1]
+    roll = win.editor.width()
+    assert roll >= 0.45 * size[0], roll  # the main surface
+    assert roll > win.tracks_dock.width() and roll > win.assistant.width()
+    if win.score is not None and win.score.width() > 0:
+        assert roll > win.score.width()
+
+
+def test_dock_and_pane_sizes_are_remembered(window, qtbot):
+    win = window(score=True, size=(1600, 1000))
+    win.resizeDocks([win.tracks_dock], [260], Qt.Orientation.Horizontal)
+    win.toggle_score(False)
+    qtbot.wait(20)
+    width = win.tracks_dock.width()
+    assert win.score.width() == 0 and not win.a_score.isChecked()
+    win.save_layout()
+    again = window(score=True, size=(1600, 1000))
+    qtbot.wait(20)
+    assert abs(again.tracks_dock.width() - width) <= 4
+    assert again.score.width() == 0
+    again.a_score.trigger()  # View > Score brings it back
+    assert again.score.width() > 100 and again.a_score.isChecked()
+
+
+def test_without_audio_the_notice_is_one_closable_line(window, qtbot):
+    win = window()
+    win._audio_ready(False, "audio output is switched off (STUDIO_NO_AUDIO is set). " * 4)
+    b = win.banner
+    assert b.isVisible() and "Playback is off" in b.text()
+    assert b.height() <= 2 * b.fontMetrics().height() + 6  # one line, however long the reason
+    assert b.height() < 0.06 * win.height()
+    b.close_btn.click()
+    assert not b.isVisible() and win.audio_note.isVisible() and "Playback is off" in win.audio_note.toolTip()
+    win._audio_ready(False, "still off")
+    assert not b.isVisible()  # closed stays closed
