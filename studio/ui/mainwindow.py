@@ -90,7 +90,7 @@ class MainWindow(FileActions, QMainWindow):
         dock = QDockWidget("Tracks", self)
         dock.setObjectName("TracksDock")
         dock.setWidget(self.tracklist)
-        self.tracklist.setMinimumWidth(320)  # name, instrument, mute, solo, volume and pan
+        self.tracklist.setMinimumWidth(250)
         dock.setAllowedAreas(Qt.DockWidgetArea.LeftDockWidgetArea | Qt.DockWidgetArea.BottomDockWidgetArea)
         self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
         self.tracks_dock = dock
@@ -370,13 +370,13 @@ class MainWindow(FileActions, QMainWindow):
         gets most of the width, the score a third of what is left (collapsed on a small screen)."""
         w = self.width()
         docks = [d for d in (self.tracks_dock, self.assistant) if d.isVisible() and not d.isFloating()]
-        widths = [max(d.minimumSizeHint().width(), 190 if d is self.tracks_dock else 290 if w >= 1500 else 260)
+        widths = [max(d.minimumSizeHint().width(), 250 if d is self.tracks_dock else 290 if w >= 1500 else 260)
                   for d in docks]
         if docks:
             self.resizeDocks(docks, widths, Qt.Orientation.Horizontal)
         if self.score is not None:
             central = w - sum(widths) - 12
-            score = int(central * 0.33) if central >= 900 else 0
+            score = int(central * 0.3) if central >= 900 else 0
             self.splitter.setSizes([max(1, central - score), score])
         self.assistant.default_split()
 
@@ -399,7 +399,7 @@ class MainWindow(FileActions, QMainWindow):
         sizes = self.splitter.sizes()
         total = sum(sizes)
         if on and sizes[1] == 0:
-            want = getattr(self, "_score_width", 0) or int(total * 0.33)
+            want = getattr(self, "_score_width", 0) or int(total * 0.3)
             self.splitter.setSizes([max(1, total - want), want])
         elif not on and sizes[1] > 0:
             self._score_width = sizes[1]
