@@ -26,8 +26,64 @@ class _Parser(argparse.ArgumentParser):
         raise StudioError(message)
 
 
+# ---- argument types: a bad number is a usage error (exit 2, one line), never a traceback later ----
+MAX_SEED = 2**32 - 1  # what every random generator we seed accepts (numpy's legacy seeding is the narrowest)
+
+
+def _shown(text: str) -> str:
+    return text if len(text) <= 24 else f"{text[:20]}... ({len(text):,} characters)"
+
+
+def whole(lo: int, hi: int, what: str = "a whole number", *, open_hi: bool = False):
+    """An argparse type: an integer in ``lo..hi`` (``open_hi``: ``hi`` is only a sanity bound,
+    and the message says "``lo`` or more")."""
+
+    def parse(text: str) -> int:
+        t = text.strip()
+        if len(t.lstrip("+-")) > 30 and t.lstrip("+-").isdigit():
+            raise argparse.ArgumentTypeError(f"{_shown(text)} is far outside {lo}..{hi}")
+        try:
+            v = int(t)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{_shown(text)} is not {what}") from None
+        if v < lo:
+            raise argparse.ArgumentTypeError(f"{v} must be {lo} or more" if open_hi else f"{v} is outside {lo}..{hi}")
+        if v > hi:
+            raise argparse.ArgumentTypeError(f"{v} is more than {hi:,}" if open_hi else f"{v} is outside {lo}..{hi}")
+        return v
+
+    parse.__name__ = what  # argparse names the type in some messages
+    return parse
+
+
+def real(lo: float = float("-inf"), hi: float = float("inf"), *, open_lo: bool = False):
+    """An argparse type: a finite number in ``lo..hi`` (``open_lo``: ``lo`` itself excluded)."""
+
+    def parse(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{_shown(text)} is not a number") from None
+        if v != v or v in (float("inf"), float("-inf")):
+            raise argparse.ArgumentTypeError(f"{_shown(text)} is not a finite number")
+        if v < lo or v > hi or (open_lo and v == lo):
+            if hi == float("inf"):
+                span = f"above {lo:g}" if open_lo else f"{lo:g} or more"
+            else:
+                span = f"above {lo:g} and at most {hi:g}" if open_lo else f"between {lo:g} and {hi:g}"
+            raise argparse.ArgumentTypeError(f"{v:g} must be {span}")
+        return v
+
+    parse.__name__ = "number"
+    return parse
+
+
+seed = whole(0, MAX_SEED, "a seed (a whole number)")
+count = whole(1, 1_000_000, "a whole number", open_hi=True)
+
+
 def _add_common_ml(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--seed", type=int, default=None, help="random seed (a take can be reproduced)")
+    p.add_argument("--seed", type=seed, default=None, help=f"random seed, 0 to {MAX_SEED} (a take can be reproduced)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where the model runs")
 
 
@@ -50,39 +106,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", metavar="IN")
     p.add_argument("-o", "--output", required=True, metavar="OUT.wav|OUT.flac")
     p.add_argument("--soundfont", metavar="SF2", help="General MIDI soundfont (default: the system's, else the bundled one)")
-    p.add_argument("--sample-rate", type=int, default=44100)
+    p.add_argument("--sample-rate", type=whole(8000, 192000), default=44100)
     p.set_defaults(handler="render:render")
 
     p = sub.add_parser("harmonize", help="write alto, tenor and bass under a melody (SATB chorale)")
     p.add_argument("input", metavar="IN")
     p.add_argument("-o", "--output", required=True, metavar="OUT")
-    p.add_argument("--melody-track", type=int, default=None, metavar="N", help="1-based track holding the melody")
+    p.add_argument("--melody-track", type=count, default=None, metavar="N", help="1-based track holding the melody")
     p.add_argument("--keep", default="soprano", help="voices to keep, e.g. soprano,bass")
-    p.add_argument("--temperature", type=float, default=None)
-    p.add_argument("--candidates", type=int, default=None, metavar="K")
+    p.add_argument("--temperature", type=real(0.0), default=None)
+    p.add_argument("--candidates", type=count, default=None, metavar="K")
     _add_common_ml(p)
     p.set_defaults(handler="harmonizer:harmonize")
 
     p = sub.add_parser("continue", help="write the next bars after a song")
     p.add_argument("input", metavar="IN")
     p.add_argument("-o", "--output", required=True, metavar="OUT")
-    p.add_argument("--bars", type=int, default=4, metavar="N")
-    p.add_argument("--from-bar", type=int, default=None, metavar="B", help="1-based bar to continue from")
-    p.add_argument("--temperature", type=float, default=None)
-    p.add_argument("--top-p", type=float, default=None)
-    p.add_argument("--key-strength", type=float, default=None,
+    p.add_argument("--bars", type=count, default=4, metavar="N")
+    p.add_argument("--from-bar", type=count, default=None, metavar="B", help="1-based bar to continue from")
+    p.add_argument("--temperature", type=real(0.0), default=None)
+    p.add_argument("--top-p", type=real(0.0, 1.0, open_lo=True), default=None)
+    p.add_argument("--key-strength", type=real(0.0), default=None,
                    help="how strongly new notes keep to the pitch classes of the bars before (0 = model alone)")
-    p.add_argument("--takes", type=int, default=1, metavar="K")
+    p.add_argument("--takes", type=count, default=1, metavar="K")
     _add_common_ml(p)
     p.set_defaults(handler="continuation:continue_")
 
     p = sub.add_parser("vary", help="rewrite a selection with a denoising model")
     p.add_argument("input", metavar="IN")
     p.add_argument("-o", "--output", required=True, metavar="OUT")
-    p.add_argument("--strength", type=float, required=True, metavar="S", help="0 keeps the music, 1 writes it anew")
+    p.add_argument("--strength", type=real(0.0, 1.0), required=True, metavar="S", help="0 keeps the music, 1 writes it anew")
     p.add_argument("--bars", default=None, metavar="A:B", help="1-based bars A to B inclusive (default: all)")
     p.add_argument("--tracks", default=None, metavar="1,2", help="1-based tracks to vary (default: all)")
-    p.add_argument("--takes", type=int, default=1, metavar="K")
+    p.add_argument("--takes", type=count, default=1, metavar="K")
     _add_common_ml(p)
     p.set_defaults(handler="variation:vary")
 

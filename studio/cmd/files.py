@@ -17,7 +17,11 @@ def program_name(program: int, is_drum: bool = False) -> str:
 
 
 def _clock(seconds: float) -> str:
-    m, s = divmod(seconds, 60.0)
+    """``m:ss.s`` (``h:mm:ss.s`` from an hour on), rounded to a tenth before it is split, so that
+    599.99 s reads 10:00.0, not 9:60.0."""
+    tenths = int(round(max(0.0, seconds) * 10))
+    m, s = divmod(tenths, 600)
+    s = s / 10
     h, m = divmod(int(m), 60)
     return f"{h}:{m:02d}:{s:04.1f}" if h else f"{m}:{s:04.1f}"
 

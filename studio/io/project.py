@@ -115,16 +115,16 @@ def song_to_doc(song: Song) -> dict:
         "pickup": song.pickup,
         "tempos": [[t.tick, t.bpm] for t in song.tempos],
         "time_signatures": [[s.tick, s.numerator, s.denominator] for s in song.time_signatures],
-        "key_signatures": [[k.tick, k.fifths, k.minor] for k in song.key_signatures],
+        "key_signatures": [[k.tick, k.fifths, bool(k.minor)] for k in song.key_signatures],
         "tracks": [
             {
                 "name": t.name,
                 "program": t.program,
                 "channel": t.channel,
-                "is_drum": t.is_drum,
+                "is_drum": bool(t.is_drum),
                 "color": t.color,
-                "mute": t.mute,
-                "solo": t.solo,
+                "mute": bool(t.mute),
+                "solo": bool(t.solo),
                 "volume": t.volume,
                 "pan": t.pan,
                 "notes": [[n.start, n.pitch, n.duration, n.velocity] for n in t.notes],
@@ -147,6 +147,12 @@ def _int(v, what: str, lo: int, hi: int) -> int:
     v = int(v)
     if not lo <= v <= hi:
         raise _Bad(f"{what}: {_short(v)} is outside {lo}..{hi}")
+    return v
+
+
+def _bool(v, what: str) -> bool:
+    if not isinstance(v, bool):
+        raise _Bad(f"{what}: {_short(v)} is not true or false")
     return v
 
 
@@ -186,7 +192,8 @@ def doc_to_song(doc: dict) -> Song:
         e = _list(e, f"key_signatures[{i}]")
         if len(e) != 3:
             raise _Bad(f"key_signatures[{i}]: [tick, fifths, minor] expected")
-        keys.append(KeySignature(tk(e[0], f"key_signatures[{i}]"), _int(e[1], f"key_signatures[{i}]", -7, 7), bool(e[2])))
+        keys.append(KeySignature(tk(e[0], f"key_signatures[{i}]"), _int(e[1], f"key_signatures[{i}]", -7, 7),
+                                 _bool(e[2], f"key_signatures[{i}] minor")))
     tracks = []
     total = 0
     for ti, t in enumerate(_list(doc.get("tracks", []), "tracks")):
@@ -221,11 +228,11 @@ def doc_to_song(doc: dict) -> Song:
             name=name,
             program=_int(t.get("program", 0), f"{w}.program", 0, 127),
             channel=_int(t.get("channel", 0), f"{w}.channel", 0, 15),
-            is_drum=bool(t.get("is_drum", False)),
+            is_drum=_bool(t.get("is_drum", False), f"{w}.is_drum"),
             notes=notes,
             color=color,
-            mute=bool(t.get("mute", False)),
-            solo=bool(t.get("solo", False)),
+            mute=_bool(t.get("mute", False), f"{w}.mute"),
+            solo=_bool(t.get("solo", False), f"{w}.solo"),
             controls=controls,
             volume=_int(t.get("volume", 100), f"{w}.volume", 0, 127),
             pan=_int(t.get("pan", 64), f"{w}.pan", 0, 127),
@@ -254,13 +261,23 @@ def project_to_bytes(song: Song) -> bytes:
     return json.dumps(song_to_doc(song), ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
 
 
+MAX_DIGITS = 100  # no value of a project needs more; Python refuses to read past 4,300
+
+
+def _parse_int(text: str) -> int:
+    digits = len(text.lstrip("-"))
+    if digits > MAX_DIGITS:
+        raise _Bad(f"holds a {digits:,}-digit number (at most {MAX_DIGITS} digits)")
+    return int(text)
+
+
 def read_project_bytes(data: bytes, name: str = "") -> Song:
     label = os.path.basename(name) or "project"
     try:
         if not data.strip():
             raise _Bad("empty file")
         try:
-            doc = json.loads(data.decode("utf-8"))
+            doc = json.loads(data.decode("utf-8"), parse_int=_parse_int)
         except UnicodeDecodeError:
             raise _Bad("not a project file (not UTF-8 text)") from None
         except json.JSONDecodeError as exc:
