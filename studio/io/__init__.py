@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..core.errors import FileFormatError
 from ..core.song import Song
+from .limits import check_song
 
 MIDI_EXTS = (".mid", ".midi")
 MUSICXML_IN_EXTS = (".musicxml", ".xml", ".mxl")
@@ -64,16 +65,14 @@ def load(path: str | os.PathLike) -> Song:
     kind = "midi" if ext in MIDI_EXTS else "musicxml" if ext in MUSICXML_IN_EXTS else "project"
     kind = _sniff(path) or kind
     if kind == "midi":
-        from .midi import read_midi
-
-        return read_midi(path)
-    if kind == "musicxml":
-        from .musicxml import read_musicxml
-
-        return read_musicxml(path)
-    from .project import read_project
-
-    return read_project(path)
+        from .midi import read_midi as read
+    elif kind == "musicxml":
+        from .musicxml import read_musicxml as read
+    else:
+        from .project import read_project as read
+    song = read(path)
+    check_song(song, _label(path))  # the same limits for every format (see limits.py)
+    return song
 
 
 def check_output(path: str | os.PathLike) -> str:

@@ -42,15 +42,16 @@ import mido
 from ..core.errors import FileFormatError, FileWarning
 from ..core.song import (PAN, PITCH_BEND, PPQ, VOLUME, Control, KeySignature, Note, Song, TempoChange,
                          TimeSignature, Track)
+from . import limits
 from .atomic import atomic_write_bytes
 from .reading import read_limited
 
-# ---- limits a file must stay within ---------------------------------------------------
-MAX_BYTES = 8 * 1024 * 1024  # 8 MB: keeps mido's message objects well bounded in memory
-MAX_TRACKS = 256
-MAX_EVENTS = 2_000_000
-MAX_SECONDS = 6 * 3600.0  # 6 hours
-MAX_QUARTERS = 360_000  # 6 hours at 1000 bpm: a raw tick bound checked before the tempo map
+# ---- limits a file must stay within (the shared ones, see limits.py) ----------------------
+MAX_BYTES = limits.MIDI_MAX_BYTES
+MAX_TRACKS = limits.MIDI_MAX_CHUNKS  # track chunks: a conductor track and one per instrument
+MAX_EVENTS = limits.MIDI_MAX_MESSAGES
+MAX_SECONDS = limits.MAX_SECONDS
+MAX_QUARTERS = limits.MAX_QUARTERS
 REPAIR_TICKS = PPQ // 8  # length given to zero-length notes (a 32nd note)
 DRUM_CHANNEL = 9
 
@@ -718,5 +719,19 @@ def song_to_midi_bytes(song: Song) -> bytes:
 
 
 def write_midi(song: Song, path: str | os.PathLike) -> None:
-    """Write a type-1 MIDI file atomically (nothing half-written on failure)."""
-    atomic_write_bytes(path, song_to_midi_bytes(song))
+    """Write a type-1 MIDI file atomically (nothing half-written on failure), once the bytes
+    have passed the reader's own structural scan: a file we write is one we can read."""
+    label = os.path.basename(str(path))
+    limits.check_song(song, label)
+    events = (2 * song.note_count + sum(len(t.controls) for t in song.tracks)
+              + len(song.tempos) + len(song.time_signatures) + len(song.key_signatures))
+    if events + 6 * (len(song.tracks) + 1) > MAX_EVENTS:  # known before building millions of messages
+        raise FileFormatError(f"{label}: {events:,} MIDI events, more than the limit of {MAX_EVENTS:,} for MIDI files; "
+                              "nothing was written")
+    data = song_to_midi_bytes(song)
+    limits.check_size(data, MAX_BYTES, label, "MIDI files")
+    try:
+        _scan(data, [])
+    except _Fail as exc:
+        raise FileFormatError(f"{label}: would not read back ({exc}); nothing was written") from None
+    atomic_write_bytes(path, data)

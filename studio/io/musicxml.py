@@ -26,11 +26,12 @@ from pathlib import Path
 from ..core.errors import FileFormatError
 from ..core.song import PPQ, KeySignature, Note, Song, TempoChange, TimeSignature, Track
 from ..core.timing import bars
+from . import limits
 from .atomic import atomic_write_bytes
 
-MAX_BYTES = 50 * 1024 * 1024  # a .musicxml / .xml file, or the unpacked content of an .mxl
-MAX_NOTES = 500_000
-MAX_TICKS = PPQ * 360_000  # 6 hours at 1000 bpm; anything later is a broken file
+MAX_BYTES = limits.MUSICXML_MAX_BYTES  # a .musicxml / .xml file, or the unpacked content of an .mxl
+MAX_NOTES = limits.MAX_EVENTS
+MAX_TICKS = limits.MAX_TICKS  # 6 hours at 1000 bpm; anything later is a broken file
 BINARY, TRIPLET = PPQ // 8, PPQ // 6  # 32nd notes, 16th-note triplets
 GRIDS = (BINARY, TRIPLET)
 BEAT = PPQ  # the span over which one grid is chosen
@@ -457,8 +458,12 @@ def song_to_musicxml_bytes(song: Song) -> bytes:
 
 
 def write_musicxml(song: Song, path: str | os.PathLike) -> None:
-    """Write uncompressed MusicXML atomically."""
-    atomic_write_bytes(path, song_to_musicxml_bytes(song))
+    """Write uncompressed MusicXML atomically (refused when the reader would refuse its size)."""
+    label = os.path.basename(str(path))
+    limits.check_song(song, label)
+    data = song_to_musicxml_bytes(song)
+    limits.check_size(data, MAX_BYTES, label, "MusicXML files")
+    atomic_write_bytes(path, data)
 
 
 # ---- import ----------------------------------------------------------------------------

@@ -28,15 +28,16 @@ from typing import Callable
 
 from ..core.errors import FileFormatError
 from ..core.song import PITCH_BEND, PPQ, Control, KeySignature, Note, Song, TempoChange, TimeSignature, Track, json_copy
+from . import limits
 from .reading import read_limited
 from .atomic import atomic_write
 
 FORMAT_VERSION = 2
 APP = "cantor-studio"
-MAX_BYTES = 200 * 1024 * 1024
-MAX_NOTES = 2_000_000
-MAX_TRACKS = 256
-MAX_TICKS = PPQ * 360_000  # 6 hours at 1000 bpm
+MAX_BYTES = limits.PROJECT_MAX_BYTES
+MAX_NOTES = limits.MAX_EVENTS
+MAX_TRACKS = limits.MAX_TRACKS
+MAX_TICKS = limits.MAX_TICKS  # 6 hours at 1000 bpm
 
 
 class _Bad(Exception):
@@ -302,10 +303,13 @@ def write_project(song: Song, path: str | os.PathLike, *, _chunk_hook: Callable[
     ``_chunk_hook`` is called with the byte count after each chunk is written (tests use it
     to simulate a crash in the middle of a save).
     """
+    label = os.path.basename(str(path))
+    limits.check_song(song, label)
     try:
         data = project_to_bytes(song)
     except (TypeError, ValueError) as exc:  # something in Song.meta that JSON cannot hold
-        raise FileFormatError(f"{os.path.basename(str(path))}: cannot save this song's extra data ({exc})") from None
+        raise FileFormatError(f"{label}: cannot save this song's extra data ({exc})") from None
+    limits.check_size(data, MAX_BYTES, label, "projects")
 
     def write(tmp: str) -> None:
         with open(tmp, "wb") as fh:
