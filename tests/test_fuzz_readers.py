@@ -197,8 +197,31 @@ def _run_capped(fn: str) -> tuple[float, float, str]:
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="RLIMIT_AS and ru_maxrss in kilobytes are Linux's")
-@pytest.mark.parametrize("fn", ["fuzz_project"])
+@pytest.mark.parametrize("fn", ["fuzz_musicxml", "fuzz_project"])
 def test_fuzz_reader_in_a_memory_capped_process(fn):
     wall, peak_mb, text = _run_capped(fn)
     print(f"{fn}: {wall:.1f} s, peak RSS {peak_mb:.0f} MB")
     assert peak_mb < RSS_CEILING_MB, f"{fn}: peak RSS {peak_mb:.0f} MB\n{text[-2000:]}"
+
+
+# ---- what the fuzz found, kept as plain tests -----------------------------------------------
+@pytest.mark.parametrize("old,new,message", [
+    (rb'dynamics="[^"]*"', b'dynamics="1e309"', None),  # a velocity of infinity: the note keeps its default
+    (rb"<alter>[^<]*</alter>", b"<alter>1e309</alter>", "a note without a proper pitch"),
+    (rb'encoding="utf-8"', b'encoding="ttf-8"', "not readable MusicXML (unknown encoding: ttf-8)"),
+    (rb"<beats>\d+</beats>", b"<beats>" + b"9" * 5000 + b"</beats>", "time signature 999999999999... (5,000 digits)/4"),
+])
+def test_found_by_fuzzing(tmp_path, old, new, message):
+    from studio.core.errors import FileFormatError
+    from studio.io import load
+
+    xml, n = re.subn(old, new, _xml_seeds()[0], count=1)
+    assert n == 1
+    path = tmp_path / "found.musicxml"
+    path.write_bytes(xml)
+    if message is None:
+        assert load(path).note_count == 12
+        return
+    with pytest.raises(FileFormatError) as info:
+        load(path)
+    assert message in str(info.value) and len(str(info.value)) < 200

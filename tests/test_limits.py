@@ -3,6 +3,8 @@ past a limit is refused (one line, nothing written) by every format alike, never
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -10,7 +12,7 @@ from hypothesis import strategies as st
 from studio.cli import main
 from studio.core.errors import FileFormatError
 from studio.core.song import PPQ, Note, Song, TempoChange, Track
-from studio.io import limits, load, midi, musicxml, project, save
+from studio.io import limits, load, midi, musicxml, musicxml_read, project, save
 
 
 def _files(folder) -> list[str]:
@@ -33,6 +35,41 @@ def test_the_formats_share_the_limits():
     assert project.MAX_TICKS == musicxml.MAX_TICKS == limits.MAX_TICKS == PPQ * midi.MAX_QUARTERS
     assert project.MAX_NOTES == musicxml.MAX_NOTES == limits.MAX_EVENTS
     assert midi.MAX_SECONDS == limits.MAX_SECONDS
+    assert musicxml_read.MAX_TRACKS == limits.MAX_TRACKS and musicxml_read.MAX_BEATS == limits.MAX_BEATS
+    assert musicxml_read.MAX_TICKS == limits.MAX_TICKS and musicxml_read.MAX_BYTES == musicxml.MAX_BYTES
+
+
+def _midi(tempo_us: int = 500_000, meter=(4, 4)) -> bytes:
+    import io
+
+    import mido
+
+    mf = mido.MidiFile(type=1)
+    t = mido.MidiTrack()
+    mf.tracks.append(t)
+    t.append(mido.MetaMessage("set_tempo", tempo=tempo_us))
+    t.append(mido.MetaMessage("time_signature", numerator=meter[0], denominator=meter[1]))
+    t.append(mido.Message("note_on", note=60, velocity=80, time=0))
+    t.append(mido.Message("note_off", note=60, velocity=0, time=480))
+    buf = io.BytesIO()
+    mf.save(file=buf)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("tempo_us,meter,problem", [
+    (1, (4, 4), "a tempo of 6e+07 bpm at quarter note 0, outside 1..1000 bpm"),
+    (500_000, (100, 4), "a meter of 100/4 at quarter note 0: at most 64 beats"),
+])
+def test_midi_maps_a_project_could_not_hold_are_refused(tmp_path, tempo_us, meter, problem):
+    """A MIDI file may say 1 microsecond per quarter or 100/4; a project cannot hold either,
+    so such a file is refused on reading rather than converted into a project that will not open."""
+    (tmp_path / "odd.mid").write_bytes(_midi(tempo_us, meter))
+    with pytest.raises(FileFormatError, match=rf"^odd\.mid: {re.escape(problem)}"):
+        load(tmp_path / "odd.mid")
+    (tmp_path / "fine.mid").write_bytes(_midi(0xFFFFFF, (3, 64)))  # 3.6 bpm in 3/64: within both
+    song = load(tmp_path / "fine.mid")
+    save(song, tmp_path / "fine.studio")
+    assert load(tmp_path / "fine.studio").time_signatures == song.time_signatures
 
 
 def test_300_part_musicxml_is_refused_on_reading(tmp_path, capsys):
@@ -41,7 +78,7 @@ def test_300_part_musicxml_is_refused_on_reading(tmp_path, capsys):
     for out in ("wide.studio", "wide.mid"):
         assert main(["convert", str(src), "-o", str(tmp_path / out)]) == 2
         err = capsys.readouterr().err
-        assert err == "studio: error: wide.musicxml: 300 tracks, more than the limit of 256\n"
+        assert err == "studio: error: wide.musicxml: more than 256 parts (limit)\n"
     assert _files(tmp_path) == ["wide.musicxml"]
 
 

@@ -21,6 +21,9 @@ MAX_EVENTS = 2_000_000  # notes, controller events, tempo, meter and key changes
 MAX_SECONDS = 6 * 3600.0  # 6 hours
 MAX_QUARTERS = 360_000  # 6 hours at 1000 bpm: a bound on raw positions, checked before the tempo map
 MAX_TICKS = PPQ * MAX_QUARTERS
+MIN_BPM, MAX_BPM = 1.0, 1000.0
+MAX_BEATS = 64  # a meter's numerator
+DENOMINATORS = (1, 2, 4, 8, 16, 32, 64)  # a meter's denominator
 
 # ---- files --------------------------------------------------------------------------------
 MIB = 1024 * 1024
@@ -50,6 +53,16 @@ def song_problem(song: Song) -> str | None:
     end = max(song.end_tick, last)
     if end > MAX_TICKS:
         return f"runs to quarter note {end / PPQ:,.0f}, past the limit of {MAX_QUARTERS:,}"
+    for t in song.tempos:
+        if not MIN_BPM <= t.bpm <= MAX_BPM:  # also refuses NaN
+            return f"a tempo of {t.bpm:g} bpm at quarter note {t.tick / PPQ:g}, outside {MIN_BPM:g}..{MAX_BPM:g} bpm"
+    for m in song.time_signatures:
+        if not 1 <= m.numerator <= MAX_BEATS or m.denominator not in DENOMINATORS:
+            return (f"a meter of {m.numerator}/{m.denominator} at quarter note {m.tick / PPQ:g}: at most {MAX_BEATS} "
+                    f"beats of a whole, half, quarter ... or 64th note")
+    for k in song.key_signatures:
+        if not -7 <= k.fifths <= 7:
+            return f"a key signature of {k.fifths} fifths at quarter note {k.tick / PPQ:g}, outside -7..7"
     from ..core.timing import TempoMap
 
     seconds = TempoMap(song).seconds(end)

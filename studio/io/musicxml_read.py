@@ -18,6 +18,7 @@ pickup), velocities from a note's ``dynamics`` attribute.
 from __future__ import annotations
 
 import os
+import re
 import zipfile
 from collections import defaultdict
 from fractions import Fraction
@@ -26,12 +27,13 @@ from xml.etree import ElementTree as ET
 
 from ..core.errors import FileFormatError
 from ..core.song import PPQ, KeySignature, Note, Song, TempoChange, TimeSignature, Track
+from . import limits
 
-MAX_BYTES = 50 * 1024 * 1024  # a .musicxml / .xml file, or the unpacked score inside an .mxl
-MAX_NOTES = 500_000
-MAX_TRACKS = 256  # the same cap as MIDI files and projects
-MAX_BEATS = 64  # time-signature numerator (the project file's limit too)
-MAX_TICKS = PPQ * 360_000  # 6 hours at 1000 bpm
+MAX_BYTES = limits.MUSICXML_MAX_BYTES  # a .musicxml / .xml file, or the unpacked score inside an .mxl
+MAX_NOTES = limits.MAX_EVENTS  # a 50 MB score holds far fewer
+MAX_TRACKS = limits.MAX_TRACKS  # the same cap as MIDI files and projects
+MAX_BEATS = limits.MAX_BEATS  # time-signature numerator (the project file's limit too)
+MAX_TICKS = limits.MAX_TICKS  # 6 hours at 1000 bpm
 _DENOMINATORS = (1, 2, 4, 8, 16, 32, 64)
 _STEP = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 _UNIT = {"whole": Fraction(4), "half": Fraction(2), "quarter": Fraction(1), "eighth": Fraction(1, 2),
@@ -208,7 +210,7 @@ class Reader:
                 if dyn:
                     try:
                         vel = int(round(float(dyn) * (90 / 12700) * 127))
-                    except ValueError:
+                    except (ValueError, OverflowError):  # NaN, or 1e309: infinity
                         vel = 0
                 ties = [t.get("type") for t in c.findall("tie") if t.get("type")]
                 tie = ties[0] if len(ties) == 1 else ("continue" if "start" in ties and "stop" in ties else None)
@@ -296,9 +298,9 @@ class Reader:
                 raise _Bad("a note without a proper pitch")
             try:
                 ps = (int(octave) + 1) * 12 + _STEP[step[:1].upper()] + (float(alter) if alter else 0.0)
-            except ValueError:
+                return int(round(ps))
+            except (ValueError, OverflowError):  # also an <alter> of NaN or 1e309
                 raise _Bad("a note without a proper pitch") from None
-            return int(round(ps))
         un = c.find("unpitched")
         if un is not None:
             step = _text(un.find("display-step"), "")
@@ -557,6 +559,12 @@ def _open_zip(path: str, label: str):
         raise
 
 
+def _clip(text: str) -> str:
+    """A message with any number of more than 20 digits shortened (a hostile file's 5,000-digit
+    meter must not become a 5,000-character error line)."""
+    return re.sub(r"\d{21,}", lambda m: f"{m.group()[:12]}... ({len(m.group()):,} digits)", text)[:300]
+
+
 def read_musicxml_file(path: str | os.PathLike) -> Song:
     """Read .musicxml, .xml or .mxl (a compressed file is recognised by its content)."""
     path = str(path)
@@ -582,7 +590,9 @@ def read_musicxml_file(path: str | os.PathLike) -> Song:
     except FileFormatError:
         raise
     except _Bad as exc:
-        raise FileFormatError(f"{label}: {exc}") from None
+        raise FileFormatError(f"{label}: {_clip(str(exc))}") from None
+    except LookupError as exc:  # an XML declaration naming an encoding Python does not know
+        raise FileFormatError(f"{label}: not readable MusicXML ({_clip(str(exc))})") from None
     except ET.ParseError as exc:
         line, col = getattr(exc, "position", (0, 0))
         words = str(exc).split(":")[0]
