@@ -79,6 +79,7 @@ def real(lo: float = float("-inf"), hi: float = float("inf"), *, open_lo: bool =
 
 
 seed = whole(0, MAX_SEED, "a seed (a whole number)")
+MAX_TRAIN_MINUTES = 7 * 24 * 60.0  # a week: a bound that still catches an infinity
 count = whole(1, 1_000_000, "a whole number", open_hi=True)
 
 
@@ -148,12 +149,14 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--out", default=None, metavar="DIR", help="where to write weights/figures")
         p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
         if verb == "train":
-            p.add_argument("--minutes", type=float, default=30.0, metavar="M")
+            p.add_argument("--minutes", type=real(0.0, MAX_TRAIN_MINUTES, open_lo=True), default=30.0, metavar="M")
             p.add_argument("--data", default=None, metavar="DIR", help="extra MIDI files to train on")
-            p.add_argument("--seed", type=int, default=0)
+            p.add_argument("--seed", type=seed, default=0)
         else:
             p.add_argument("--weights", default=None, metavar="DIR", help="model folder (default: models/<name>)")
-            p.add_argument("--limit", type=int, default=None, help="evaluate on at most this many pieces")
+            p.add_argument("--limit", type=count, default=None, help="evaluate on at most this many pieces")
+            p.add_argument("--update-card", action="store_true",
+                           help="write the figures into the model's card.json (otherwise models/ is left alone)")
         p.set_defaults(handler=f"@{fn}")
 
     p = sub.add_parser("bench", help="measure speed and memory, print a table")

@@ -166,3 +166,18 @@ def test_whatever_is_written_reads_back(tmp_path, song, name):
     assert limits.song_problem(song) is None
     back = load(path)
     assert back.note_count == song.note_count
+
+
+def test_continue_from_a_bar_far_past_the_end_is_refused(tmp_path, capsys):
+    """``continue --from-bar 9999`` would have padded the song with empty bars past the 6-hour
+    limit (a MIDI file the app then refuses); now it is refused before any model runs."""
+    src = tmp_path / "short.mid"
+    save(Song(tracks=[Track("A", notes=[Note(i * 480, 60 + i, 480) for i in range(8)])]), src)  # 2 bars
+    rc = main(["continue", str(src), "-o", str(tmp_path / "out.mid"), "--from-bar", "9999"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err == "studio: error: --from-bar 9999: short.mid has 2 bars; continue from bar 1 to 3\n"
+    assert _files(tmp_path) == ["short.mid"]
+    # the limit itself: what a continuation that far out would have made is refused by every writer
+    far = Song(tempos=[TempoChange(0, 40.0)], tracks=[Track("A", notes=[Note(9998 * 4 * PPQ, 60, 4 * PPQ)])])
+    with pytest.raises(FileFormatError, match=r"^far\.mid: 16\.7 hours long, more than the 6 hour limit$"):
+        save(far, tmp_path / "far.mid")

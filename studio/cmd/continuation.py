@@ -24,6 +24,13 @@ def continue_(args) -> int:
 
     song = io.load(args.input)
     io.check_output(args.output)
+    if args.from_bar is not None:
+        from ..core.timing import bars
+
+        n = len(bars(song))
+        if args.from_bar > n + 1:  # new bars start inside the song or right after its end
+            raise StudioError(f"--from-bar {args.from_bar}: {Path(args.input).name} has {n} bar{'s' if n != 1 else ''}; "
+                              f"continue from bar 1 to {n + 1}")
     out_dir = Path(args.output).parent
     if str(out_dir) and not out_dir.exists():
         raise StudioError(f"{args.output}: the folder {out_dir} does not exist")
@@ -78,7 +85,12 @@ def evaluate(args) -> int:
         raise StudioError(f"no trained weights in {folder} (run `studio train continuation` first)")
     report = ce.evaluate(folder, device=args.device, limit=args.limit or 60,
                          log=lambda m: print(m, file=sys.stderr, flush=True))
-    ce.write_card(folder, report)
+    if args.update_card:
+        ce.write_card(folder, report)
+    else:
+        from .harmonizer import CARD_NOTE
+
+        print(CARD_NOTE, file=sys.stderr)
     if args.out:
         Path(args.out).mkdir(parents=True, exist_ok=True)
         (Path(args.out) / "continuation_eval.json").write_text(json.dumps(report, indent=2))

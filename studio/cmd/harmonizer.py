@@ -9,6 +9,9 @@ from pathlib import Path
 from ..core.errors import StudioError
 
 
+CARD_NOTE = "studio: the model's card.json was left as it is (--update-card writes these figures into it)"
+
+
 def _forward_bach_dir(out: Path) -> Path:
     return out.parent / "forward_bach" if out.name == "harmonizer" else out.with_name(out.name + "_forward_bach")
 
@@ -77,9 +80,13 @@ def evaluate(args) -> int:
     """``studio eval harmonizer``: held-out figures as a table and JSON (also into card.json)."""
     import json
 
+    from ..ml import cards
     from ..ml.harmonizer import eval as he
 
-    report = he.evaluate(weights=args.weights, limit=args.limit, device=args.device, out=args.out)
+    with cards.card_context(args.update_card):
+        report = he.evaluate(weights=args.weights, limit=args.limit, device=args.device, out=args.out)
+    if not args.update_card:
+        print(CARD_NOTE, file=sys.stderr)
     print(he.table(report))
     print(json.dumps(report, indent=2))
     return 0

@@ -134,10 +134,21 @@ def evaluate(args) -> int:
 
     import torch
 
+    from ..ml import cards
     from ..ml.variation.eval import run_eval
+    from .harmonizer import CARD_NOTE
 
     torch.set_num_threads(_threads())
-    out = run_eval(weights=args.weights, out=args.out, device=args.device, limit=args.limit,
-                   log=lambda m: print(m, file=sys.stderr, flush=True))
+    figures = args.out
+    if figures is None and not args.update_card:  # the figures go beside the weights only when asked
+        import tempfile
+
+        figures = tempfile.mkdtemp(prefix="studio-eval-variation-")
+        print(f"studio: figures in {figures} (--out DIR to choose)", file=sys.stderr)
+    with cards.card_context(args.update_card):
+        out = run_eval(weights=args.weights, out=figures, device=args.device, limit=args.limit,
+                       log=lambda m: print(m, file=sys.stderr, flush=True))
+    if not args.update_card:
+        print(CARD_NOTE, file=sys.stderr)
     print(json.dumps(out, indent=2))
     return 0

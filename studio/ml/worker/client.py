@@ -7,6 +7,13 @@ Cancel is cooperative first (the job checks a shared flag once per token or step
 job has not stopped ``hard_cancel_after`` seconds later, the process is killed and a fresh
 one is started on the next request.  A worker that dies on its own is noticed on the next
 poll and reported as a one-line failure of the job it was running.
+
+Replies come back through a one-way pipe whose only writer is the worker (the editor closes
+its own copy once the worker has started), read by a small thread into an in-process queue:
+:meth:`WorkerClient.poll` only ever takes from that queue, so it never blocks, even when the
+worker dies halfway through writing a large reply (the thread then meets the end of the pipe
+and stops).  The cancel flag is a plain shared integer without a lock, so a worker killed
+while it reads the flag cannot leave a lock held that :meth:`cancel` would wait on forever.
 """
 
 from __future__ import annotations
@@ -14,20 +21,65 @@ from __future__ import annotations
 import dataclasses
 import multiprocessing as mp
 import queue
+import threading
 import time
 
 from . import protocol as P
 
 
+class ReplySender:
+    """The worker's end of the reply pipe, with the ``put`` of a queue (safe across threads)."""
+
+    def __init__(self, conn):
+        self.conn = conn
+        self._lock = None
+
+    def __getstate__(self):
+        return {"conn": self.conn}
+
+    def __setstate__(self, state):
+        self.conn, self._lock = state["conn"], None
+
+    def put(self, msg) -> None:
+        if self._lock is None:
+            self._lock = threading.Lock()
+        with self._lock:
+            self.conn.send(msg)
+
+
+def _read_replies(conn, out: queue.SimpleQueue) -> None:
+    """Move replies from the pipe into ``out`` until the worker's end is closed (it exited or
+    was killed, maybe halfway through a reply, which is dropped)."""
+    try:
+        while True:
+            try:
+                msg = conn.recv()
+            except (EOFError, OSError):
+                return
+            except Exception:  # a reply that does not unpickle: the stream cannot be trusted after it
+                return
+            out.put(msg)
+    finally:
+        conn.close()
+
+
 class WorkerClient:
-    def __init__(self, hard_cancel_after: float = 0.15, threads: int | None = None, warm_up: bool = True):
+    # how long a dead worker's last replies may take to come through the pipe before its
+    # running jobs are reported as failed anyway
+    DRAIN_SECONDS = 0.5
+
+    def __init__(self, hard_cancel_after: float = 0.15, threads: int | None = None, warm_up: bool = True,
+                 target=None):
         self._ctx = mp.get_context("spawn")
+        self._target = target  # the worker's entry point (tests put a stand-in here)
         self.hard_cancel_after = hard_cancel_after
         self.threads = threads
         self.warm_up = warm_up
         self._proc = None
         self._requests = None
-        self._replies = None
+        self._replies: queue.SimpleQueue | None = None
+        self._reader: threading.Thread | None = None
+        self._dead_since: float | None = None
         self._cancel = None
         self._next_job = 1
         self._running: dict[int, P.Request] = {}  # sent and not yet answered
@@ -52,19 +104,29 @@ class WorkerClient:
         self._killed = False
 
         self._requests = self._ctx.Queue()
-        self._replies = self._ctx.Queue()
-        self._cancel = self._ctx.Value("q", 0)
-        from .server import worker_main  # a light import: torch loads in the child only
+        receive, send = self._ctx.Pipe(duplex=False)
+        self._replies = queue.SimpleQueue()
+        self._cancel = self._ctx.Value("q", 0, lock=False)
+        self._dead_since = None
+        target = self._target
+        if target is None:
+            from .server import worker_main as target  # a light import: torch loads in the child only
 
         env_before = os.environ.get("STUDIO_NO_WARMUP")
         if not self.warm_up:
             os.environ["STUDIO_NO_WARMUP"] = "1"
         try:
             self._proc = self._ctx.Process(
-                target=worker_main, args=(self._requests, self._replies, self._cancel, self.threads),
+                target=target, args=(self._requests, ReplySender(send), self._cancel, self.threads),
                 name="studio-worker", daemon=True,
             )
-            self._proc.start()
+            try:
+                self._proc.start()
+            finally:
+                send.close()  # the worker holds the only writing end now: its death ends the pipe
+            self._reader = threading.Thread(target=_read_replies, args=(receive, self._replies),
+                                            name="studio-worker-replies", daemon=True)
+            self._reader.start()
         finally:
             if not self.warm_up:
                 if env_before is None:
@@ -131,7 +193,7 @@ class WorkerClient:
             while True:
                 try:
                     msg = self._replies.get_nowait()
-                except (queue.Empty, OSError, EOFError, ValueError):
+                except queue.Empty:
                     break
                 if isinstance(msg, P.Ready):
                     self.device = msg.device
@@ -157,6 +219,11 @@ class WorkerClient:
                 self._cancel_deadline.clear()
                 break
         if self._running and self._proc is not None and (self._killed or not self._proc.is_alive()):
+            if not self._killed and self._reader is not None and self._reader.is_alive():
+                # it may have answered just before it exited: give the pipe a moment to drain
+                self._dead_since = self._dead_since or now
+                if now - self._dead_since < self.DRAIN_SECONDS:
+                    return out
             code = self._proc.exitcode
             for j in list(self._running):
                 out.append(P.Failed(j, f"the model worker stopped unexpectedly (exit code {code}); "
