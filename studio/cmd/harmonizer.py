@@ -77,7 +77,7 @@ def harmonize(args) -> int:
 
 
 def evaluate(args) -> int:
-    """``studio eval harmonizer``: held-out figures as a table and JSON (also into card.json)."""
+    """``studio eval harmonizer``: held-out figures as a table and JSON (into card.json with --update-card)."""
     import json
 
     from ..ml import cards
