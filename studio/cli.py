@@ -15,6 +15,7 @@ import sys
 
 from . import __version__
 from .core.errors import StudioError
+from .ml.options import add_train_arguments
 
 PROG = "studio"
 
@@ -143,21 +144,21 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common_ml(p)
     p.set_defaults(handler="variation:vary")
 
-    for verb, fn in (("train", "train"), ("eval", "evaluate")):
-        p = sub.add_parser(verb, help=f"{verb} a model: harmonizer, continuation or variation")
-        p.add_argument("model", choices=["harmonizer", "continuation", "variation"])
-        p.add_argument("--out", default=None, metavar="DIR", help="where to write weights/figures")
-        p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-        if verb == "train":
-            p.add_argument("--minutes", type=real(0.0, MAX_TRAIN_MINUTES, open_lo=True), default=30.0, metavar="M")
-            p.add_argument("--data", default=None, metavar="DIR", help="extra MIDI files to train on")
-            p.add_argument("--seed", type=seed, default=0)
-        else:
-            p.add_argument("--weights", default=None, metavar="DIR", help="model folder (default: models/<name>)")
-            p.add_argument("--limit", type=count, default=None, help="evaluate on at most this many pieces")
-            p.add_argument("--update-card", action="store_true",
-                           help="write the figures into the model's card.json (otherwise models/ is left alone)")
-        p.set_defaults(handler=f"@{fn}")
+    p = sub.add_parser("train", help="train a model: harmonizer, continuation or variation")
+    p.add_argument("model", choices=["harmonizer", "continuation", "variation"])
+    add_train_arguments(p, minutes=real(0.0, MAX_TRAIN_MINUTES, open_lo=True), seed=seed, count=count)
+    p.add_argument("--data", default=None, metavar="DIR", help="extra MIDI files to train on")
+    p.set_defaults(handler="@train")
+
+    p = sub.add_parser("eval", help="evaluate a model on held-out pieces: harmonizer, continuation or variation")
+    p.add_argument("model", choices=["harmonizer", "continuation", "variation"])
+    p.add_argument("--out", default=None, metavar="DIR", help="where to write figures")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--weights", default=None, metavar="DIR", help="model folder (default: models/<name>)")
+    p.add_argument("--limit", type=count, default=None, help="evaluate on at most this many pieces")
+    p.add_argument("--update-card", action="store_true",
+                   help="write the figures into the model's card.json (otherwise models/ is left alone)")
+    p.set_defaults(handler="@evaluate")
 
     p = sub.add_parser("bench", help="measure speed and memory, print a table")
     p.add_argument("--json", default=None, metavar="PATH")

@@ -1,5 +1,6 @@
 """The continuation model: relative attention, the KV cache, sampling, the API and the command."""
 
+import json
 import os
 import subprocess
 import sys
@@ -279,12 +280,18 @@ def test_train_writes_weights_curve_and_resumes(tmp_path):
     data = ct.tokenize_pieces(pieces)
     assert ct.summary(data)["valid_pieces"] == 3
     out = tmp_path / "run"
-    st = ct.train(out, 5.0, torch.device("cpu"), data, TINY, batch=2, max_steps=4, eval_every_s=1e9, log=lambda m: None)
+    from studio.ml.training import Run, fit
+
+    run = Run(out, minutes=5.0, device="cpu", max_steps=4, checkpoint_minutes=1e9, log=lambda m: None)
+    st = fit(ct.task(data, TINY, batch=2), run)
     assert st["step"] == 4
     for f in ("model.safetensors", "config.json", "state.pt", "log.jsonl", "learning_curve.png"):
         assert (out / f).exists(), f
-    st = ct.train(out, 5.0, torch.device("cpu"), data, TINY, batch=2, max_steps=6, eval_every_s=1e9, log=lambda m: None)
-    assert st["step"] == 6  # resumed from step 4
+    st = fit(ct.task(data, TINY, batch=2), Run(out, minutes=5.0, device="cpu", max_steps=2, resume=True,
+                                               checkpoint_minutes=1e9, log=lambda m: None))
+    assert st["step"] == 6 and st["tokens"] > 0  # resumed from step 4
+    rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [4, 6]
     model, meta = checkpoint.load(out, lambda c: MusicTransformer(Config(**c)))
     assert meta["config"]["d_model"] == 32
 

@@ -124,14 +124,15 @@ def test_hidden_cells_do_not_leak():
 def test_one_training_step_and_checkpoint(few, tmp_path, monkeypatch):
     monkeypatch.setattr(ch, "VALID_TUNES", (NAMES[2],))
     monkeypatch.setattr(ch, "TEST_TUNES", ())
-    r = ht.train_harmonizer(tmp_path / "h", 0.001, torch.device("cpu"), cfg=TINY, batch=4, chorales=few * 4)
-    assert r["steps"] >= 1 and np.isfinite(r["history"][-1]["given_soprano"])
     from studio.ml import checkpoint
+    from studio.ml.training import Run, fit
 
+    r = fit(ht.harmonizer_task(few * 4, TINY, batch=4), Run(tmp_path / "h", minutes=0.001, device="cpu", log=lambda m: None))
+    assert r["step"] >= 1 and np.isfinite(r["best"])
     model, meta = checkpoint.load(tmp_path / "h", hz.build)
-    assert meta["config"]["d_model"] == 32 and meta["steps"] >= 1
-    r = ht.train_forward_bach(tmp_path / "f", 0.001, torch.device("cpu"), batch=16, chorales=few * 4)
-    assert r["steps"] >= 1 and np.isfinite(r["best_valid_nll"])
+    assert meta["config"]["d_model"] == 32 and meta["steps"] >= 1 and np.isfinite(meta["valid_nll"]["given_soprano"])
+    r = fit(ht.forward_bach_task(few * 4, batch=16), Run(tmp_path / "f", minutes=0.001, device="cpu", log=lambda m: None))
+    assert r["step"] >= 1 and np.isfinite(r["best"])
 
 
 def test_sampling_keeps_given_cells_and_holds_are_consistent():

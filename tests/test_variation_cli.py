@@ -136,11 +136,13 @@ def test_a_few_training_steps_reduce_the_loss_and_save(tmp_path):
         loss.backward()
         opt.step()
     assert VT.loss_fn(model, batch).item() < 0.7 * first
-    tc = VT.TrainConfig(minutes=0.02, eval_every_s=1e9, n_valid=1, tokens=512, model=TINY)
-    r = VT.train(tmp_path / "m", tc, _pieces(), _pieces(2), log_print=lambda m: None)
-    assert r["steps"] >= 1
+    from studio.ml.training import Run, fit
+
+    tc = VT.TrainConfig(n_valid=1, tokens=512, model=TINY)
+    r = fit(VT.task(_pieces(), _pieces(2), tc), Run(tmp_path / "m", minutes=0.02, device="cpu", log=lambda m: None))
+    assert r["step"] >= 1
     loaded, meta = checkpoint.load(tmp_path / "m", V.build)
-    assert meta["config"]["d_model"] == TINY.d_model and meta["train"]["steps"] == r["steps"]
+    assert meta["config"]["d_model"] == TINY.d_model and meta["train"]["steps"] == r["step"]
     assert (tmp_path / "m" / "learning_curve.png").stat().st_size > 1000
 
 

@@ -46,32 +46,38 @@ def continue_(args) -> int:
     return 0
 
 
+MIN_CACHED = 100  # training pieces the corpus cache must hold before training uses it as it is
+
+
 def train(args) -> int:
     """Tokenize the corpus (once) and train for ``--minutes``; weights go to ``--out``."""
-    import torch
+    import os
 
     from ..ml import checkpoint
     from ..ml.continuation import train as ct
+    from ..ml.training import fit, run_from_args
 
-    if args.minutes <= 0:
-        raise StudioError("--minutes must be positive")
     if args.data and not Path(args.data).is_dir():
         raise StudioError(f"{args.data}: not a folder")
-    device = checkpoint.pick_device(args.device)
-    if device.type == "cpu":
-        torch.set_num_threads(1)
-    out = Path(args.out) if args.out else checkpoint.model_dir("continuation")
+    command = "studio " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["train"] else ""
+    run = run_from_args(args, checkpoint.model_dir("continuation"), command)
     log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
     path = ct.default_dataset_path()
     if args.data:
         path = path.with_name(path.stem + "_with_user.npz")
-    # parse what is not cached yet, then tokenize (a minute or two; the corpus may have grown)
-    data = ct.build_dataset(path, args.data, log=log)
-    log(json.dumps(ct.summary(data)))
-    command = "studio " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["train"] else ""
-    batch = 64 if device.type == "cuda" else 8
-    r = ct.train(out, args.minutes, device, data, batch=batch, seed=args.seed, command=command, log=log)
-    print(f"continuation: {r['step']} steps, {r['tokens']:,} tokens, best held-out NLL {r['best']:.4f} nats/token -> {out}")
+    # tokenize what the corpus cache holds (a minute or two; it may have grown); parse the corpus
+    # first only when the cache is (nearly) empty, as for the variation model
+    from ..ml import corpus
+
+    data = ct.build_dataset(path, args.data, build_corpus=corpus.cached_pieces("train") < MIN_CACHED, log=log)
+    main = int(os.environ.get("RANK", "0")) == 0
+    if main:
+        log(json.dumps(ct.summary(data)))
+    batch = 64 if checkpoint.pick_device(args.device).type == "cuda" else 8
+    r = fit(ct.task(data, batch=batch, log=log), run)
+    if main:
+        print(f"continuation: step {r['step']}, {r['tokens']:,} tokens, best held-out NLL {r['best']:.4f} nats/token "
+              f"-> {run.out}")
     return 0
 
 

@@ -18,30 +18,35 @@ def _forward_bach_dir(out: Path) -> Path:
 
 def train(args) -> int:
     """Train the harmonizer for ``--minutes`` (then the ForwardBach baseline for a tenth of that)."""
-    import torch
+    import dataclasses
+    import os
 
     from ..ml import checkpoint
     from ..ml.harmonizer import data as chorales
     from ..ml.harmonizer import train as ht
+    from ..ml.options import STATE
+    from ..ml.training import fit, run_from_args
 
-    if args.minutes <= 0:
-        raise StudioError("--minutes must be positive")
     if args.data:
         raise StudioError("the harmonizer trains on Bach's chorales only; --data is not used for it")
-    device = checkpoint.pick_device(args.device)
-    if device.type == "cpu":
-        torch.set_num_threads(1)  # leave the other cores to the rest of the machine
-    out = Path(args.out) if args.out else checkpoint.model_dir("harmonizer")
-    command = "studio " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["train"] else ""
+    run = run_from_args(args, checkpoint.model_dir("harmonizer"), command_line())
     data = chorales.load_chorales(log=lambda m: print(m, file=sys.stderr))
-    fb_minutes = max(0.5, args.minutes / 10)
-    r = ht.train_harmonizer(out, args.minutes, device, seed=args.seed, chorales=data, command=command)
-    print(f"harmonizer: {r['steps']} steps, best held-out NLL {r['best_valid_given_soprano']:.4f} nats/cell -> {out}")
-    if not getattr(args, "skip_baseline", False):
-        fb_out = _forward_bach_dir(out)
-        r = ht.train_forward_bach(fb_out, fb_minutes, device, seed=args.seed, chorales=data, command=command)
-        print(f"forward_bach: {r['steps']} steps, best held-out NLL {r['best_valid_nll']:.4f} nats/cell -> {fb_out}")
+    r = fit(ht.harmonizer_task(data), run)
+    main = int(os.environ.get("RANK", "0")) == 0
+    if main:
+        print(f"harmonizer: step {r['step']}, best held-out NLL {r['best']:.4f} nats/cell -> {run.out}")
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return 0  # under torchrun: the baseline trains in a run of its own (python -m studio.ml.harmonizer.train --baseline)
+    fb_out = _forward_bach_dir(run.out)
+    fb_run = dataclasses.replace(run, out=fb_out, minutes=max(0.5, args.minutes / 10), init=None,
+                                 resume=run.resume and (fb_out / STATE).exists())
+    r = fit(ht.forward_bach_task(data), fb_run)
+    print(f"forward_bach: step {r['step']}, best held-out NLL {r['best']:.4f} nats/cell -> {fb_out}")
     return 0
+
+
+def command_line() -> str:
+    return "studio " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["train"] else ""
 
 
 def _warn(msg: str) -> None:

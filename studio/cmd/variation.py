@@ -99,17 +99,11 @@ def vary(args) -> int:
 
 # ---- studio train variation -----------------------------------------------------------
 def train(args) -> int:
-    import torch
-
     from ..ml import checkpoint
+    from ..ml.training import fit, run_from_args
     from ..ml.variation import train as vt
 
-    if args.minutes <= 0:
-        raise StudioError("--minutes must be positive")
-    device = checkpoint.pick_device(args.device)
-    if device.type == "cpu":
-        torch.set_num_threads(1)
-    out = Path(args.out) if args.out else checkpoint.model_dir("variation")
+    run = run_from_args(args, checkpoint.model_dir("variation"), _command_line())
     log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
     # use what the corpus cache holds; parse the corpus only when the cache is (nearly) empty
     watcher = vt.CacheWatcher("train")
@@ -117,14 +111,16 @@ def train(args) -> int:
     if len(train_p) < 100:
         train_p = vt.load_pieces("train", build=True)
     valid_p = vt.load_pieces("valid", build=False)
-    if args.data:
-        train_p += vt.pieces_from_folder(args.data)
+    extra = vt.pieces_from_folder(args.data) if args.data else []
     if not train_p or not valid_p:
         raise StudioError("no training data: the corpus cache is empty and music21's corpus could not be read")
-    tc = vt.TrainConfig(minutes=args.minutes, seed=args.seed)
-    r = vt.train(out, tc, train_p, valid_p, device=str(device), log_print=log, command=_command_line(),
-                 refresh=watcher)
-    print(f"variation: {r['steps']} steps, best held-out loss {r['best_valid_loss']:.4f} nats/cell -> {out}")
+
+    def refresh():  # the cache may still be filling while the model trains
+        return watcher() + extra
+
+    r = fit(vt.task(train_p + extra, valid_p, refresh=refresh, log=log), run)
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"variation: step {r['step']}, best held-out loss {r['best']:.4f} nats/cell -> {run.out}")
     return 0
 
 

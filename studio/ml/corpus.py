@@ -362,16 +362,38 @@ def build_cache(processes: int = 2, progress=None, log=None) -> dict:
         if todo:
             import multiprocessing as mp
 
+            # on a terminal a progress bar; otherwise (no caller watching) a line every 5 %
+            bar = _console_bar(len(rels), done) if progress is None and log is None else None
+            step = max(1, len(todo) // 20)
             ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
             with ctx.Pool(max(1, processes), maxtasksperchild=25) as pool:
-                for rel, np_, ne in pool.imap_unordered(_parse_and_store, todo):
+                for k, (rel, np_, ne) in enumerate(pool.imap_unordered(_parse_and_store, todo), 1):
                     done += 1
                     n_pieces += np_
                     n_errors += ne
                     if log:
                         log(f"[{done}/{len(rels)}] {rel}: {np_} pieces, {ne} skipped ({time.time() - t0:.0f}s)")
+                    elif bar is not None:
+                        bar.update(1)
+                    elif progress is None and (k % step == 0 or k == len(todo)):
+                        print(f"corpus cache: {done}/{len(rels)} files parsed ({time.time() - t0:.0f} s)",
+                              file=sys.stderr, flush=True)
                     _report(progress, done / len(rels))
+            if bar is not None:
+                bar.close()
         return {"files": len(rels), "parsed_now": len(todo), "pieces_now": n_pieces, "errors_now": n_errors}
+
+
+def _console_bar(total: int, done: int):
+    """A tqdm bar with the time left when stderr is a terminal, else None."""
+    if not sys.stderr.isatty():
+        return None
+    import shutil
+
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=done, unit="file", desc="corpus cache", file=sys.stderr,
+                ncols=shutil.get_terminal_size().columns)
 
 
 def load_corpus(split: str = "train", max_pieces: int | None = None, progress=None,
@@ -415,6 +437,11 @@ def _read(f: Path) -> dict | None:
     except (OSError, ValueError, EOFError):
         return None
     return data if data.get("version") == CACHE_VERSION else None
+
+
+def cached_pieces(split: str = "train") -> int:
+    """How many pieces of ``split`` the cache holds now (nothing is parsed)."""
+    return _count_cached(source_files(), split)
 
 
 def _count_cached(rels: list[str], split: str) -> int:

@@ -206,7 +206,7 @@ def tokens_per_second(use_cache: bool = True, device: str = "auto", backend: str
     second of wall time, after the last 128 tokens of ``song`` (default: a two-track phrase).
     ``threads`` defaults to 1, as ``continue_song`` decodes; the best of two runs."""
     from . import tokens as T
-    from .eval import tokens_per_second as measure
+    from .model import tokens_per_second as measure
 
     model, _meta = load_model(device)
     if song is None:

@@ -26,6 +26,7 @@ import torch
 
 from .. import cards
 from . import tokens as T
+from .model import tokens_per_second
 from ...core.song import Song
 from ...core.timing import bars as song_bars
 
@@ -204,23 +205,6 @@ def decoder_nll(model, data: dict, windows: int = 40, split: str = "test") -> di
 
 
 # ---- speed -------------------------------------------------------------------------------------
-def tokens_per_second(model, prompt: list[int], n_tokens: int = 256, use_cache: bool = True,
-                      threads: int | None = 1, backend: str = "auto", n_tracks: int = 16) -> tuple[float, float]:
-    """Batch-1 sampling speed (grammar, top-p and all) after ``prompt``: new tokens per second of
-    wall time, and per second of this process's CPU time (what an idle machine would give)."""
-    from .model import sample
-
-    def run(n):
-        g = [T.Grammar(n_tracks, [T.RES * 4] * 10_000)]
-        t0, c0 = time.perf_counter(), time.process_time()
-        out = sample(model, prompt, g, 10_000, seed=0, max_tokens=n, use_cache=use_cache, threads=threads,
-                     backend=backend)
-        return len(out[0]) / (time.perf_counter() - t0), len(out[0]) / max(1e-9, time.process_time() - c0)
-
-    run(8)  # warm up
-    return run(n_tokens)
-
-
 def process_seconds(folder: Path, song: Song, bars: int = 4) -> tuple[float, float]:
     """Wall time and CPU time (user+system) of a whole ``python -m studio continue IN -o OUT --bars N`` process."""
     from ... import io

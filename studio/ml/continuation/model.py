@@ -395,3 +395,21 @@ def _sample(model, prompt, grammars, n_bars, temperature, top_p, seed, max_token
         if use_cache:
             logits = step_fn([seqs[i][-1] for i in range(K)])
     return outs
+
+
+# ---- speed ---------------------------------------------------------------------------------------
+def tokens_per_second(model, prompt: list[int], n_tokens: int = 256, use_cache: bool = True,
+                      threads: int | None = 1, backend: str = "auto", n_tracks: int = 16) -> tuple[float, float]:
+    """Batch-1 sampling speed (grammar, top-p and all) after ``prompt``: new tokens per second of
+    wall time, and per second of this process's CPU time (what an idle machine would give)."""
+    import time
+
+    def run(n):
+        g = [T.Grammar(n_tracks, [T.RES * 4] * 10_000)]
+        t0, c0 = time.perf_counter(), time.process_time()
+        out = sample(model, prompt, g, 10_000, seed=0, max_tokens=n, use_cache=use_cache, threads=threads,
+                     backend=backend)
+        return len(out[0]) / (time.perf_counter() - t0), len(out[0]) / max(1e-9, time.process_time() - c0)
+
+    run(8)  # warm up
+    return run(n_tokens)

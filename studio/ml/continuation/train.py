@@ -6,24 +6,22 @@ that starts at a random bar of a random piece (pieces drawn in proportion to the
 length), with the track header and the bar's meter/tempo restated in front, transposed
 by a random interval in [-5, +6] semitones that keeps every pitch in range.
 
-One loop for one CPU, one GPU or several processes under ``torchrun`` (see ``ddp.py``).
-Weights (fp16) and the config go to ``out`` whenever the held-out loss improves; the
-optimizer state goes to ``out/state.pt`` so a run can be resumed; ``out/log.jsonl`` and
-``out/learning_curve.png`` record the losses.
+This module supplies the batches, the loss and the held-out loss; ``studio.ml.training.fit``
+runs the loop (one CPU, one GPU or several processes under ``torchrun``; checkpoints, resume,
+the JSONL log and the learning curve).
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .. import checkpoint, ddp
+from .. import checkpoint
+from ..training import Task
 from . import tokens as T
 from .model import Config, MusicTransformer, build
 
@@ -228,187 +226,95 @@ def window_loss(model, windows: list[np.ndarray], device, batch: int = 16) -> tu
     return total / max(1, count), count
 
 
-# ---- the loop ---------------------------------------------------------------------------------
-def plot_curve(log_path: Path, png: Path) -> None:
-    import matplotlib
+# ---- training (the loop itself is studio.ml.training.fit) ----------------------------------------
+class _Stream:
+    def __init__(self, batches: Batches):
+        self.batches, self.rng = batches, batches.rng
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
-    tr = [(r["tokens"] / 1e6, r["train_loss"]) for r in rows if "train_loss" in r]
-    va = [(r["tokens"] / 1e6, r["valid_loss"]) for r in rows if "valid_loss" in r]
-    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
-    if tr:
-        ax.plot(*zip(*tr), label="train (windows, transposed)", alpha=0.6)
-    if va:
-        ax.plot(*zip(*va), "o-", label="held-out (valid split)")
-    ax.set_xlabel("training tokens (millions)")
-    ax.set_ylabel("NLL per token (nats)")
-    ax.set_title("Continuation model: learning curve")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    tmp = png.with_suffix(".part.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    os.replace(tmp, png)
+    def __call__(self):
+        return self.batches.sample()
 
 
-def train(out: Path, minutes: float, device: torch.device, data: dict, cfg: Config | None = None,
-          batch: int = 8, lr: float = 1e-3, seed: int = 0, eval_every_s: float = 180.0,
-          resume: bool = True, command: str = "", log=print, max_steps: int | None = None,
-          amp: bool = True, warmup: int = 300, refresh=None, refresh_every_s: float = 900.0,
-          valid_windows: int = 64, init: Path | None = None) -> dict:
-    """Train for ``minutes`` of wall time in total (a resumed run counts what was done before).
+def task(data: dict, cfg: Config | None = None, batch: int = 8, lr: float = 1e-3, warmup: int = 300,
+         valid_windows: int = 64, refresh=None, refresh_every_s: float = 900.0, log=print) -> Task:
+    """The continuation model as ``fit`` trains it: bar-aligned windows, next-token NLL.
 
-    ``refresh()``, if given, returns a fresh dataset (e.g. once more of the corpus is cached);
-    it is called every ``refresh_every_s`` seconds and the training windows come from it.
-    The held-out windows stay those of the first dataset, so the curve stays comparable.
+    ``refresh()``, if given, returns a fresh dataset (e.g. once more of the corpus is cached); the
+    training windows come from it from then on. The held-out windows stay those of the first
+    dataset, so the curve stays comparable.
     """
-    d, device = ddp.setup(device)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     cfg = cfg or Config()
-    torch.manual_seed(seed + d.rank)
-    model = MusicTransformer(cfg).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.98), weight_decay=0.05)
-    state_path = out / "state.pt"
-    state = {"step": 0, "tokens": 0, "elapsed": 0.0, "best": float("inf")}
-    if init is not None and not (resume and state_path.exists()):
-        start_model, _meta = checkpoint.load(Path(init), build, "cpu")
-        model.load_state_dict(start_model.state_dict())
-        if d.main:
-            log(f"started from the weights in {init}")
-    if resume and state_path.exists():
-        st = torch.load(state_path, map_location="cpu", weights_only=False)
-        if st["config"] == cfg.__dict__:
-            model.load_state_dict(st["model"])
-            opt.load_state_dict(st["opt"])
-            state = st["state"]
-            if d.main:
-                log(f"resumed at step {state['step']} ({state['elapsed'] / 60:.1f} min done)")
-    net = ddp.wrap(model, d, device)
-    batches = Batches(data, "train", cfg.ctx, batch, seed * 1000 + d.rank + state["step"])
     valid = fixed_windows(data, "valid", cfg.ctx, max_windows=valid_windows)
-    budget = minutes * 60.0
-    last_refresh = time.time()
-    use_amp = amp and device.type == "cuda"
-    t_start = time.time() - state["elapsed"]
-    last_eval = time.time()
-    run_loss, run_n = 0.0, 0
-    if d.main:
-        log(f"model {model.n_params() / 1e6:.2f} M params, ctx {cfg.ctx}, batch {batch}x{d.world}, device {device}")
-    while True:
-        elapsed = time.time() - t_start
-        stop = elapsed >= budget or (max_steps is not None and state["step"] >= max_steps)
-        if ddp.any_true(stop, d, device):
-            break
-        frac = min(1.0, elapsed / budget)
-        cur_lr = lr * min(1.0, (state["step"] + 1) / warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
-        for g in opt.param_groups:
-            g["lr"] = cur_lr
-        x, y = batches.sample()
-        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-            _, loss = net(x, y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        state["step"] += 1
-        state["tokens"] += int((y != T.PAD).sum()) * d.world
-        run_loss += float(loss.detach())
-        run_n += 1
-        if refresh is not None and time.time() - last_refresh >= refresh_every_s:
-            fresh = refresh()
-            if fresh is not None and len(fresh["p_len"]) > len(data["p_len"]):
-                data = fresh
-                batches = Batches(data, "train", cfg.ctx, batch, seed * 1000 + d.rank + state["step"])
-                if d.main:
-                    log("training data refreshed: " + json.dumps(summary(data)))
-            last_refresh = time.time()
-        due = time.time() - last_eval >= eval_every_s
-        if ddp.any_true(due, d, device):
-            _checkpoint(model, opt, cfg, state, out, valid, device, d, run_loss / max(1, run_n), t_start,
-                        command, log)
-            run_loss, run_n, last_eval = 0.0, 0, time.time()
-    _checkpoint(model, opt, cfg, state, out, valid, device, d, run_loss / max(1, run_n), t_start, command, log)
-    ddp.cleanup(d)
-    return dict(state)
+    current = {"data": data}
 
+    def batches(seed):
+        return _Stream(Batches(current["data"], "train", cfg.ctx, batch, seed))
 
-def _checkpoint(model, opt, cfg, state, out, valid, device, d, train_loss, t_start, command, log):
-    if not d.main:
-        return
-    state["elapsed"] = time.time() - t_start
-    vl, _ = window_loss(model, valid, device)
-    row = {"step": state["step"], "tokens": state["tokens"], "elapsed": round(state["elapsed"], 1),
-           "train_loss": round(train_loss, 4), "valid_loss": round(vl, 4)}
-    with open(out / "log.jsonl", "a") as fh:
-        fh.write(json.dumps(row) + "\n")
-    log(json.dumps(row))
-    if vl < state["best"]:
-        state["best"] = vl
-        checkpoint.save(model, cfg, out, extra={"step": state["step"], "tokens": state["tokens"],
-                                                "valid_loss": vl, "command": command,
-                                                "vocab_version": T.VOCAB_VERSION})
-    tmp = out / "state.pt.part"
-    torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "state": state, "config": cfg.__dict__}, tmp)
-    os.replace(tmp, out / "state.pt")
-    try:
-        plot_curve(out / "log.jsonl", out / "learning_curve.png")
-    except Exception as exc:  # a plotting problem must never stop training
-        log(f"learning curve not drawn: {exc}")
+    def loss(net, b):
+        x, y = b
+        return net(x, y)[1]
+
+    def evaluate(model, device):
+        vl, _ = window_loss(model, valid, device)
+        return {"valid_loss": vl, "score": vl}
+
+    def refreshed():
+        fresh = refresh()
+        if fresh is None or len(fresh["p_len"]) <= len(current["data"]["p_len"]):
+            return None
+        current["data"] = fresh
+        log("training data: " + json.dumps(summary(fresh)))
+        return batches
+
+    return Task("continuation", MusicTransformer(cfg), cfg, batches, loss, evaluate, lr=lr, weight_decay=0.05,
+                warmup=warmup, min_lr=0.1, tokens=lambda b: int((b[1] != T.PAD).sum()),
+                meta=lambda info: {"step": info["step"], "tokens": info["tokens"],
+                                   "valid_loss": info["metrics"].get("valid_loss"), "vocab_version": T.VOCAB_VERSION},
+                refresh=refreshed if refresh is not None else None, refresh_every_s=refresh_every_s)
 
 
 def main(argv=None) -> int:
     """``python -m studio.ml.continuation.train`` (also what torchrun launches)."""
     import argparse
+    import shlex
+    import sys
+
+    from ..options import add_train_arguments
+    from ..training import fit, run_from_args
 
     ap = argparse.ArgumentParser(description="train the continuation model")
-    ap.add_argument("--out", default="runs/continuation")
-    ap.add_argument("--minutes", type=float, default=30)
-    ap.add_argument("--device", default="auto")
+    add_train_arguments(ap)
     ap.add_argument("--dataset", default=None, help="tokenized corpus .npz (built if missing)")
     ap.add_argument("--data", default=None, help="extra MIDI folder")
     ap.add_argument("--no-build", action="store_true", help="use only the corpus files cached so far")
-    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--batch", type=int, default=None, help="windows per step and process (default 8 on the CPU, 64 on CUDA)")
     ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--eval-every", type=float, default=180)
     ap.add_argument("--config", default=None, help="JSON of Config fields")
     ap.add_argument("--warmup", type=int, default=300)
-    ap.add_argument("--max-steps", type=int, default=None)
-    ap.add_argument("--init", default=None, help="start from the weights in this model folder (fine-tuning)")
     ap.add_argument("--refresh-every", type=float, default=0,
                     help="seconds; re-tokenize the corpus cache this often (while it is still being built)")
     a = ap.parse_args(argv)
-    device = checkpoint.pick_device(a.device)
-    if device.type == "cpu":
-        torch.set_num_threads(a.threads)
     path = Path(a.dataset) if a.dataset else default_dataset_path()
     if path.exists():
         data = load_dataset(path)
     else:
         data = build_dataset(path, a.data, build_corpus=not a.no_build, log=print)
-    print(json.dumps(summary(data)), flush=True)
-    cfg = Config(**json.loads(a.config)) if a.config else Config()
-    import shlex
-    import sys
-
     command = "python -m studio.ml.continuation.train " + " ".join(shlex.quote(x) for x in (argv or sys.argv[1:]))
+    run = run_from_args(a, checkpoint.model_dir("continuation"), command)
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(json.dumps(summary(data)), flush=True)
+    cfg = Config(**json.loads(a.config)) if a.config else Config()
     refresh = None
     if a.refresh_every > 0:
         def refresh():
             fresh = build_dataset(None, a.data, build_corpus=False)
             save_dataset(fresh, path)
             return fresh
-    train(Path(a.out), a.minutes, device, data, cfg, batch=a.batch, lr=a.lr, seed=a.seed,
-          eval_every_s=a.eval_every, command=command, log=lambda s: print(s, flush=True),
-          warmup=a.warmup, max_steps=a.max_steps, refresh=refresh, refresh_every_s=a.refresh_every or 900,
-          init=Path(a.init) if a.init else None)
+    batch = a.batch or (64 if checkpoint.pick_device(a.device).type == "cuda" else 8)
+    r = fit(task(data, cfg, batch=batch, lr=a.lr, warmup=a.warmup, refresh=refresh,
+                 refresh_every_s=a.refresh_every or 900), run)
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"continuation: step {r['step']}, {r['tokens']:,} tokens, best held-out NLL {r['best']:.4f}", flush=True)
     return 0
 
 

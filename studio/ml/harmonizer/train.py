@@ -1,9 +1,9 @@
 """Training and held-out NLL for the harmonizer and the ForwardBach baseline.
 
 Both train on the same split of Bach's chorales (``studio.ml.harmonizer.data``) with a random
-transposition per example (every shift that keeps each voice in range). Training runs for a
-wall-clock budget with a cosine learning-rate schedule over that budget, logs to a file, and
-checkpoints (fp16 safetensors + config + a card) every few minutes.
+transposition per example (every shift that keeps each voice in range). This module supplies the
+batches, the loss and the held-out NLL; ``studio.ml.training.fit`` runs the loop (budget,
+schedule, checkpoints, resume, DDP, log).
 
 NLL is reported in nats per cell, a cell being one (voice, 16th step) token.
 """
@@ -11,8 +11,7 @@ NLL is reported in nats per cell, a cell being one (voice, 16th step) token.
 from __future__ import annotations
 
 import json
-import math
-import time
+import os
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import checkpoint
+from ..training import Task
 from . import data as ch
 from . import baseline as fb
 from .model import METRIC_CLASSES, Config, Harmonizer, fermata_classes, metric_classes
@@ -129,134 +129,118 @@ def harmonizer_nll(model: Harmonizer, windows, device, batch: int = 32) -> dict:
     return {k: v[0] / max(1, v[1]) for k, v in sums.items()}
 
 
-# ---- training loop ----------------------------------------------------------------------
+# ---- training (the loop itself is studio.ml.training.fit) ----------------------------------------
 
 
-def _lr(frac: float, peak: float, warm: float = 0.03) -> float:
-    if frac < warm:
-        return peak * frac / warm
-    return peak * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, (frac - warm) / (1 - warm)))))
+class _Stream:
+    """``Batches`` as ``fit`` draws them: one call, one batch."""
+
+    def __init__(self, batches: Batches, size: int):
+        self.batches, self.size, self.rng = batches, size, batches.rng
+
+    def __call__(self):
+        return self.batches.next(self.size)
 
 
-def _log(path: Path, msg: str) -> None:
-    line = f"{time.strftime('%H:%M:%S')} {msg}"
-    print(line, flush=True)
-    with open(path, "a") as fh:
-        fh.write(line + "\n")
-
-
-def train_harmonizer(out: Path, minutes: float, device: torch.device, seed: int = 0, cfg: Config | None = None,
-                     batch: int = 16, lr: float = 1e-3, chorales=None, checkpoint_minutes: float = 4.0,
-                     command: str = "", init: Path | None = None) -> dict:
-    """Train for ``minutes``; ``init`` continues from a saved model folder (a warm restart)."""
-    torch.manual_seed(seed)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    log = out / "train.log"
-    data = ch.split(chorales if chorales is not None else ch.load_chorales())
-    prior_steps, prior_minutes = 0, 0.0
-    if init is not None:
-        from .model import build
-
-        model, prior = checkpoint.load(init, build, device)
-        model.train()
-        cfg, prior_steps, prior_minutes = model.cfg, int(prior.get("steps") or 0), float(prior.get("minutes") or 0)
-    else:
-        cfg = cfg or Config()
-        model = Harmonizer(cfg).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01, betas=(0.9, 0.98))
-    batches = Batches(data["train"], cfg.max_len, seed)
+def harmonizer_task(chorales, cfg: Config | None = None, batch: int = 16, lr: float = 1e-3) -> Task:
+    """The harmonizer as ``fit`` trains it: random windows and masks, NLL of the hidden cells."""
+    data = ch.split(chorales)
+    cfg = cfg or Config()
     valid = eval_windows(data["valid"], cfg.max_len) if data["valid"] else None
-    _log(log, f"harmonizer {cfg} params={model.num_params()} train={len(data['train'])} valid={len(data['valid'])} "
-              f"test={len(data['test'])} device={device}")
-    t0, last_ckpt, step, best = time.time(), time.time(), 0, math.inf
-    budget = minutes * 60
-    ema = None
-    history = []
-    while True:
-        frac = (time.time() - t0) / budget
-        if frac >= 1.0 and step > 0:
-            break
-        for gp in opt.param_groups:
-            gp["lr"] = _lr(frac, lr)
-        tok, given, met, fer, pad = (a.to(device) for a in batches.next(batch))
-        logits = model(tok, given, met, fer, pad)
+
+    def loss(net, b):
+        tok, given, met, fer, pad = b
+        logits = net(tok, given, met, fer, pad)
         hidden = ~given
-        nll = F.cross_entropy(logits.reshape(-1, cfg.vocab), tok.reshape(-1), reduction="none").view_as(tok)
-        loss = (nll * hidden).sum() / hidden.sum()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        step += 1
-        lv = float(loss.detach())
-        ema = lv if ema is None else 0.98 * ema + 0.02 * lv
-        if step % 50 == 0:
-            _log(log, f"step {step} loss {ema:.4f} lr {opt.param_groups[0]['lr']:.2e} elapsed {time.time() - t0:.0f}s")
-        done = (time.time() - t0) >= budget
-        if done or time.time() - last_ckpt > checkpoint_minutes * 60:
-            last_ckpt = time.time()
-            metrics = harmonizer_nll(model, valid, device) if valid is not None else {}
-            history.append({"step": step, "seconds": round(time.time() - t0), **metrics})
-            _log(log, f"checkpoint step {step} valid NLL (nats/cell) {json.dumps(metrics)}")
-            score = metrics.get("given_soprano", 0.0)
-            extra = {"steps": prior_steps + step, "init": str(init) if init else None, "minutes": round(prior_minutes + (time.time() - t0) / 60, 1), "valid_nll": metrics,
-                     "history": history, "command": command, "seed": seed, "batch": batch, "lr": lr}
-            checkpoint.save(model, cfg, out / "last", extra)
-            if score <= best:
-                best = score
-                checkpoint.save(model, cfg, out, extra)
-    return {"steps": step, "best_valid_given_soprano": best, "history": history}
+        nll = F.cross_entropy(logits.reshape(-1, cfg.vocab).float(), tok.reshape(-1), reduction="none").view_as(tok)
+        return (nll * hidden).sum() / hidden.sum()
+
+    def evaluate(model, device):
+        if valid is None:
+            return {}
+        m = harmonizer_nll(model, valid, device)
+        return {**m, "score": m["given_soprano"]}
+
+    return Task("harmonizer", Harmonizer(cfg), cfg, lambda seed: _Stream(Batches(data["train"], cfg.max_len, seed), batch),
+                loss, evaluate, lr=lr, warmup=100,
+                meta=lambda info: {"valid_nll": {k: v for k, v in info["metrics"].items() if k != "score"},
+                                   "batch": batch, "lr": lr})
 
 
-def train_forward_bach(out: Path, minutes: float, device: torch.device, seed: int = 0, cfg: fb.Config | None = None,
-                       batch: int = 256, lr: float = 2e-3, chorales=None, command: str = "") -> dict:
-    torch.manual_seed(seed)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    log = out / "train.log"
-    data = ch.split(chorales if chorales is not None else ch.load_chorales())
-    cfg = cfg or fb.Config()
-    model = fb.ForwardBach(cfg).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
-    rng = np.random.default_rng(seed)
-    train = data["train"]
-    shifts = [c.shifts() for c in train]
-    metrics = [metric_classes(c.pos, c.bar, c.beat) for c in train]
-    valid = fb.dataset(data["valid"], cfg.context) if data["valid"] else None
-    _log(log, f"forward_bach {cfg} params={model.num_params()} device={device}")
-    t0, step, best, history = time.time(), 0, math.inf, []
-    lengths = np.array([c.length for c in train], dtype=np.float64)
-    while True:
-        finished = (time.time() - t0) >= minutes * 60 and step > 0
-        for gp in opt.param_groups:
-            gp["lr"] = _lr((time.time() - t0) / (minutes * 60), lr)
-        if finished or (step % 250 == 0 and step > 0):
-            v = fb.nll(model, valid, device) if valid is not None else float("nan")
-            history.append({"step": step, "valid_nll": v})
-            _log(log, f"step {step} valid NLL {v:.4f} nats/cell")
-            if not v > best:
-                best = v
-                checkpoint.save(model, cfg, out, {"steps": step, "minutes": round((time.time() - t0) / 60, 1),
-                                                  "valid_nll": v, "history": history, "command": command,
-                                                  "seed": seed, "batch": batch, "lr": lr})
-        if finished:
-            break
+class _FeatureStream:
+    """ForwardBach batches: soprano windows of 8 chorales, each transposed at random."""
+
+    def __init__(self, train, cfg: fb.Config, batch: int, seed: int):
+        self.rng = np.random.default_rng(seed)
+        self.train, self.cfg, self.batch = train, cfg, batch
+        self.shifts = [c.shifts() for c in train]
+        self.metrics = [metric_classes(c.pos, c.bar, c.beat) for c in train]
+        lengths = np.array([c.length for c in train], dtype=np.float64)
+        self.p = lengths / lengths.sum()
+
+    def __call__(self):
         xs, ys = [], []
-        for i in rng.choice(len(train), size=8, p=lengths / lengths.sum()):
-            s = int(rng.choice(shifts[i]))
-            c = train[i]
-            idx = rng.integers(0, c.length, size=batch // 8)
-            x = fb.features(ch.transpose_tokens(c.voices[0], s), metrics[i], cfg.context)[idx]
-            xs.append(x)
+        for i in self.rng.choice(len(self.train), size=8, p=self.p):
+            s = int(self.rng.choice(self.shifts[i]))
+            c = self.train[i]
+            idx = self.rng.integers(0, c.length, size=self.batch // 8)
+            xs.append(fb.features(ch.transpose_tokens(c.voices[0], s), self.metrics[i], self.cfg.context)[idx])
             ys.append(ch.transpose_tokens(c.voices[1:], s)[:, idx].T)
-        x = torch.from_numpy(np.concatenate(xs)).to(device)
-        y = torch.from_numpy(np.concatenate(ys).astype(np.int64)).to(device)
-        loss = F.cross_entropy(model(x).reshape(-1, ch.VOCAB), y.reshape(-1))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        step += 1
-    return {"steps": step, "best_valid_nll": best, "history": history}
+        return torch.from_numpy(np.concatenate(xs)), torch.from_numpy(np.concatenate(ys).astype(np.int64))
 
 
+def forward_bach_task(chorales, cfg: fb.Config | None = None, batch: int = 256, lr: float = 2e-3) -> Task:
+    """The ForwardBach baseline as ``fit`` trains it: alto, tenor and bass from a soprano window."""
+    data = ch.split(chorales)
+    cfg = cfg or fb.Config()
+    valid = fb.dataset(data["valid"], cfg.context) if data["valid"] else None
+
+    def loss(net, b):
+        x, y = b
+        return F.cross_entropy(net(x).reshape(-1, ch.VOCAB).float(), y.reshape(-1))
+
+    def evaluate(model, device):
+        if valid is None:
+            return {}
+        v = fb.nll(model, valid, device)
+        return {"valid_nll": v, "score": v}
+
+    return Task("forward_bach", fb.ForwardBach(cfg), cfg, lambda seed: _FeatureStream(data["train"], cfg, batch, seed),
+                loss, evaluate, lr=lr, warmup=1, clip=0.0,
+                meta=lambda info: {"valid_nll": info["metrics"].get("valid_nll"), "batch": batch, "lr": lr})
+
+
+def main(argv=None) -> int:
+    """``python -m studio.ml.harmonizer.train`` (also what torchrun launches): the harmonizer, or with
+    ``--baseline`` the ForwardBach baseline, trained by ``fit``."""
+    import argparse
+    import shlex
+    import sys
+
+    from ..options import add_train_arguments
+    from ..training import fit, run_from_args
+
+    ap = argparse.ArgumentParser(description="train the harmonizer (or the ForwardBach baseline)")
+    add_train_arguments(ap)
+    ap.add_argument("--baseline", action="store_true", help="train the ForwardBach baseline instead")
+    ap.add_argument("--chorales", default=None, help="chorales .npz (default: Bach's chorales from music21, cached)")
+    ap.add_argument("--config", default=None, help="JSON of Config fields")
+    ap.add_argument("--batch", type=int, default=None)
+    a = ap.parse_args(argv)
+    chorales = ch.load_cache(Path(a.chorales)) if a.chorales else ch.load_chorales(log=print)
+    command = "python -m studio.ml.harmonizer.train " + " ".join(shlex.quote(x) for x in (argv or sys.argv[1:]))
+    run = run_from_args(a, checkpoint.model_dir("forward_bach" if a.baseline else "harmonizer"), command)
+    if a.baseline:
+        cfg = fb.Config(**json.loads(a.config)) if a.config else None
+        task = forward_bach_task(chorales, cfg, batch=a.batch or 256)
+    else:
+        cfg = Config(**json.loads(a.config)) if a.config else None
+        task = harmonizer_task(chorales, cfg, batch=a.batch or 16)
+    r = fit(task, run)
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun: one report
+        print(f"{task.name}: step {r['step']}, best held-out score {r['best']:.4f}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -14,6 +14,7 @@ nats per masked cell; validation uses a fixed set of windows and masks from the 
 from __future__ import annotations
 
 import json
+import os
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -23,6 +24,7 @@ import numpy as np
 import torch
 
 from ...core.song import Song
+from ..training import Task
 from . import roll as R
 from .model import Config, build, n_params
 
@@ -273,122 +275,92 @@ def evaluate_loss(model, batches) -> float:
     return tot / max(1, len(batches))
 
 
-# ---- the loop ------------------------------------------------------------------------
+# ---- training (the loop itself is studio.ml.training.fit) ----------------------------------------
 @dataclass
 class TrainConfig:
-    minutes: float = 60.0
     lr: float = 1.5e-3
     warmup: int = 100
     weight_decay: float = 0.01
     tokens: int = 3200
-    eval_every_s: float = 180.0
     n_valid: int = 12
-    seed: int = 0
-    threads: int = 1
     model: Config = field(default_factory=Config)
 
 
-def plot_curve(log: list[dict], path: Path) -> None:
-    import matplotlib
+class _Stream:
+    def __init__(self, sampler: Sampler):
+        self.sampler, self.rng = sampler, sampler.rng
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
-    tr = [r for r in log if "train" in r]
-    va = [r for r in log if "valid" in r]
-    ax.plot([r["step"] for r in tr], [r["train"] for r in tr], label="train (mean of 25 steps)", alpha=0.8)
-    ax.plot([r["step"] for r in va], [r["valid"] for r in va], "o-", label="valid")
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss (nats per masked cell)")
-    ax.set_yscale("log")
-    ax.set_title("Variation model: learning curve")
-    ax.legend()
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    tmp.replace(path)
+    def __call__(self):
+        return self.sampler.batch()
 
 
-def train(out: str | Path, tc: TrainConfig, train_pieces: list[Piece], valid_pieces: list[Piece],
-          device: str = "cpu", log_print=print, command: str = "", refresh=None, init=None) -> dict:
-    """Train for ``tc.minutes``; save the best model (by validation loss) into ``out``.
+def task(train_pieces: list[Piece], valid_pieces: list[Piece], tc: TrainConfig | None = None, refresh=None,
+         log=print) -> Task:
+    """The variation model as ``fit`` trains it: masked windows, cross-entropy of the masked cells.
 
-    ``refresh()``, if given, is called every ten minutes and may return a larger list of
-    training pieces (the corpus cache can still be filling up while training starts).
-    ``init``: a model folder to start from (same config) instead of random weights.
+    ``refresh()``, if given, is called every ten minutes and may return a larger list of training
+    pieces (the corpus cache can still be filling up while training starts).
     """
-    from ..checkpoint import save
-
-    torch.set_num_threads(tc.threads)
-    torch.manual_seed(tc.seed)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    model = build(tc.model).to(device)
-    if init is not None:
-        from ..checkpoint import load
-
-        model.load_state_dict(load(init, build)[0].state_dict())
-    opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay, betas=(0.9, 0.98))
-    sampler = Sampler(train_pieces, tc.tokens, tc.seed)
+    tc = tc or TrainConfig()
     valid = fixed_batches(valid_pieces, tc.n_valid, tokens=tc.tokens)
-    log: list[dict] = []
-    t0 = time.time()
-    last_eval = t0
-    step, ema, best = 0, float("nan"), float("inf")
-    recent: list[float] = []
-    budget = tc.minutes * 60
-    log_print(f"variation: {n_params(model) / 1e6:.2f} M parameters, {len(train_pieces)} train / "
-              f"{len(valid_pieces)} valid pieces")
+    current = {"pieces": train_pieces}
 
-    def checkpoint(final=False):
-        nonlocal best, last_eval
-        v = evaluate_loss(model, valid)
-        last_eval = time.time()
-        log.append({"step": step, "valid": v, "minutes": (time.time() - t0) / 60})
-        extra = {"train": {**asdict(tc), "command": command, "steps": step, "minutes_trained": (time.time() - t0) / 60,
-                           "train_pieces": len(train_pieces), "valid_pieces": len(valid_pieces),
-                           "params": n_params(model), "valid_loss": v, "best_valid_loss": min(best, v)}}
-        if v < best:
-            best = v
-            save(model, tc.model, out, extra=extra)
-        (out / "train_log.json").write_text(json.dumps(log))
-        plot_curve(log, out / "learning_curve.png")
-        log_print(f"step {step} {(time.time() - t0) / 60:.1f} min train {ema:.4f} valid {v:.4f}"
-                  + (" (saved)" if v <= best else ""))
+    def batches(seed):
+        return _Stream(Sampler(current["pieces"], tc.tokens, seed))
 
-    last_refresh = t0
-    model.train()
-    while True:
-        if refresh is not None and time.time() - last_refresh > 600:
-            last_refresh = time.time()
-            more = refresh()
-            if len(more) > len(train_pieces):
-                train_pieces = more
-                sampler = Sampler(train_pieces, tc.tokens, tc.seed + step)
-                log_print(f"now {len(train_pieces)} train pieces")
-        elapsed = time.time() - t0
-        if elapsed >= budget:
-            break
-        frac = elapsed / budget
-        lr = tc.lr * min(1.0, (step + 1) / tc.warmup) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac)))
-        for g in opt.param_groups:
-            g["lr"] = lr
-        b = sampler.batch(device)
-        loss = loss_fn(model, b)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        step += 1
-        recent.append(loss.item())
-        ema = sum(recent[-25:]) / len(recent[-25:])
-        if step % 25 == 0:
-            log.append({"step": step, "train": sum(recent) / len(recent), "lr": lr})
-            recent.clear()
-        if time.time() - last_eval >= tc.eval_every_s:
-            checkpoint()
-    checkpoint(final=True)
-    return {"steps": step, "best_valid_loss": best, "log": log}
+    def evaluate(model, device):
+        v = evaluate_loss(model, [{k: t.to(device) for k, t in b.items()} for b in valid])
+        return {"valid_loss": v, "score": v}
+
+    def refreshed():
+        more = refresh()
+        if len(more) <= len(current["pieces"]):
+            return None
+        current["pieces"] = more
+        log(f"now {len(more)} train pieces")
+        return batches
+
+    def meta(info):
+        return {"train": {**asdict(tc), "command": info["command"], "steps": info["step"],
+                          "minutes_trained": info["minutes"], "seed": info["seed"],
+                          "train_pieces": len(current["pieces"]), "valid_pieces": len(valid_pieces),
+                          "params": n_params(model), "valid_loss": info["metrics"].get("valid_loss")}}
+
+    model = build(tc.model)
+    return Task("variation", model, tc.model, batches, loss_fn, evaluate, lr=tc.lr, weight_decay=tc.weight_decay,
+                warmup=tc.warmup, meta=meta, refresh=refreshed if refresh is not None else None,
+                refresh_every_s=600.0)
+
+
+def main(argv=None) -> int:
+    """``python -m studio.ml.variation.train`` (also what torchrun launches)."""
+    import argparse
+    import shlex
+    import sys
+
+    from .. import checkpoint
+    from ..options import add_train_arguments
+    from ..training import fit, run_from_args
+
+    ap = argparse.ArgumentParser(description="train the variation model")
+    add_train_arguments(ap)
+    ap.add_argument("--pieces", default=None, help="a folder of MIDI/MusicXML files to train on instead of the corpus "
+                                                   "(every fifth file held out)")
+    ap.add_argument("--config", default=None, help="JSON of Config fields")
+    ap.add_argument("--tokens", type=int, default=3200, help="track x step columns per batch")
+    a = ap.parse_args(argv)
+    if a.pieces:
+        files = pieces_from_folder(a.pieces)
+        train_p, valid_p = [p for i, p in enumerate(files) if i % 5], files[::5]
+    else:
+        train_p, valid_p = load_pieces("train", build=False), load_pieces("valid", build=False)
+    tc = TrainConfig(tokens=a.tokens, model=Config(**json.loads(a.config)) if a.config else Config())
+    command = "python -m studio.ml.variation.train " + " ".join(shlex.quote(x) for x in (argv or sys.argv[1:]))
+    r = fit(task(train_p, valid_p, tc), run_from_args(a, checkpoint.model_dir("variation"), command))
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun: one report
+        print(f"variation: step {r['step']}, best held-out loss {r['best']:.4f}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
