@@ -11,6 +11,8 @@ from studio.ml.harmonizer import sample as hs
 from studio.ml.harmonizer import train as ht
 
 TINY = hz.Config(d_model=32, n_layers=1, n_heads=2, d_ff=64, dropout=0.0, max_len=32)
+TINY_PATCH = hz.Config(d_model=32, n_layers=1, n_heads=2, d_ff=64, dropout=0.0, max_len=32, arch="patch",
+                       max_dist=4)
 NAMES = ("bach/bwv269", "bach/bwv347", "bach/bwv153.1")
 
 
@@ -104,9 +106,10 @@ def test_masks_cover_the_jobs(few):
     assert int(tok.max()) < ch.VOCAB and int(met.max()) < hz.METRIC_CLASSES
 
 
-def test_hidden_cells_do_not_leak():
+@pytest.mark.parametrize("cfg", [TINY, TINY_PATCH], ids=["step", "patch"])
+def test_hidden_cells_do_not_leak(cfg):
     torch.manual_seed(0)
-    m = hz.Harmonizer(TINY).eval()
+    m = hz.build(cfg.__dict__).eval()
     tok = torch.randint(1, ch.VOCAB, (1, 4, 16))
     given = torch.ones(1, 4, 16, dtype=torch.bool)
     given[0, 1:, 5:9] = False
@@ -227,7 +230,39 @@ def test_metric_classes():
     assert hz.metric_classes(np.array([0, 8, 16]), np.full(3, 24), np.full(3, 8)).tolist() == [0, 2, 2]  # 3/2
 
 
-def test_onnx_and_torch_hand_the_sampler_the_same_logits(tmp_path, monkeypatch):
+def test_patch_network_reads_any_length_and_padding_is_inert():
+    """The beat-patched network: a grid that is not a whole number of patches gives the same
+    logits as the same grid padded to one; padding after the end changes nothing before it."""
+    torch.manual_seed(0)
+    m = hz.build(TINY_PATCH.__dict__).eval()
+    assert isinstance(m, hz.PatchHarmonizer)
+    tok = torch.randint(1, ch.VOCAB, (2, 4, 22))
+    given = torch.rand(2, 4, 22) < 0.5
+    met, fer = torch.randint(0, 5, (2, 22)), torch.randint(0, 4, (2, 22))
+    a = m(tok, given, met, fer)
+    assert a.shape == (2, 4, 22, ch.VOCAB)
+    pad = torch.zeros(2, 40, dtype=torch.bool)
+    pad[:, 22:] = True
+    b = m(torch.nn.functional.pad(tok, (0, 18)), torch.nn.functional.pad(given, (0, 18), value=True),
+          torch.nn.functional.pad(met, (0, 18), value=ch.METRIC_CLASSES - 1), torch.nn.functional.pad(fer, (0, 18)), pad)
+    assert torch.allclose(a, b[:, :, :22], atol=1e-5)
+    # a far-away patch still matters (the clipped relative bias does not cut attention off)
+    tok2 = tok.clone()
+    tok2[:, 0, 20] = 5
+    given2 = given.clone()
+    given2[:, 0, 20] = True
+    assert not torch.allclose(m(tok2, given2, met, fer)[:, :, :4], m(tok, given2, met, fer)[:, :, :4])
+
+
+def test_phrase_marks():
+    line = [(0, 4, 67), (4, 8, 69), (10, 14, 71), (14, 22, 72)]  # a rest of an 8th after the second note
+    marks = ch.phrase_marks(line, 0, 24)
+    assert list(marks[:4]) == [0] * 4 and list(marks[4:8]) == [2] * 4 and list(marks[8:14]) == [0] * 6
+    assert list(marks[14:22]) == [3] * 8 and list(marks[22:]) == [0, 0]
+
+
+@pytest.mark.parametrize("arch", ["step", "patch"])
+def test_onnx_and_torch_hand_the_sampler_the_same_logits(tmp_path, monkeypatch, arch):
     """The torch-free harmonizer: the ONNX Runtime and the torch network give the sampler the same
     log-probabilities (padded, exact and overlapping windows), and the API keeps the melody."""
     from studio.ml import checkpoint
@@ -237,9 +272,9 @@ def test_onnx_and_torch_hand_the_sampler_the_same_logits(tmp_path, monkeypatch):
         pytest.skip("onnxruntime is not installed")
     monkeypatch.setenv("STUDIO_CACHE", str(tmp_path / "cache"))
     torch.manual_seed(0)
-    cfg = hz.Config(d_model=32, n_layers=1, n_heads=2, d_ff=64, dropout=0.0, max_len=32)
+    cfg = TINY if arch == "step" else TINY_PATCH
     folder = tmp_path / "harmonizer"
-    checkpoint.save(hz.Harmonizer(cfg), cfg, folder)
+    checkpoint.save(hz.build(cfg.__dict__), cfg, folder)
     model, _ = checkpoint.load(folder, hz.build, "cpu")
     net = harmonize_ort.OrtNet(folder, threads=1)
     tnet = hz.TorchNet(model, "cpu")
@@ -249,7 +284,7 @@ def test_onnx_and_torch_hand_the_sampler_the_same_logits(tmp_path, monkeypatch):
         tok = rng.integers(0, ch.VOCAB, (2, 4, T))
         given = rng.random((2, 4, T)) < 0.5
         met = rng.integers(0, 5, (2, T))
-        fer = np.zeros((2, T), dtype=np.int64)
+        fer = rng.integers(0, 4, (2, T))
         want = hs.log_probs(tnet, tok, given, met, fer)
         got = hs.log_probs(net, tok, given, met, fer)
         assert np.allclose(got, want, atol=1e-4), T

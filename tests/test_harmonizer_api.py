@@ -87,6 +87,61 @@ def test_off_grid_warns_and_far_key_transposes_back(tiny):
     assert api.choose_shift([40, 47]) > 12 and api.choose_shift([65, 72]) == 0
 
 
+@pytest.fixture(scope="module")
+def tiny_patch(tmp_path_factory):
+    torch.manual_seed(0)
+    cfg = hz.Config(d_model=32, n_layers=1, n_heads=2, d_ff=64, dropout=0.0, max_len=32, arch="patch", max_dist=4)
+    root = tmp_path_factory.mktemp("models")
+    checkpoint.save(hz.build(cfg.__dict__), cfg, root / "harmonizer", {"steps": 0})
+    return root / "harmonizer"
+
+
+@pytest.mark.parametrize("low", [True, False], ids=["two-octaves-low", "midi-96-108"])
+def test_far_off_melody_is_harmonized_in_full_around_it(tiny_patch, low):
+    """A melody octaves away from a soprano's range: four full voices written around it (the
+    others keep their spacing under it), with a warning; never empty voices."""
+    pitches = (40, 42, 44, 45, 47, 45, 44, 42, 40) if low else (96, 98, 100, 101, 103, 105, 107, 108, 103, 100)
+    warnings = []
+    song = melody_song(pitches=pitches)
+    out = api.harmonize(song, weights=tiny_patch, steps=3, candidates=2, warn=warnings.append, seed=0)
+    assert out.tracks[0].notes == song.tracks[0].notes
+    assert any("octave" in w for w in warnings)
+    end = song.tracks[0].end_tick
+    for t in out.tracks[1:]:
+        covered = sum(n.duration for n in t.notes)
+        assert covered >= 0.9 * end, t.name  # the voice sounds under the whole melody
+        assert all(0 <= n.pitch <= 127 for n in t.notes)
+    means = [sum(n.pitch for n in t.notes) / len(t.notes) for t in out.tracks]
+    assert means[0] > means[3]
+    assert abs(means[0] - means[3]) < 36  # written around the melody, not in the usual ranges far away
+
+
+def test_final_cadence_is_written_where_the_melody_asks_for_it():
+    import numpy as np
+
+    from studio.ml.harmonizer import data as ch
+
+    line = [(0, 4, 64), (4, 8, 65), (8, 12, 67), (12, 16, 64), (16, 20, 62), (20, 28, 60)]  # E F G E D C in C
+    tokens, given = np.zeros((4, 28), dtype=np.int64), np.zeros((4, 28), dtype=bool)
+    assert api.final_cadence(line, 0, 0, tokens, given)
+    bass = ch.token_pitch(tokens[3])
+    assert given[3, 16:28].all() and not given[3, :16].any()
+    assert bass[16] % 12 == 7 and bass[20] % 12 == 0 and (bass[20:] == bass[20]).all()
+    assert ch.token_onset(tokens[3])[[16, 20]].all() and 36 <= bass.max() <= 60
+    # ending on the second degree (a half cadence) or after a rest: the network decides
+    tokens, given = np.zeros((4, 28), dtype=np.int64), np.zeros((4, 28), dtype=bool)
+    assert not api.final_cadence(line[:-2] + [(16, 20, 60), (20, 28, 62)], 0, 0, tokens, given)
+    assert not api.final_cadence(line[:-1] + [(22, 28, 60)], 0, 0, tokens, given) and not given.any()
+
+
+def test_pickup_melody_on_the_patch_network(tiny_patch):
+    song = melody_song(meter=(3, 4), start=960 + 240)  # an eighth-note pickup in 3/4
+    out = api.harmonize(song, weights=tiny_patch, steps=2, candidates=1, seed=0)
+    for t in out.tracks[1:]:
+        assert t.notes and min(n.start for n in t.notes) >= 1200  # nothing before the melody starts
+        assert max(n.end for n in t.notes) <= song.tracks[0].end_tick
+
+
 def test_keep_soprano_and_bass(tiny):
     song = melody_song()
     bass = Track(name="Bass", notes=[Note(i * 960, p, 960) for i, p in enumerate((43, 48, 50, 43, 47, 43))])

@@ -239,7 +239,11 @@ def harmonize(song: Song, melody_track: int | None = None, keep: Sequence[str] =
         kept_notes[3] = list(song.tracks[bi].notes)
     first = min(l[0][0] for l in lines.values())
     end = max(l[-1][1] for l in lines.values())
+    # the grid starts on a quarter note of the bar (the network reads it a beat at a time) and
+    # ends on one: silent steps before a pickup and after the last note, known in every voice
+    first = max(0, first - int(meter_arrays(song, first, 1)[0][0] % 4))
     count = end - first
+    count += -count % 4
     if count > MAX_STEPS:
         raise StudioError(f"the melody is {count // 16} bars of 4/4 long; the harmonizer takes at most {MAX_STEPS // 16}")
     shift = choose_shift([p for _, _, p in line])
@@ -248,25 +252,74 @@ def harmonize(song: Song, melody_track: int | None = None, keep: Sequence[str] =
     for v, l in lines.items():
         tokens[v] = _line_tokens(l, first, count, shift)
         given[v] = True
+    given[:, : min(a for a, _, _ in line) - first] = True
+    given[:, max(b for _, b, _ in line) - first:] = True
+    if abs(shift) >= 12:
+        octaves = int(round(abs(shift) / 12))
+        where = "below" if shift > 0 else "above"
+        warn(f"the melody lies about {octaves} octave{'s' if octaves > 1 else ''} {where} a soprano's range; "
+             "the other voices are written around it, not in their usual ranges")
     pos, blen, beat = meter_arrays(song, first, count)
+    marks = ch.phrase_marks(line, first, count)
+    voiced = tokens[0] != ch.REST
+    if 3 not in lines:
+        final_cadence(line, first, shift, tokens, given)
     return _run(song, tokens, given, pos, blen, beat, first, step, shift, kept_notes, temperature, candidates,
-                seed, device, progress, steps, weights)
+                seed, device, progress, steps, weights, marks, voiced)
+
+
+def final_cadence(line, first: int, shift: int, tokens: np.ndarray, given: np.ndarray) -> bool:
+    """Write a V - I bass under the melody's last two notes when the melody asks for an authentic
+    cadence: it ends on a note of its key's tonic chord after a note of the dominant seventh chord
+    (its key by Krumhansl-Schmuckler). The bass cells become given; the network writes the alto
+    and tenor around them. Returns whether it did."""
+    from .figures import key_of
+
+    if len(line) < 2 or line[-1][0] != line[-2][1]:
+        return False
+    tonic, minor = key_of([p for _, _, p in line], [b - a for a, b, _ in line])
+    last, prev = (line[-1][2] - tonic) % 12, (line[-2][2] - tonic) % 12
+    if last not in (0, 3 if minor else 4, 7) or prev not in (7, 11, 2, 5):
+        return False
+    rs = range_shift(shift)
+    t = (tonic + shift) % 12  # the tonic in the grid's key
+    bass_i = next(p for p in range(43 + rs, 55 + rs) if p % 12 == t)
+    bass_v = bass_i + 7 if bass_i + 7 <= 55 + rs else bass_i - 5
+    for (a, b, _), pitch in ((line[-1], bass_i), (line[-2], bass_v)):
+        if not ch.LOW <= pitch <= ch.HIGH:
+            return False
+    for (a, b, _), pitch in ((line[-1], bass_i), (line[-2], bass_v)):
+        tokens[3, a - first] = ch.encode(pitch, True)
+        tokens[3, a - first + 1:b - first] = ch.encode(pitch, False)
+        given[3, a - first:b - first] = True
+    return True
+
+
+def range_shift(shift: int) -> int:
+    """The part of ``shift`` the voices' ranges follow: a melody whole octaves away from a
+    soprano's range takes the other voices along by those octaves, so they keep their spacing
+    and stay inside the network's grid."""
+    return shift - 12 * int(round(shift / 12))
 
 
 def _run(song, tokens, given, pos, blen, beat, first, step, shift, kept_notes, temperature, candidates, seed,
-         device, progress, steps, weights) -> Song:
+         device, progress, steps, weights, marks=None, voiced=None) -> Song:
     from .data import metric_classes
 
     metric = metric_classes(pos, blen, beat)
     beats = np.nonzero(pos % beat == 0)[0]
-    grid = fill_grid(tokens, given, metric, beats, shift, sampling_params(temperature, candidates, steps), seed,
-                     progress, device, weights)
+    grid = fill_grid(tokens, given, metric, beats, range_shift(shift), sampling_params(temperature, candidates, steps),
+                     seed, progress, device, weights, marks=marks, voiced=voiced, quarters=np.nonzero(pos % 4 == 0)[0])
     parts = []
     for v in range(4):
         if v in kept_notes:
             parts.append(kept_notes[v])
         else:
-            parts.append(tokens_to_notes(grid[v], first, step, shift))
+            notes = tokens_to_notes(grid[v], first, step, shift)
+            if any(not 0 <= n.pitch <= 127 for n in notes):
+                raise StudioError("the melody is too far outside a soprano's range to harmonize: the other voices "
+                                  "would fall outside MIDI's pitches (0-127); transpose it towards C4-G5")
+            parts.append(notes)
     return _output_song(song, parts)
 
 
@@ -304,12 +357,16 @@ def load_net(device: str = "auto", weights: str | Path | None = None) -> "sample
     return TorchNet(model, dev)
 
 
-def fill_grid(tokens, given, metric, beats, shift, params: dict, seed, progress, device, weights) -> np.ndarray:
-    """Fill the free cells of a [4, T] grid with the sampler ``params`` on the best network for ``device``."""
+def fill_grid(tokens, given, metric, beats, shift, params: dict, seed, progress, device, weights,
+              marks=None, voiced=None, quarters=None) -> np.ndarray:
+    """Fill the free cells of a [4, T] grid with the sampler ``params`` on the best network for ``device``
+    (``marks``: the network's fermata classes per step, see ``data.phrase_marks``; ``voiced``: steps
+    where the free voices must sound)."""
     p = dict(params)
     p["repair_rounds"] = p.pop("repair", 0)
     return sample.harmonize_grid(load_net(device, weights), tokens, given, metric, None, **p, seed=seed,
-                                 beats=beats, progress=progress, shift=shift)
+                                 beats=beats, progress=progress, shift=shift, marks=marks, voiced=voiced,
+                                 quarters=quarters)
 
 
 def voice_tracks(song: Song) -> list[int]:

@@ -333,11 +333,28 @@ def metric_classes(pos: np.ndarray, bar: np.ndarray, beat: np.ndarray) -> np.nda
     return out
 
 
+FERMATA_UNKNOWN, FERMATA_NO, FERMATA_YES, FERMATA_LAST = 0, 1, 2, 3
+
+
 def fermata_classes(fermata: np.ndarray | None, length: int) -> np.ndarray:
     """0 unknown, 1 no fermata, 2 fermata."""
     if fermata is None:
         return np.zeros(length, dtype=np.int64)
     return 1 + (np.asarray(fermata) > 0).astype(np.int64)
+
+
+def phrase_marks(line, first: int, count: int) -> np.ndarray:
+    """What the network is told about phrase ends under a melody without fermatas: ``[count]``
+    classes, 3 on the melody's last note, 2 (a fermata) on a note followed by a rest of an 8th or
+    more, 0 (unknown) elsewhere. ``line``: ``(start, end, pitch)`` steps of the melody."""
+    marks = np.zeros(count, dtype=np.int64)
+    for k, (a, b, _p) in enumerate(line):
+        if k + 1 < len(line) and line[k + 1][0] - b >= 2:
+            marks[a - first:b - first] = FERMATA_YES
+    if line:
+        a, b, _p = line[-1]
+        marks[a - first:b - first] = FERMATA_LAST
+    return marks
 
 
 def windows(T: int, size: int) -> list[int]:

@@ -20,7 +20,7 @@ import numpy as np
 
 from .. import paths
 
-GRAPH_VERSION = 1
+GRAPH_VERSION = 2  # 2: fermata classes clamped in the per-step network
 _lock = threading.Lock()
 _sessions: dict = {}
 

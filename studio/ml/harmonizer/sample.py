@@ -15,7 +15,7 @@ import numpy as np
 
 from ...core.errors import Cancelled
 from . import data as ch
-from . import vlgrid
+from . import figures, vlgrid
 
 
 class Net(Protocol):
@@ -59,7 +59,7 @@ def log_probs(net: Net, tokens, given, metric, fermata) -> np.ndarray:
     if T <= size:
         pad_len = size - T
         tk = np.pad(tokens, ((0, 0), (0, 0), (0, pad_len)))
-        gv = np.pad(given, ((0, 0), (0, 0), (0, pad_len)))
+        gv = np.pad(given, ((0, 0), (0, 0), (0, pad_len)), constant_values=True)  # as in training
         mt = np.pad(metric, ((0, 0), (0, pad_len)), constant_values=ch.METRIC_CLASSES - 1)
         fm = np.pad(fermata, ((0, 0), (0, pad_len)))
         pad = np.zeros((B, size), dtype=bool)
@@ -155,20 +155,59 @@ def pseudo_loglik(net: Net, x, free, metric, fermata, blocks: int = 2, seed: int
     return total / np.maximum(free.sum(axis=(1, 2)), 1)
 
 
-def _penalty(grid: np.ndarray, beats, shift: int = 0) -> float:
-    return vlgrid.penalty(grid, beats, shift)
+# Bach's chorales (the mean over all of them): what the texture score aims at, no further
+TEXTURE_TARGETS = {"offbeat_motion": 0.55, "bass_by_step": 0.68, "sevenths_on_beats": 0.12}
+
+
+def texture_score(grid: np.ndarray, quarters) -> float:
+    """How much of Bach's texture a ``[4, T]`` grid has, 0..3: off-beat motion in the inner voices,
+    a bass moving by step and sevenths on the beats, each as a share of Bach's own rate (capped
+    at 1, so more than Bach is no better)."""
+    c = figures.counts(ch.token_pitch(grid), ch.token_onset(grid), quarters, (0, False))
+    r = figures.rates(c)
+    return float(sum(min(1.0, r[k] / t) for k, t in TEXTURE_TARGETS.items()))
+
+
+BASS_LEAP = 4  # semitones: a bass move wider than a major third is a leap
+BASS_LEAP_SHARE = 0.25  # about Bach's share of them (fourths, fifths, octaves, mostly at cadences)
+
+
+def bass_leaps(grid: np.ndarray) -> tuple[np.ndarray, float]:
+    """Grid steps of the bass notes reached by a leap, and the share of leaps among the bass moves."""
+    row = grid[3]
+    on = np.nonzero(ch.token_onset(row))[0]
+    p = ch.token_pitch(row)[on]
+    d = np.abs(np.diff(p))
+    big = d > BASS_LEAP
+    return on[1:][big], float(big.mean()) if len(d) else 0.0
+
+
+def _penalty(grid: np.ndarray, beats, shift: int = 0, leap_weight: float = 0.0) -> float:
+    """The voice-leading penalty, plus ``leap_weight`` x the share of bass leaps beyond Bach's."""
+    pen = vlgrid.penalty(grid, beats, shift)
+    if leap_weight:
+        pen += leap_weight * max(0.0, bass_leaps(grid)[1] - BASS_LEAP_SHARE)
+    return pen
 
 
 _REPAIRED = ("parallel", "crossing", "spacing", "range", "leading_tone")
 
 
-def fault_cells(xs: np.ndarray, free: np.ndarray, pen, beats, shift: int, rng: np.random.Generator) -> np.ndarray:
+def fault_cells(xs: np.ndarray, free: np.ndarray, pen, beats, shift: int, rng: np.random.Generator,
+                leap_weight: float = 0.0) -> np.ndarray:
     """[K, 4, T] cells to redraw: per fault of each candidate, the whole notes of one free voice
-    involved (picked at random) around it."""
+    involved (picked at random) around it; with ``leap_weight``, also half the bass notes reached
+    by a leap (at random) while the bass leaps more often than Bach's."""
     block = np.zeros_like(free)
     for k, c in enumerate(xs):
         if pen[k] <= 0:
             continue
+        if leap_weight:
+            at, share = bass_leaps(c)
+            if share > BASS_LEAP_SHARE:
+                for t in at[rng.random(len(at)) < 0.5]:
+                    a, b = vlgrid.note_span(c[3], int(t), int(t) + 1)
+                    block[k, 3, a:b] = True
         _, faults = vlgrid.analyse(c, beats, shift, want_faults=True)
         for f in faults:
             if f.kind not in _REPAIRED:
@@ -182,17 +221,18 @@ def fault_cells(xs: np.ndarray, free: np.ndarray, pen, beats, shift: int, rng: n
     return block & free
 
 
-def keep_better(xs: np.ndarray, pen: list, draws: np.ndarray, rows: list[int], beats, shift: int) -> None:
+def keep_better(xs: np.ndarray, pen: list, draws: np.ndarray, rows: list[int], beats, shift: int,
+                leap_weight: float = 0.0) -> None:
     """For each candidate ``rows[j]``, take the lowest-penalty redraw ``draws[:, j]`` if it beats it."""
     for j, k in enumerate(rows):
-        ps = [_penalty(draws[m, j], beats, shift) for m in range(draws.shape[0])]
+        ps = [_penalty(draws[m, j], beats, shift, leap_weight) for m in range(draws.shape[0])]
         m = int(np.argmin(ps))
         if ps[m] < pen[k]:
             xs[k], pen[k] = draws[m, j], ps[m]
 
 
 def repair(net: Net, xs, given, metric, fermata, rng, rounds, beats, progress, done, total, bias, pen, shift,
-           proposals) -> tuple[np.ndarray, list]:
+           proposals, leap_weight: float = 0.0) -> tuple[np.ndarray, list]:
     """Redraw the cells of the free voices around each voice-leading fault; keep improvements.
 
     Per round, the candidates that still have faults go through the network once (one batch);
@@ -203,7 +243,7 @@ def repair(net: Net, xs, given, metric, fermata, rng, rounds, beats, progress, d
     pen = list(pen)
     M = max(1, int(proposals))
     for r in range(rounds):
-        block = fault_cells(xs, free, pen, beats, shift, rng)
+        block = fault_cells(xs, free, pen, beats, shift, rng, leap_weight)
         rows = [k for k in range(len(xs)) if block[k].any()]
         if not rows:
             break
@@ -214,7 +254,7 @@ def repair(net: Net, xs, given, metric, fermata, rng, rounds, beats, progress, d
         cells = lp[bt]
         draws = np.repeat(xt[None], M, axis=0)
         draws[:, bt] = sample_cells(np.broadcast_to(cells, (M,) + cells.shape), 0.5, rng)
-        keep_better(xs, pen, np.where(free[rows][None], fix_holds(draws), xt[None]), rows, beats, shift)
+        keep_better(xs, pen, np.where(free[rows][None], fix_holds(draws), xt[None]), rows, beats, shift, leap_weight)
         if progress is not None and progress((done + r + 1) / total) is False:
             raise Cancelled("harmonizing cancelled")
     return xs, pen
@@ -225,14 +265,21 @@ def harmonize_grid(net: Net, tokens: np.ndarray, given: np.ndarray, metric: np.n
                    steps: int = 12, seed: int | None = None, beats: np.ndarray | None = None,
                    progress: Callable[[float], bool] | None = None, rerank_weight: float = 1.0,
                    final_temperature: float | None = None, repair_rounds: int = 0,
-                   shift: int | None = 0, proposals: int = 8) -> np.ndarray:
+                   shift: int | None = 0, proposals: int = 8, marks: np.ndarray | None = None,
+                   voiced: np.ndarray | None = None, texture_weight: float = 0.0,
+                   quarters: np.ndarray | None = None, leap_weight: float = 0.0) -> np.ndarray:
     """Fill the free cells of a ``[4, T]`` token grid; the best of ``candidates`` draws. -> [4, T]
 
     Each candidate is drawn by annealed blocked Gibbs sampling with every voice kept inside its
     SATB range (``shift``: semitones the grid sits above the output; None: no range limit);
     ``repair_rounds`` then redraw the notes involved in voice-leading faults (keeping a redraw
     only when it lowers the penalty); the winner maximizes mean pseudo-log-likelihood minus
-    ``rerank_weight`` x penalty.
+    ``rerank_weight`` x penalty. ``marks``: the network's fermata classes per step (see
+    ``data.fermata_classes``), instead of classes made from ``fermata``; ``voiced`` [T] bool: the
+    steps where every free voice must sound (no rests drawn there: under the melody).
+    ``texture_weight`` adds ``texture_score`` (Bach's texture: moving inner voices, a walking bass,
+    sevenths) to the re-ranking, with ``quarters`` the grid steps on a quarter note of the bar;
+    ``leap_weight`` makes a bass that leaps more often than Bach's a fault the repair redraws.
     """
     T = tokens.shape[1]
     K = max(1, int(candidates))
@@ -240,20 +287,28 @@ def harmonize_grid(net: Net, tokens: np.ndarray, given: np.ndarray, metric: np.n
     tk = np.repeat(np.asarray(tokens, dtype=np.int64)[None], K, 0)
     gv = np.repeat(np.asarray(given, dtype=bool)[None], K, 0)
     mt = np.repeat(np.asarray(metric, dtype=np.int64)[None], K, 0)
-    fm = np.repeat(ch.fermata_classes(fermata, T)[None], K, 0)
+    fm = np.repeat((ch.fermata_classes(fermata, T) if marks is None else np.asarray(marks, dtype=np.int64))[None], K, 0)
     bias = None if shift is None else range_bias(int(shift), net.vocab)[None, :, None, :]
+    if voiced is not None:
+        bias = np.broadcast_to(np.zeros((1, 4, 1, net.vocab), np.float32) if bias is None else bias,
+                               (1, 4, T, net.vocab)).copy()
+        bias[0, :, np.asarray(voiced, dtype=bool), ch.REST] = -np.inf
     total = steps + 1 + repair_rounds + (2 if K > 1 else 0)
     report = None if progress is None else (lambda f: progress(f * (steps + 1) / total))
     x = gibbs(net, tk, gv, mt, fm, steps, temperature, rng, final_temperature, bias, report)
     sh = 0 if shift is None else int(shift)
-    pen = [vlgrid.penalty(c, beats, sh) for c in x]
+    pen = [_penalty(c, beats, sh, leap_weight) for c in x]
     if repair_rounds:
         x, pen = repair(net, x, gv, mt, fm, rng, repair_rounds, beats, progress, steps + 1, total, bias, pen, sh,
-                        proposals)
+                        proposals, leap_weight)
     best = 0
     if K > 1:
         ll = pseudo_loglik(net, x, ~gv, mt, fm)
-        best = int(np.argmax(ll - rerank_weight * np.asarray(pen)))
+        score = ll - rerank_weight * np.asarray(pen)
+        if texture_weight:
+            q = np.arange(0, T, 4) if quarters is None else quarters
+            score = score + texture_weight * np.array([texture_score(c, q) for c in x])
+        best = int(np.argmax(score))
     if progress is not None and progress(1.0) is False:
         raise Cancelled("harmonizing cancelled")
     return x[best]
