@@ -11,6 +11,7 @@ run: setup
 	$(VPY) -m studio resources/demo.studio
 
 test: setup
+	$(VENV)/bin/lint-imports
 	QT_QPA_PLATFORM=offscreen $(VPY) -m pytest
 
 setup: $(SYSSTAMP) $(STAMP)

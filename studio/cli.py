@@ -174,6 +174,13 @@ def gui_parser() -> argparse.ArgumentParser:
     p.add_argument("--screenshot", metavar="PNG", help="lay out the window at 1600x1000, save a PNG, exit")
     p.add_argument("--assist", choices=["harmonize", "continue", "vary"], help="run one assistant request first")
     p.add_argument("--size", default="1600x1000", help=argparse.SUPPRESS)
+    # for tools and tests (hidden): what a screenshot shows, the start-up benchmark, no restore offer
+    p.add_argument("--track", type=int, default=1, help=argparse.SUPPRESS)
+    p.add_argument("--select", default=None, metavar="A:B", help=argparse.SUPPRESS)
+    p.add_argument("--dialog", choices=["export", "properties"], default=None, help=argparse.SUPPRESS)
+    p.add_argument("--assist-timeout", type=float, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--first-paint", choices=["any", "notes"], default=None, help=argparse.SUPPRESS)
+    p.add_argument("--no-restore", action="store_true", help=argparse.SUPPRESS)
     return p
 
 

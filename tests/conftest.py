@@ -13,7 +13,6 @@ os.environ.setdefault("XDG_DATA_HOME", os.path.join(_home, "data"))
 os.environ.setdefault("XDG_STATE_HOME", os.path.join(_home, "state"))  # the log file
 os.environ.setdefault("XDG_RUNTIME_DIR", os.path.join(_home, "run"))
 os.makedirs(os.environ["XDG_RUNTIME_DIR"], mode=0o700, exist_ok=True)
-os.environ.setdefault("STUDIO_NO_AUTOSAVE_RESTORE", "1")
 
 # PySide6 6.12 on Python 3.11 drops references to None/True/False; studio.ui guards against it
 # (see studio/ui/__init__.py). Import it before any test touches Qt.

@@ -216,7 +216,7 @@ import studio.ui
 from PySide6.QtCore import QCoreApplication
 from studio.audio.midiin import FakeSource
 from studio.core.song import Note, Song, TempoChange, Track
-from studio.ui.app import wait_until
+from studio.ui.screenshot import wait_until
 from studio.ui.document import Document
 from studio.ui.record.controller import RecordController
 from studio.ui.settings import Settings

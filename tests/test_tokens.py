@@ -51,8 +51,12 @@ def test_encode_until_bar_and_window_restate_meter():
 
 def test_odd_meter_maps_to_same_bar_length():
     tok = T.meter_token(5, 64)  # not in the table
-    n, d = T.METERS[tok - T.TS0]
-    assert 4 * T.RES * n // d == max(1, 4 * T.RES * 5 // 64) or T.kind(tok) == "TS"
+    assert T.kind(tok) == "TS"
+    units = 4 * T.RES * 5 // 64
+    length = {m: 4 * T.RES * m[0] // m[1] for m in T.METERS}
+    assert abs(length[T.METERS[tok - T.TS0]] - units) == min(abs(v - units) for v in length.values())
+    tok = T.meter_token(13, 64, bar_units=4 * T.RES * 3 // 4)  # a bar as long as 3/4: 3/4 (quarter beats first)
+    assert T.METERS[tok - T.TS0] == (3, 4)
     assert T.METERS[T.meter_token(7, 8) - T.TS0] == (7, 8)
 
 

@@ -246,7 +246,7 @@ os.environ["QT_QPA_PLATFORM"] = "offscreen"
 import studio.ui
 from PySide6.QtCore import QCoreApplication
 from studio.core.song import Note, Song, Track
-from studio.ui.app import wait_until
+from studio.ui.screenshot import wait_until
 from studio.ui.document import Document
 from studio.ui.transport import Transport
 

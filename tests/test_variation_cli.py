@@ -110,7 +110,10 @@ def test_training_batches_and_masks():
         assert ex["mask"].shape == (K, T, P) and ex["mask"].any()
         assert ex["scale"].sum() == 7
     b = VT.Sampler(_pieces(), tokens=2048).batch()
-    assert b["cells"].shape[1:] == (4, VT.WINDOW, 88) or b["cells"].shape[2] <= VT.WINDOW
+    B, K, T, P = b["cells"].shape  # four-track pieces shorter than a window: whole pieces, padded to the longest
+    assert (B, K, P) == (2048 // (4 * VT.WINDOW), 4, 88)
+    assert T == int(b["time_valid"].sum(1).max()) <= VT.WINDOW and b["track_valid"].all()
+    assert b["masked"].any() and not (b["masked"] & ~b["time_valid"][:, None, :, None]).any()
 
 
 def test_masks_follow_notes_whose_onset_is_masked():

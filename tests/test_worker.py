@@ -9,10 +9,12 @@ from studio.core.song import Note, Song, Track
 from studio.ml.worker import protocol as P
 from studio.ml.worker.client import WorkerClient
 
+from probe_job import JOBS, ProbeRequest
+
 
 @pytest.fixture(scope="module")
 def client():
-    c = WorkerClient(warm_up=False, threads=1)
+    c = WorkerClient(warm_up=False, threads=1, jobs=JOBS)
     c.start()
     yield c
     c.close()
@@ -23,7 +25,7 @@ def _song():
 
 
 def test_probe_job_returns_a_take_with_progress(client):
-    job = client.submit(P.ProbeRequest(0, _song(), steps=10, step_seconds=0.06))
+    job = client.submit(ProbeRequest(0, _song(), steps=10, step_seconds=0.06))
     seen = []
     reply = client.wait(job, timeout=60, on_progress=seen.append)
     assert isinstance(reply, P.Result)
@@ -33,7 +35,7 @@ def test_probe_job_returns_a_take_with_progress(client):
 
 
 def test_cancel_stops_within_a_fifth_of_a_second(client):
-    job = client.submit(P.ProbeRequest(0, _song(), steps=1000, step_seconds=0.01))
+    job = client.submit(ProbeRequest(0, _song(), steps=1000, step_seconds=0.01))
     # wait until it is really running
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -48,11 +50,11 @@ def test_cancel_stops_within_a_fifth_of_a_second(client):
 
 
 def test_crashed_worker_is_reported_and_restarted(client):
-    job = client.submit(P.ProbeRequest(0, _song(), steps=10, step_seconds=0.01, crash=True))
+    job = client.submit(ProbeRequest(0, _song(), steps=10, step_seconds=0.01, crash=True))
     reply = client.wait(job, timeout=60)
     assert isinstance(reply, P.Failed)
     assert "stopped unexpectedly" in reply.message and "\n" not in reply.message
-    job2 = client.submit(P.ProbeRequest(0, _song(), steps=3, step_seconds=0.01))
+    job2 = client.submit(ProbeRequest(0, _song(), steps=3, step_seconds=0.01))
     assert isinstance(client.wait(job2, timeout=60), P.Result)
     assert client.restarts == 1
 

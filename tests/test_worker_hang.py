@@ -15,6 +15,8 @@ from studio.core.song import Note, Song, Track
 from studio.ml.worker import protocol as P
 from studio.ml.worker.client import WorkerClient
 
+from probe_job import ProbeRequest
+
 BIG = 50 * 2**20  # what the reply's header promises
 
 
@@ -23,7 +25,7 @@ def _song(n: int = 2) -> Song:
 
 
 # ---- stand-in workers (module level: the spawned process imports them by name) ------------
-def worker_dying_mid_reply(requests, replies, cancel, threads):
+def worker_dying_mid_reply(requests, replies, cancel, threads, warm_up=True, jobs=None):
     """Answers Ready, then starts a 50 MB reply: its length header and the first megabyte,
     says so through a marker file, and waits to be killed."""
     replies.put(P.Ready("stand-in"))
@@ -35,7 +37,7 @@ def worker_dying_mid_reply(requests, replies, cancel, threads):
     time.sleep(120)
 
 
-def worker_with_big_answer(requests, replies, cancel, threads):
+def worker_with_big_answer(requests, replies, cancel, threads, warm_up=True, jobs=None):
     replies.put(P.Ready("stand-in"))
     req = requests.get()
     replies.put(P.Result(req.job, (P.Take(_song(200_000), "big"),)))
@@ -59,7 +61,7 @@ def test_worker_killed_while_writing_a_large_reply(tmp_path, monkeypatch):
     monkeypatch.setenv("STUDIO_TEST_MARKER", str(marker))
     client = WorkerClient(warm_up=False, threads=1, target=worker_dying_mid_reply)
     try:
-        job = client.submit(P.ProbeRequest(0, _song()))
+        job = client.submit(ProbeRequest(0, _song()))
         deadline = time.monotonic() + 60
         while not marker.exists():
             assert time.monotonic() < deadline, "the stand-in worker never started its reply"
@@ -78,7 +80,7 @@ def test_worker_killed_while_writing_a_large_reply(tmp_path, monkeypatch):
         assert isinstance(reply, P.Failed) and "stopped unexpectedly" in reply.message
         assert elapsed < 1.0 and worst < 0.1
         # and the next request starts a fresh worker
-        client.submit(P.ProbeRequest(0, _song()))
+        client.submit(ProbeRequest(0, _song()))
         assert client.alive and client.restarts == 1
     finally:
         client.kill()
@@ -88,7 +90,7 @@ def test_worker_killed_while_writing_a_large_reply(tmp_path, monkeypatch):
 def test_a_large_reply_arrives_whole():
     client = WorkerClient(warm_up=False, threads=1, target=worker_with_big_answer)
     try:
-        job = client.submit(P.ProbeRequest(0, _song()))
+        job = client.submit(ProbeRequest(0, _song()))
         t0, worst, reply = time.monotonic(), 0.0, None
         while reply is None and time.monotonic() - t0 < 60:
             msgs, took = _poll(client)

@@ -38,7 +38,7 @@ import numpy as np
 
 from ..core.errors import Cancelled, StudioError
 from ..core.song import SUSTAIN, Song
-from .render import CC, HEADROOM, MAX_SECONDS, RESET_ALL_CONTROLLERS, Progress, Schedule, Sequencer, build_schedule
+from .schedule import CC, HEADROOM, MAX_SECONDS, RESET_ALL_CONTROLLERS, Progress, Schedule, Sequencer, build_schedule
 from .synth import Synth, assign_channels, channels_needed, find_soundfont
 
 BLOCK = 64  # FluidSynth's internal block

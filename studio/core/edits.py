@@ -44,10 +44,6 @@ def apply_all(song: Song, changes: Iterable[NoteChange]) -> None:
         apply(song, c)
 
 
-def _clamp_pitch(p: int) -> int:
-    return max(MIN_PITCH, min(MAX_PITCH, p))
-
-
 def _clamp_vel(v: int) -> int:
     return max(1, min(127, int(v)))
 
@@ -76,11 +72,6 @@ def transpose(track: int, notes: Sequence[Note], semitones: int) -> NoteChange:
 def resize(track: int, notes: Sequence[Note], delta: int, min_duration: int = 1) -> NoteChange:
     """Lengthen (or shorten) each note's end by ``delta`` ticks, never below ``min_duration``."""
     new = tuple(replace(n, duration=max(min_duration, n.duration + delta)) for n in notes)
-    return NoteChange(track, tuple(notes), new)
-
-
-def set_duration(track: int, notes: Sequence[Note], duration: int) -> NoteChange:
-    new = tuple(replace(n, duration=max(1, duration)) for n in notes)
     return NoteChange(track, tuple(notes), new)
 
 
@@ -146,9 +137,3 @@ def paste(track: int, notes: Sequence[Note], at: int) -> NoteChange:
         return NoteChange(track)
     t0 = min(n.start for n in notes)
     return NoteChange(track, (), tuple(n.moved(at - t0, 0) for n in notes))
-
-
-def replace_range(song: Song, track: int, start: int, end: int, new_notes: Sequence[Note]) -> NoteChange:
-    """Replace the notes with onsets in ``[start, end)`` of one track by ``new_notes`` (accepting a take)."""
-    old = tuple(n for n in song.tracks[track].notes if start <= n.start < end)
-    return NoteChange(track, old, tuple(new_notes))

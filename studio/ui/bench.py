@@ -17,7 +17,7 @@ import time
 
 
 def _child_env(home: str) -> dict:
-    return dict(os.environ, QT_QPA_PLATFORM="offscreen", STUDIO_NO_AUTOSAVE_RESTORE="1", STUDIO_SCORE="0",
+    return dict(os.environ, QT_QPA_PLATFORM="offscreen", STUDIO_SCORE="0",
                 XDG_CONFIG_HOME=os.path.join(home, "c"), XDG_DATA_HOME=os.path.join(home, "d"),
                 STUDIO_NO_AUDIO="1")
 
@@ -28,9 +28,9 @@ def first_paint_seconds(path: str | None = None, repeat: int = 3) -> tuple[float
     best, best_cpu = float("inf"), float("inf")
     with tempfile.TemporaryDirectory() as home:
         env = _child_env(home)
-        env["STUDIO_BENCH_FIRST_PAINT"] = "notes" if path else "1"
         for _ in range(repeat):
-            args = [sys.executable, "-m", "studio"] + ([path] if path else [])
+            args = [sys.executable, "-m", "studio"] + ([path] if path else []) + \
+                ["--first-paint", "notes" if path else "any", "--no-restore"]
             t0 = time.time()
             proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             out, err = proc.communicate(timeout=120)

@@ -69,12 +69,13 @@ class WorkerClient:
     DRAIN_SECONDS = 0.5
 
     def __init__(self, hard_cancel_after: float = 0.15, threads: int | None = None, warm_up: bool = True,
-                 target=None):
+                 target=None, jobs: dict[str, str] | None = None):
         self._ctx = mp.get_context("spawn")
         self._target = target  # the worker's entry point (tests put a stand-in here)
         self.hard_cancel_after = hard_cancel_after
         self.threads = threads
-        self.warm_up = warm_up
+        self.warm_up = warm_up  # load the models while idle
+        self.jobs = dict(jobs or {})  # extra jobs, {kind: "module:function"} importable in the worker
         self._proc = None
         self._requests = None
         self._replies: queue.SimpleQueue | None = None
@@ -97,8 +98,6 @@ class WorkerClient:
     def start(self) -> None:
         if self.alive:
             return
-        import os
-
         if self._proc is not None:  # a worker that died or was killed: reap it first
             self._proc.join(timeout=2.0)
         self._killed = False
@@ -112,27 +111,18 @@ class WorkerClient:
         if target is None:
             from .server import worker_main as target  # a light import: torch loads in the child only
 
-        env_before = os.environ.get("STUDIO_NO_WARMUP")
-        if not self.warm_up:
-            os.environ["STUDIO_NO_WARMUP"] = "1"
+        self._proc = self._ctx.Process(
+            target=target, args=(self._requests, ReplySender(send), self._cancel, self.threads, self.warm_up,
+                                 dict(self.jobs)),
+            name="studio-worker", daemon=True,
+        )
         try:
-            self._proc = self._ctx.Process(
-                target=target, args=(self._requests, ReplySender(send), self._cancel, self.threads),
-                name="studio-worker", daemon=True,
-            )
-            try:
-                self._proc.start()
-            finally:
-                send.close()  # the worker holds the only writing end now: its death ends the pipe
-            self._reader = threading.Thread(target=_read_replies, args=(receive, self._replies),
-                                            name="studio-worker-replies", daemon=True)
-            self._reader.start()
+            self._proc.start()
         finally:
-            if not self.warm_up:
-                if env_before is None:
-                    os.environ.pop("STUDIO_NO_WARMUP", None)
-                else:
-                    os.environ["STUDIO_NO_WARMUP"] = env_before
+            send.close()  # the worker holds the only writing end now: its death ends the pipe
+        self._reader = threading.Thread(target=_read_replies, args=(receive, self._replies),
+                                        name="studio-worker-replies", daemon=True)
+        self._reader.start()
 
     def close(self) -> None:
         if self._proc is None:

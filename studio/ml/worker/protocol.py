@@ -78,18 +78,6 @@ class RegenerateRequest(Request):
 
 
 @dataclass(frozen=True)
-class ProbeRequest(Request):
-    """A model-free job for checking the worker itself: ``steps`` steps of ``step_seconds``
-    each, reporting progress; ``crash`` makes the process die mid-job (``os._exit``)."""
-
-    steps: int = 10
-    step_seconds: float = 0.01
-    crash: bool = False
-
-    kind = "probe"
-
-
-@dataclass(frozen=True)
 class Shutdown:
     pass
 

@@ -93,17 +93,7 @@ def run_vary(req: P.VaryRequest, report) -> list[P.Take]:
     return [P.Take(s, "variation", {**params, "take": i + 1}, seed, dt) for i, s in enumerate(songs)]
 
 
-def run_probe(req: P.ProbeRequest, report) -> list[P.Take]:
-    for i in range(req.steps):
-        if req.crash and i == req.steps // 2:
-            os._exit(3)
-        time.sleep(req.step_seconds)
-        if not report((i + 1) / req.steps):
-            raise Cancelled()
-    return [P.Take(req.song, "probe", req.params(), req.seed)]
-
-
-JOBS = {"probe": run_probe, "harmonize": run_harmonize, "regenerate": run_regenerate, "continue": run_continue,
+JOBS = {"harmonize": run_harmonize, "regenerate": run_regenerate, "continue": run_continue,
         "vary": run_vary}
 
 
@@ -122,8 +112,20 @@ def _warm(name: str) -> bool:
         return False
 
 
-def worker_main(requests, replies, cancel_job, threads: int | None = None) -> None:
-    """Entry point of the worker process."""
+def _jobs(extra: dict[str, str] | None) -> dict:
+    """The product's jobs plus ``extra`` ones given as ``{kind: "module:function"}`` (tests give the
+    worker a model-free job this way)."""
+    jobs = dict(JOBS)
+    for kind, where in (extra or {}).items():
+        module, fn = where.split(":")
+        jobs[kind] = getattr(importlib.import_module(module), fn)
+    return jobs
+
+
+def worker_main(requests, replies, cancel_job, threads: int | None = None, warm_up: bool = True,
+                jobs: dict[str, str] | None = None) -> None:
+    """Entry point of the worker process: warm the models up while idle (unless ``warm_up`` is
+    False), serve requests until Shutdown."""
     import torch
 
     from ... import logs
@@ -133,7 +135,8 @@ def worker_main(requests, replies, cancel_job, threads: int | None = None) -> No
     from ..checkpoint import device_label, pick_device
 
     replies.put(P.Ready(device_label(pick_device("auto"))))
-    to_warm = [] if os.environ.get("STUDIO_NO_WARMUP") else list(MODEL_NAMES)
+    to_warm = list(MODEL_NAMES) if warm_up else []
+    table = _jobs(jobs)
     warm_start, warmed = time.perf_counter(), []
     while True:
         try:
@@ -147,10 +150,10 @@ def worker_main(requests, replies, cancel_job, threads: int | None = None) -> No
             continue
         if isinstance(req, P.Shutdown) or req is None:
             return
-        _serve(req, replies, cancel_job)
+        _serve(req, replies, cancel_job, table)
 
 
-def _serve(req: P.Request, replies, cancel_job) -> None:
+def _serve(req: P.Request, replies, cancel_job, jobs: dict) -> None:
     last = [0.0]
 
     def report(fraction: float, message: str = "") -> bool:
@@ -163,7 +166,7 @@ def _serve(req: P.Request, replies, cancel_job) -> None:
         return True
 
     try:
-        takes = JOBS[req.kind](req, report)
+        takes = jobs[req.kind](req, report)
         if cancel_job.value == req.job:
             replies.put(P.CancelledReply(req.job))
         else:

@@ -2,9 +2,8 @@
 request through the panel and the worker with the panel's default parameters, wait for the
 first take, show it with its diff overlay, write the screenshot and exit.
 
-The editor's screenshot variables apply first: ``STUDIO_SCREENSHOT_TRACK=N`` makes track N
-current and ``STUDIO_SCREENSHOT_SELECT=A:B`` selects its notes in bars A..B (what Vary and
-Continue work from).  ``STUDIO_ASSIST_TIMEOUT`` (seconds, default 600) bounds the wait."""
+The screenshot's ``track`` and ``select`` apply first (the current track, and its notes in bars
+A..B: what Vary and Continue work from); ``timeout`` (seconds, default 600) bounds the wait."""
 
 from __future__ import annotations
 
@@ -12,9 +11,9 @@ import os
 import tempfile
 
 from ...core.errors import StudioError
-from ..app import open_for_screenshot, wait_until as wait_for
+from ..screenshot import open_for_screenshot, wait_until as wait_for
 
-TIMEOUT = float(os.environ.get("STUDIO_ASSIST_TIMEOUT", "600"))
+TIMEOUT = 600.0
 
 
 def run_request(app, panel, kind: str, timeout: float = TIMEOUT):
@@ -40,13 +39,14 @@ def run_request(app, panel, kind: str, timeout: float = TIMEOUT):
     return entry
 
 
-def assist_screenshot(app, window_class, path, shot, size, kind: str) -> int:
+def assist_screenshot(app, window_class, path, shot, size, kind: str, track: int = 1, select: str | None = None,
+                      timeout: float | None = None) -> int:
     with tempfile.TemporaryDirectory() as autosave_dir:
-        win = open_for_screenshot(app, window_class, path, size, autosave_dir)
+        win = open_for_screenshot(app, window_class, path, size, autosave_dir, track, select)
         panel = win.assistant
         try:
             panel.start_worker()
-            run_request(app, panel, kind)
+            run_request(app, panel, kind, timeout or TIMEOUT)
             score = getattr(win, "score", None)
             wait_for(app, lambda: False, 0.3)
             if score is not None:
