@@ -184,10 +184,10 @@ def test_dense_file_is_refused_before_mido_builds_messages(monkeypatch):
 def test_worst_case_within_caps_is_fast():
     """A file just under the event cap for its size parses in bounded time."""
     body = NOTE * 20_000 + EOT  # 40k events, 180 kB
-    t = time.perf_counter()
+    t = time.process_time()  # CPU time: the machine's other work does not count
     song = midi.read_midi_bytes(header() + mtrk(body), "dense.mid")
     assert song.note_count == 20_000
-    assert time.perf_counter() - t < 2.0
+    assert time.process_time() - t < 2.0
 
 
 # ---- the real command line ---------------------------------------------------------------

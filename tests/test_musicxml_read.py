@@ -92,11 +92,12 @@ def score_xml(bars_: int, beats: str = "4", parts: int = 1, notes_per_bar: int =
 
 
 def _read_seconds(path) -> float:
+    """CPU seconds to read ``path`` (best of two): the machine's other work does not count."""
     best = 1e9
     for _ in range(2):
-        t = time.perf_counter()
+        t = time.process_time()
         read_musicxml_file(path)
-        best = min(best, time.perf_counter() - t)
+        best = min(best, time.process_time() - t)
     return best
 
 
@@ -108,17 +109,17 @@ def test_reading_is_linear_in_bars(tmp_path):
     assert song.note_count == 40_000 and len(bars(song)) == 10_000
     a, b = _read_seconds(small), _read_seconds(big)
     assert b / a < 6, (a, b)  # 4x the bars: about 4x the time (music21 took 16x)
-    assert b < 10, b  # about 1 s on an idle core
+    assert b < 5, b  # about 1.4 s of CPU
 
 
 def test_huge_time_signature_is_refused_before_anything_else(tmp_path):
     path = tmp_path / "meter.musicxml"
     path.write_bytes(score_xml(1, beats="1000000000", notes_per_bar=1))
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    t = time.perf_counter()
+    t = time.process_time()
     with pytest.raises(FileFormatError, match=r"^meter\.musicxml: time signature 1000000000/4: more than 64 beats \(limit\)$"):
         read_musicxml_file(path)
-    assert time.perf_counter() - t < 1.0
+    assert time.process_time() - t < 0.5
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 50_000  # kB: nothing was built
 
 
@@ -159,10 +160,10 @@ def test_zip_that_lies_about_its_size_is_refused_without_unpacking_it(tmp_path):
     _lying_zip(path, real_bytes=300 * 2**20, declared=10_000)  # 300 MB behind a 10 kB header
     assert path.stat().st_size < 2 * 2**20
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    t = time.perf_counter()
+    t = time.process_time()
     with pytest.raises(FileFormatError, match=r"^lie\.mxl: "):
         read_musicxml_file(path)
-    assert time.perf_counter() - t < 2.0
+    assert time.process_time() - t < 1.0
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100_000  # kB
 
 
@@ -245,3 +246,16 @@ def test_many_parts_export_quietly(tmp_path):
                        text=True, cwd=ROOT, timeout=300)
     assert r.returncode == 0 and "channels" not in r.stderr and "music21" not in r.stderr.lower(), r.stderr
     assert len(load(out).tracks) == 40
+
+
+def test_progress_is_reported_while_reading(tmp_path):
+    path = tmp_path / "p.musicxml"
+    path.write_bytes(score_xml(800))
+    seen: list[float] = []
+    load(path, progress=seen.append)
+    assert len(seen) > 5 and seen == sorted(seen) and seen[-1] == 1.0
+    mxl = tmp_path / "p.mxl"
+    with zipfile.ZipFile(mxl, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("p.musicxml", path.read_bytes())
+    seen.clear()
+    assert load(mxl, progress=seen.append).note_count == 3200 and seen[-1] == 1.0

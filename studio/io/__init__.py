@@ -49,11 +49,13 @@ def _sniff(path) -> str | None:
     return None
 
 
-def load(path: str | os.PathLike) -> Song:
+def load(path: str | os.PathLike, progress=None) -> Song:
     """Read any supported file into a Song.
 
     The extension picks the reader, unless the file's first bytes plainly show another
     supported kind (a MIDI file saved as ``.xml``, say): then that reader is used.
+    ``progress(fraction)`` is called while a MusicXML file is read (the others are quick).
+    What a reader repaired to read a file is said as a :class:`~studio.core.errors.FileWarning`.
     """
     ext = _ext(path)
     if ext not in SUPPORTED_IN:
@@ -65,12 +67,17 @@ def load(path: str | os.PathLike) -> Song:
     kind = "midi" if ext in MIDI_EXTS else "musicxml" if ext in MUSICXML_IN_EXTS else "project"
     kind = _sniff(path) or kind
     if kind == "midi":
-        from .midi import read_midi as read
+        from .midi import read_midi
+
+        song = read_midi(path)
     elif kind == "musicxml":
-        from .musicxml import read_musicxml as read
+        from .musicxml import read_musicxml
+
+        song = read_musicxml(path, progress)
     else:
-        from .project import read_project as read
-    song = read(path)
+        from .project import read_project
+
+        song = read_project(path)
     check_song(song, _label(path))  # the same limits for every format (see limits.py)
     return song
 

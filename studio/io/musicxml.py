@@ -602,10 +602,10 @@ def _part_notes(part, flat, shift: int = 0) -> list[Note]:
     return sorted(Note(s, p, d, v) for s, p, d, v in acc)
 
 
-def read_musicxml(path: str | os.PathLike) -> Song:
+def read_musicxml(path: str | os.PathLike, progress=None) -> Song:
     """Read .musicxml, .xml or .mxl (a compressed file is recognised by its content) with the
     streaming reader (:mod:`studio.io.musicxml_read`): linear in bars, caps checked as the
     file is read, no music21."""
     from .musicxml_read import read_musicxml_file
 
-    return read_musicxml_file(path)
+    return read_musicxml_file(path, progress)

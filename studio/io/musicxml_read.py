@@ -67,8 +67,9 @@ def _tick(q: Fraction) -> int:
 class _Counting:
     """A file-like reader that refuses to hand out more than ``limit`` bytes."""
 
-    def __init__(self, fh, limit: int, what: str):
-        self.fh, self.left, self.limit, self.what = fh, limit, limit, what
+    def __init__(self, fh, limit: int, what: str, total: int = 0, progress=None):
+        self.fh, self.limit, self.what = fh, limit, what
+        self.total, self.progress = total, progress
         self.done = 0
 
     def read(self, n: int = -1) -> bytes:
@@ -77,6 +78,8 @@ class _Counting:
         self.done += len(data)
         if self.done > self.limit:
             raise _Bad(f"{self.what} more than the {self.limit // 2**20} MB limit")
+        if self.progress is not None and self.total:
+            self.progress(min(1.0, self.done / self.total))
         return data
 
 
@@ -565,8 +568,10 @@ def _clip(text: str) -> str:
     return re.sub(r"\d{21,}", lambda m: f"{m.group()[:12]}... ({len(m.group()):,} digits)", text)[:300]
 
 
-def read_musicxml_file(path: str | os.PathLike) -> Song:
-    """Read .musicxml, .xml or .mxl (a compressed file is recognised by its content)."""
+def read_musicxml_file(path: str | os.PathLike, progress=None) -> Song:
+    """Read .musicxml, .xml or .mxl (a compressed file is recognised by its content).
+
+    ``progress(fraction)`` is called as the file is read (about every 64 kB)."""
     path = str(path)
     label = os.path.basename(path)
     stem = Path(path).stem
@@ -582,11 +587,13 @@ def read_musicxml_file(path: str | os.PathLike) -> Song:
             zf, inner = _open_zip(path, label)
             try:
                 with zf, inner:
-                    return read_stream(_Counting(inner, MAX_BYTES, "the score inside unpacks to"), label, stem)
+                    total = zf.getinfo(inner.name).file_size
+                    return read_stream(_Counting(inner, MAX_BYTES, "the score inside unpacks to", total, progress),
+                                       label, stem)
             except (zipfile.BadZipFile, EOFError, zipfile.LargeZipFile) as exc:
                 raise FileFormatError(f"{label}: damaged compressed file ({exc})") from None
         with open(path, "rb") as fh:
-            return read_stream(_Counting(fh, MAX_BYTES, "the file holds"), label, stem)
+            return read_stream(_Counting(fh, MAX_BYTES, "the file holds", size, progress), label, stem)
     except FileFormatError:
         raise
     except _Bad as exc:

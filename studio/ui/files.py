@@ -66,10 +66,10 @@ class FileActions:
         """Load ``path`` into this window. Errors are shown as one line; the old song stays."""
         if ask and not self.maybe_discard():
             return False
-        from ..io import load  # noqa: PLC0415
+        from .openfile import load_with_progress  # noqa: PLC0415
 
         try:
-            song = load(path)
+            song, repairs = load_with_progress(self, path)
         except StudioError as exc:
             self.error(str(exc))
             return False
@@ -85,6 +85,8 @@ class FileActions:
         self.remember(path)
         self.editor.show_song_start()
         self.update_title()
+        if repairs:  # read as a tolerant player would: say what was repaired
+            self.statusBar().showMessage("; ".join(repairs), 15_000)
         return True
 
     def remember(self, path: str) -> None:
