@@ -64,6 +64,33 @@ def _tick(q: Fraction) -> int:
     return int(round(q * PPQ))
 
 
+def _round_div(n: int, d: int) -> int:
+    """n / d rounded to the nearest whole number, halves to even (as ``round`` does)."""
+    q, r = divmod(n, d)
+    if 2 * r > d or (2 * r == d and q & 1):
+        q += 1
+    return q
+
+
+def _whole(v: Fraction):
+    """An int when the value is whole (the fast path), else the Fraction itself."""
+    return v.numerator if v.denominator == 1 else v
+
+
+def _units(text, what: str):
+    """A <duration> in divisions: an int for plain digits (nearly always), else exact."""
+    if not text:
+        return 0
+    if text.isdigit():
+        if len(text) > 10:
+            raise _Bad(f"{what}: {text[:20]} is out of range")
+        return int(text)
+    v = _num(text, what)
+    if v < 0:
+        raise _Bad(f"{what}: a negative duration")
+    return _whole(v)
+
+
 class _Counting:
     """A file-like reader that refuses to hand out more than ``limit`` bytes."""
 
@@ -97,7 +124,7 @@ class _Part:
         # staff (0: none given) -> [(offset, voice index key, order, kind, members, length, velocity)]
         self.notes: dict[int, list] = defaultdict(list)
         self.pickup = Fraction(0)
-        self.count = 0
+        self.seq = 0  # measures read
 
 
 class Reader:
@@ -161,6 +188,8 @@ class Reader:
         return p
 
     def measure(self, p: _Part, m, last: bool = False) -> None:
+        """Read one measure of part ``p``.  Positions are counted in divisions (whole numbers
+        as long as the file's durations are: the fast path), exactly either way."""
         children = list(m)
         voices = set()
         for c in children:
@@ -170,26 +199,21 @@ class Reader:
                     voices.add(v)
         use_voices = len(voices) > 1
         vorder = {v: i for i, v in enumerate(sorted(voices))}
-        pos = Fraction(0)
-        highest = Fraction(0)
+        d = _whole(p.divisions)  # divisions per quarter note: the unit of every position below
+        pos = highest = 0
         count = 0  # notes and rests
-        here: list = []  # (offset in measure, voice key, order, staff, members, length, velocity, voice id)
+        here: list = []  # [start, voice key, order, staff, pitch, length, velocity, voice id, tie]
         chord_at = None
-        chord_len = Fraction(0)
+        chord_len = 0
         last_voice = None
         finale_rest = None
-        for i, c in enumerate(children):
+        for c in children:
             tag = c.tag
             if tag == "note":
                 finale_rest = None
                 grace = c.find("grace") is not None
                 is_chord = c.find("chord") is not None
-                d = _text(c.find("duration"))
-                length = _num(d, "note duration") / p.divisions if d else Fraction(0)
-                if length < 0:
-                    raise _Bad(f"measure {m.get('number', '?')}: a negative note duration")
-                if grace:
-                    length = Fraction(0)
+                length = 0 if grace else _units(_text(c.find("duration")), "note duration")
                 voice = _text(c.find("voice"))
                 if voice is None and is_chord and use_voices:
                     voice = last_voice
@@ -199,11 +223,10 @@ class Reader:
                 if not is_chord:
                     chord_at, chord_len = pos, length
                     pos += length
-                rest = c.find("rest") is not None
-                if not is_chord:
                     count += 1
-                    highest = max(highest, start + length)
-                if rest or grace:
+                    if start + length > highest:
+                        highest = start + length
+                if grace or c.find("rest") is not None:
                     continue
                 member = self.pitch(c)
                 if member is None:
@@ -218,76 +241,83 @@ class Reader:
                 ties = [t.get("type") for t in c.findall("tie") if t.get("type")]
                 tie = ties[0] if len(ties) == 1 else ("continue" if "start" in ties and "stop" in ties else None)
                 staff_t = _text(c.find("staff"))
-                try:
-                    staff = int(staff_t) if staff_t else 0
-                except ValueError:
-                    staff = 0
-                vkey = vorder.get(voice, 0) if use_voices else 0
-                here.append([start, vkey, len(here), staff, member, chord_len if is_chord else length, vel,
-                             voice or "1", tie, is_chord])
+                staff = int(staff_t) if staff_t and staff_t.isdigit() else 0
+                here.append([start, vorder.get(voice, 0) if use_voices else 0, len(here), staff, member,
+                             chord_len if is_chord else length, vel, voice or "1", tie])
             elif tag == "backup":
-                d = _text(c.find("duration"))
-                if d:
-                    pos = max(Fraction(0), pos - _num(d, "backup duration") / p.divisions)
+                pos = max(0, pos - _units(_text(c.find("duration")), "backup duration"))
                 chord_at = None
             elif tag == "forward":
-                d = _text(c.find("duration"))
+                step = _units(_text(c.find("duration")), "forward duration")
                 chord_at = None
-                if d:
-                    step = _num(d, "forward duration") / p.divisions
-                    if self.finale:  # music21 makes a hidden rest of it in files from Finale
-                        finale_rest = (pos, pos + step)
-                        count += 1
-                        highest = max(highest, pos + step)
-                    pos += step
+                if step and self.finale:  # music21 makes a hidden rest of it in files from Finale
+                    finale_rest = (pos, pos + step)
+                    count += 1
+                    highest = max(highest, pos + step)
+                pos += step
             elif tag == "attributes":
-                self.attributes(p, c, pos)
+                self.attributes(p, c, Fraction(pos) / d)
+                if p.divisions != d:  # new divisions in the middle of a measure: count in the new unit
+                    f = Fraction(p.divisions) / d
+                    d = _whole(p.divisions)
+                    pos, highest, chord_len = pos * f, highest * f, chord_len * f
+                    chord_at = None if chord_at is None else chord_at * f
+                    finale_rest = None if finale_rest is None else (finale_rest[0] * f, finale_rest[1] * f)
+                    for h in here:
+                        h[0], h[5] = h[0] * f, h[5] * f
                 if c.find("clef") is not None or c.find("key") is not None or c.find("time") is not None:
                     highest = max(highest, pos)  # music21 puts a clef, key or meter there
             elif tag in ("direction", "sound"):
-                self.direction(p, c, pos)
-                at = pos + self._offset(c, p)
+                self.direction(p, c, Fraction(pos) / d)
+                at = pos + self._offset(c) if c.find("offset") is not None else pos
                 if at > highest and _marks(c):  # a mark past the notes lengthens the measure in music21
                     highest = at
             elif tag == "harmony":
-                highest = max(highest, pos + self._offset(c, p))
+                at = pos + self._offset(c) if c.find("offset") is not None else pos
+                highest = max(highest, at)
         if last and finale_rest is not None and not use_voices and finale_rest[1] == highest:
             # music21 drops a hidden rest that ends a piece written by Finale
-            highest = max([Fraction(0)] + [h[0] + h[5] for h in here] + [pos - (finale_rest[1] - finale_rest[0])])
-        # where the next measure starts: music21's rules
+            highest = max([0] + [h[0] + h[5] for h in here] + [pos - (finale_rest[1] - finale_rest[0])])
+        # where the next measure starts, in quarter notes: music21's rules
+        top = Fraction(highest) / d
         bar = p.bar
-        if highest == bar:
-            shift = highest
-        elif highest > bar:
-            diff = highest - bar
-            shift = highest if diff > Fraction(1, 2) or (diff * 16).denominator == 1 or (diff * 12).denominator == 1 else bar
-        elif highest == 0 and count == 0:
+        if top == bar:
+            shift = top
+        elif top > bar:
+            diff = top - bar
+            shift = top if diff > Fraction(1, 2) or (diff * 16).denominator == 1 or (diff * 12).denominator == 1 else bar
+        elif top == 0 and count == 0:
             shift = bar
         else:
-            shift = highest
-            if p.offset == 0 and 0 < highest < bar and p.first:
-                p.pickup = highest
+            shift = top
+            if p.offset == 0 and 0 < top < bar and p.first:
+                p.pickup = top
         p.first = False
+        p.seq += 1
+        on, od = p.offset.numerator, p.offset.denominator
+        fast = isinstance(d, int)
         for h in here:
-            offset = p.offset + h[0]
-            end = offset + h[5]
-            if _tick(end) > MAX_TICKS:
+            s0, length = h[0], h[5]
+            if fast and isinstance(s0, int) and isinstance(length, int):
+                start = _round_div((on * d + s0 * od) * PPQ, od * d)
+                dur = _round_div(length * PPQ, d)
+            else:
+                start = _tick(p.offset + Fraction(s0) / d)
+                dur = _tick(Fraction(length) / d)
+            if start + dur > MAX_TICKS:
                 raise _Bad(f"part {self.order.index(p.id) + 1} runs past {MAX_TICKS // PPQ:,} quarter notes (limit)")
-            h[0] = offset
-            p.notes[h[3]].append(h)
+            # (measure, position in it, voice, order): the order music21 lists a part's notes in
+            p.notes[h[3]].append((p.seq, s0, h[1], h[2], h[4], start, max(1, dur) if length else 0, h[6], h[7], h[8]))
         self.notes += len(here)
         if self.notes > MAX_NOTES:
             raise _Bad(f"more than {MAX_NOTES:,} notes (limit)")
         p.offset += shift
 
-    @staticmethod
-    def _offset(el, p: _Part) -> Fraction:
-        """A direction's or harmony's <offset>, in quarter notes (0 when absent or unreadable)."""
+    def _offset(self, el) -> Fraction:
+        """A direction's or harmony's <offset>, in divisions (0 when unreadable)."""
         t = _text(el.find("offset"))
-        if not t:
-            return Fraction(0)
         try:
-            return Fraction(float(t)) / p.divisions
+            return Fraction(float(t)) if t else Fraction(0)
         except (ValueError, OverflowError):
             return Fraction(0)
 
@@ -443,14 +473,12 @@ def _marks(d) -> bool:
 
 def _merge(items) -> list[Note]:
     """Notes of one staff: tied pieces joined (within their voice first), as music21 does."""
-    # music21's order: by offset, then voice (measures with voices), then as written
-    items.sort(key=lambda h: (h[0], h[1], h[2]))
+    items.sort(key=lambda h: h[:4])  # measure, position, voice, order: music21's order
     acc: list[list[int]] = []
     open_ties: dict[int, list[tuple[int, str]]] = {}
-    for offset, _vk, _o, _staff, midi, length, vel, vid, kind, _c in items:
-        if length <= 0 or not 0 <= midi <= 127:
+    for _seq, _pos, _vk, _o, midi, start, dur, vel, vid, kind in items:
+        if dur <= 0 or not 0 <= midi <= 127:
             continue
-        start, dur = _tick(offset), max(1, _tick(length))
         vel = max(1, min(127, vel)) if vel else 80
         waiting = open_ties.get(midi, [])
         fits = [w for w in waiting if abs(acc[w[0]][0] + acc[w[0]][2] - start) <= 1]
