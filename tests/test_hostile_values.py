@@ -130,3 +130,51 @@ def test_info_of_a_song_just_under_ten_minutes():
     song = Song(tracks=[Track("A", notes=[Note(0, 60, 575_990)])], tempos=[TempoChange(0, 120.0)])  # 599.99 s
     text = format_info("x.studio", song_info(song))
     assert "10:00.0 (600.0 s)" in text and ":60" not in text
+
+
+# ---- the AI history the assistant reads back --------------------------------------------------
+def _hist(*entries) -> dict:
+    return {"format_version": 1, "meta": {"ai_history": list(entries)}}
+
+
+BAD_HISTORY = [
+    (_hist({"kind": "continue", "params": {"seed": "abc"}}), "meta.ai_history[0].params.seed: 'abc' is not a number"),
+    (_hist({"kind": "vary", "params": {"strength": 1e300}}), "meta.ai_history[0].params.strength: 1e+300 is outside 0..1"),
+    (_hist({"kind": "continue", "seed": 2**40}), "meta.ai_history[0].seed: 1099511627776 is outside 0..2147483647"),
+    (_hist({}, {"kind": "continue", "params": [1, 2]}), "meta.ai_history[1].params: an object was expected"),
+    (_hist({"kind": "harmonize", "params": {"keep": 5}}), "meta.ai_history[0].params.keep: a list of names was expected"),
+    (_hist({"kind": "continue", "params": {"bars": 2.5}}), "meta.ai_history[0].params.bars: 2.5 is not a whole number"),
+    (_hist({"kind": "continue", "params": {"takes": True}}), "meta.ai_history[0].params.takes: True is not a number"),
+    (_hist("continue"), "meta.ai_history[0]: an object was expected"),
+    ({"format_version": 1, "meta": {"ai_history": {"a": 1}}}, "meta.ai_history: a list was expected"),
+    (_hist({"kind": 3}), "meta.ai_history[0].kind: 3 is not text"),
+]
+
+
+@pytest.mark.parametrize("doc,message", BAD_HISTORY, ids=[m[16:50] for _, m in BAD_HISTORY])
+def test_bad_ai_history_is_refused_precisely(tmp_path, doc, message):
+    path = tmp_path / "h.studio"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(FileFormatError) as info:
+        load(path)
+    assert str(info.value) == f"h.studio: {message}"
+
+
+def test_the_history_the_assistant_writes_reads_back(tmp_path):
+    from studio.core.takediff import HistoryEntry
+    from studio.ml.worker import protocol as P
+
+    song = Song(tracks=[Track("A", notes=[Note(0, 60, 480)])])
+    entries = []
+    for req in (P.ContinueRequest(1, song, seed=2**31 - 2, bars=8, from_bar=3, temperature=0.9, top_p=0.95, takes=2,
+                                  key_strength=1.5),
+                P.HarmonizeRequest(2, song, seed=0, keep=("soprano", "bass"), candidates=8, temperature=None),
+                P.VaryRequest(3, song, seed=5, strength=0.25, start_tick=0, end_tick=1920, tracks=(0, 1),
+                              locked=frozenset({(0, Note(0, 60, 480))})),
+                P.RegenerateRequest(4, song, seed=7, voices=(1, 2), start_tick=480, end_tick=960)):
+        e = HistoryEntry("model", req.params(), req.seed, "+3 notes").to_json()
+        e["kind"] = req.kind
+        entries.append(e)
+    song.meta = {"ai_history": entries}
+    save(song, tmp_path / "ok.studio")
+    assert load(tmp_path / "ok.studio").meta == json.loads(json.dumps(song.meta))

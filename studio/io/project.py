@@ -29,6 +29,7 @@ from typing import Callable
 from ..core.errors import FileFormatError
 from ..core.song import PITCH_BEND, PPQ, Control, KeySignature, Note, Song, TempoChange, TimeSignature, Track, json_copy
 from . import limits
+from .meta import history_problem
 from .reading import read_limited
 from .atomic import atomic_write
 
@@ -245,6 +246,9 @@ def doc_to_song(doc: dict) -> Song:
         json.dumps(meta, allow_nan=False)
     except ValueError:
         raise _Bad("meta: holds NaN or infinity, which a project cannot keep") from None
+    problem = history_problem(meta)  # the AI history the assistant reads back
+    if problem:
+        raise _Bad(problem)
     title = doc.get("title", "Untitled")
     if not isinstance(title, str):
         raise _Bad("title: text was expected")
