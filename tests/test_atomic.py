@@ -232,3 +232,18 @@ def test_long_names_still_get_a_temp_file(tmp_path):
     save(song(3), tmp_path / name)
     save(song(4), tmp_path / name)
     assert load(tmp_path / name).note_count == 4 and parts(tmp_path) == []
+
+
+def test_the_autosave_folder_is_swept_when_the_editor_starts(tmp_path):
+    from studio.ui.autosave import find_orphans
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    host = atomic._HOST
+    ours = tmp_path / f".0a1b2c.studio.{host}-{dead.pid}.abcd1234.part"  # an autosave killed mid-write
+    live = tmp_path / f".0a1b2c.json.{host}-{os.getpid()}.abcd1235.part"  # this process: maybe writing now
+    other = tmp_path / ".cache.abcd1236.part"  # no host and pid: not a name of ours in a folder sweep
+    for p in (ours, live, other):
+        p.write_bytes(b"{")
+    assert find_orphans(str(tmp_path)) == []
+    assert not ours.exists() and live.exists() and other.exists()

@@ -9,7 +9,8 @@ too is always a whole file: the previous backup until the moment the new one is 
 Temp files are named ``.<name>.<host>-<pid>.<random>.part`` beside the target.  A kill can
 leave one behind; the next save of the same file removes those whose writing process is gone
 (same host, no such process) or that are a day old — never a file of a live save, never
-anything that is not a plain file of ours.
+anything that is not a plain file of ours.  The editor also sweeps its autosave folder this way
+when it starts.
 """
 
 from __future__ import annotations
@@ -68,13 +69,20 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def stale_temp_files(path: str | os.PathLike) -> list[Path]:
-    """The temp files beside ``path`` (of ``path`` or its ``.bak``) that a save of ours left
-    behind and that nothing is writing any more."""
-    path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    stem = re.escape(_stem(path.name))
-    pattern = re.compile(rf"\.{stem}(?:\.bak)?\.(?:([0-9a-f]{{8}})-(\d{{1,10}})\.)?{_RANDOM}\.part")
+_ANY_OURS = re.compile(rf"\..+\.([0-9a-f]{{8}})-(\d{{1,10}})\.{_RANDOM}\.part")
+
+
+def stale_temp_files(path: str | os.PathLike | None = None, *, folder: str | os.PathLike | None = None) -> list[Path]:
+    """The temp files that saves of ours left behind and that nothing is writing any more:
+    those of ``path`` (and its ``.bak``), or with ``folder``, every one in that folder (names
+    with a host and pid only, so a file of some other program's is never taken for ours)."""
+    if folder is not None:
+        folder, pattern = Path(folder), _ANY_OURS
+    else:
+        path = Path(path)
+        folder = path.parent if str(path.parent) else Path(".")
+        stem = re.escape(_stem(path.name))
+        pattern = re.compile(rf"\.{stem}(?:\.bak)?\.(?:([0-9a-f]{{8}})-(\d{{1,10}})\.)?{_RANDOM}\.part")
     now = time.time()
     out = []
     try:
@@ -105,10 +113,10 @@ def stale_temp_files(path: str | os.PathLike) -> list[Path]:
     return out
 
 
-def clean_stale_temp_files(path: str | os.PathLike) -> int:
-    """Remove :func:`stale_temp_files` of ``path``; returns how many went. Never raises."""
+def clean_stale_temp_files(path: str | os.PathLike | None = None, *, folder: str | os.PathLike | None = None) -> int:
+    """Remove :func:`stale_temp_files` (same arguments); returns how many went. Never raises."""
     n = 0
-    for p in stale_temp_files(path):
+    for p in stale_temp_files(path, folder=folder):
         with contextlib.suppress(OSError):
             os.unlink(p)
             n += 1

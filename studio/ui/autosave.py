@@ -58,6 +58,9 @@ def find_orphans(folder: str | None = None) -> list[Orphan]:
     out = []
     if not os.path.isdir(folder):
         return out
+    from ..io.atomic import clean_stale_temp_files  # noqa: PLC0415
+
+    clean_stale_temp_files(folder=folder)  # what autosaves killed mid-write left behind
     for name in sorted(os.listdir(folder)):
         if not name.endswith(".json"):
             continue
