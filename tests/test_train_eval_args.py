@@ -88,3 +88,18 @@ def test_cards_unchanged_block(tmp_path):
     assert cards.read(tmp_path) == {"a": 1}
     cards.write(tmp_path, {"a": 3})
     assert cards.read(tmp_path) == {"a": 3}
+
+
+@pytest.mark.parametrize("model,args,message", [
+    ("variation", ["--minutes", "inf"], "--minutes: inf is not a finite number"),
+    ("harmonizer", ["--seed", "-1"], "--seed: -1 is outside 0..4294967295"),
+    ("continuation", ["--max-steps", "0"], "--max-steps: 0 must be 1 or more"),
+])
+def test_training_entry_points_check_numbers_too(model, args, message):
+    """``python -m studio.ml.MODEL.train`` (what torchrun launches) shares the command line's types."""
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", f"studio.ml.{model}.train", *args], capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 2 and message in r.stderr, r.stderr[-500:]

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .. import argtypes
 from ..core.errors import StudioError
 
 STATE = "state.pt"  # what a resumable run leaves in its folder (studio.ml.training writes it)
 
 
-def add_train_arguments(ap, minutes=float, seed=int, count=int) -> None:
+def add_train_arguments(ap, minutes=argtypes.minutes, seed=argtypes.seed, count=argtypes.count) -> None:
     """The run options of ``studio train MODEL`` and ``python -m studio.ml.MODEL.train``; ``minutes``,
     ``seed`` and ``count`` are the argparse types of those values (the command line passes its
     checked ones)."""
@@ -20,7 +21,7 @@ def add_train_arguments(ap, minutes=float, seed=int, count=int) -> None:
     ap.add_argument("--seed", type=seed, default=0)
     ap.add_argument("--resume", action="store_true", help="continue the run in --out (weights, optimizer, step, RNG)")
     ap.add_argument("--init", default=None, metavar="DIR", help="start from the weights in this model folder")
-    ap.add_argument("--checkpoint-minutes", type=minutes, default=3.0, metavar="M", help="evaluate and save this often")
+    ap.add_argument("--checkpoint-minutes", type=argtypes.real(0.0, open_lo=True), default=3.0, metavar="M", help="evaluate and save this often")
     ap.add_argument("--max-steps", type=count, default=None, metavar="N", help="stop after N steps of this run")
     ap.add_argument("--threads", type=count, default=None, metavar="N", help="CPU threads (default: 1)")
 
