@@ -29,7 +29,7 @@ def pick_device(name: str = "auto") -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         from ..core.errors import StudioError
 
-        raise StudioError("--device cuda was asked for, but torch sees no CUDA GPU")
+        raise StudioError("the models were asked to run on a CUDA GPU, but torch sees none")
     return torch.device(name)
 
 

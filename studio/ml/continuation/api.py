@@ -83,15 +83,15 @@ def warm_up(device: str = "auto") -> None:
 
 def _check(song: Song, bars: int, from_bar, temperature, top_p, takes) -> None:
     if not isinstance(bars, int) or not 1 <= bars <= MAX_BARS:
-        raise StudioError(f"--bars must be a whole number from 1 to {MAX_BARS} (got {bars})")
+        raise StudioError(f"the number of bars to write must be a whole number from 1 to {MAX_BARS} (got {bars})")
     if not isinstance(takes, int) or not 1 <= takes <= MAX_TAKES:
-        raise StudioError(f"--takes must be from 1 to {MAX_TAKES} (got {takes})")
+        raise StudioError(f"the number of takes must be from 1 to {MAX_TAKES} (got {takes})")
     if temperature is not None and not 0.05 <= temperature <= 5.0:
-        raise StudioError(f"--temperature must be between 0.05 and 5 (got {temperature})")
+        raise StudioError(f"the temperature must be between 0.05 and 5 (got {temperature})")
     if top_p is not None and not 0.0 < top_p <= 1.0:
-        raise StudioError(f"--top-p must be in (0, 1] (got {top_p})")
+        raise StudioError(f"top-p must be above 0 and at most 1 (got {top_p})")
     if from_bar is not None and (not isinstance(from_bar, int) or from_bar < 1):
-        raise StudioError(f"--from-bar must be 1 or more (got {from_bar})")
+        raise StudioError(f"the bar to continue from counts from 1 (got {from_bar})")
     if not song.tracks or song.note_count == 0:
         raise StudioError("the song has no notes to continue")
 
@@ -129,7 +129,7 @@ def continue_song(song: Song, bars: int = 4, from_bar: int | None = None, temper
 
     _check(song, bars, from_bar, temperature, top_p, takes)
     if key_strength is not None and not 0.0 <= float(key_strength) <= 10.0:
-        raise StudioError(f"--key-strength must be between 0 and 10 (got {key_strength})")
+        raise StudioError(f"the key strength must be between 0 and 10 (got {key_strength})")
     if progress is not None and progress(0.0) is False:
         raise Cancelled()
     model, meta = load_model(device, folder)

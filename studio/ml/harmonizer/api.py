@@ -20,12 +20,13 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ...core.errors import Cancelled, StudioError
+from ...core import satb
+from ...core.satb import VOICE_NAMES
 from ...core.song import Note, Song, Track
 from ...core.timing import bars
 from . import data as ch
 from . import sample
 
-VOICE_NAMES = ("Soprano", "Alto", "Tenor", "Bass")
 CHOIR_PROGRAM = 52  # General MIDI "Choir Aahs"
 MAX_STEPS = 8192  # 512 bars of 4/4 in 16ths: longer than this is not a melody we harmonize
 DEFAULTS = {"temperature": 0.5, "candidates": 2, "steps": 10, "final_temperature": 0.2, "repair": 8, "proposals": 16,
@@ -167,10 +168,6 @@ def _default_warn(msg: str) -> None:
     warnings.warn(msg, stacklevel=3)
 
 
-def _nonempty(song: Song) -> list[int]:
-    return [i for i, t in enumerate(song.tracks) if t.notes and not t.is_drum]
-
-
 def pick_melody_track(song: Song, melody_track: int | None) -> int:
     if melody_track is not None:
         if not 0 <= melody_track < len(song.tracks):
@@ -178,23 +175,17 @@ def pick_melody_track(song: Song, melody_track: int | None) -> int:
         if not song.tracks[melody_track].notes:
             raise StudioError(f"track {melody_track + 1} ({song.tracks[melody_track].name}) has no notes")
         return melody_track
-    cands = _nonempty(song)
-    if not cands:
+    m = satb.melody_track(song)
+    if m is None:
         raise StudioError("the song has no notes to harmonize")
-    for i in cands:
-        if song.tracks[i].name.strip().lower() in ("soprano", "melody", "s."):
-            return i
-    return max(cands, key=lambda i: float(np.mean([n.pitch for n in song.tracks[i].notes])))
+    return m
 
 
 def _pick_bass(song: Song, melody: int) -> int:
-    others = [i for i in _nonempty(song) if i != melody]
-    for i in others:
-        if song.tracks[i].name.strip().lower() in ("bass", "b."):
-            return i
-    if not others:
+    b = satb.bass_track(song, melody)
+    if b is None:
         raise StudioError("keeping the bass needs a second track holding a bass line")
-    return min(others, key=lambda i: float(np.mean([n.pitch for n in song.tracks[i].notes])))
+    return b
 
 
 def _output_song(song: Song, parts: list[list[Note]]) -> Song:
@@ -225,7 +216,7 @@ def harmonize(song: Song, melody_track: int | None = None, keep: Sequence[str] =
     keep = tuple(k.strip().lower() for k in keep)
     bad = [k for k in keep if k not in ("soprano", "bass")]
     if bad or "soprano" not in keep:
-        raise StudioError(f"--keep takes soprano or soprano,bass (got {','.join(keep)})")
+        raise StudioError(f"the voices to keep are the soprano, or the soprano and the bass (got {', '.join(keep)})")
     _check_progress(progress)
     step = _step(song)
     mi = pick_melody_track(song, melody_track)
@@ -370,14 +361,13 @@ def fill_grid(tokens, given, metric, beats, shift, params: dict, seed, progress,
 
 
 def voice_tracks(song: Song) -> list[int]:
-    """Indices of the soprano, alto, tenor and bass tracks of a four-voice song."""
-    named = {t.name.strip().lower(): i for i, t in enumerate(song.tracks)}
-    if all(n in named for n in ("soprano", "alto", "tenor", "bass")):
-        return [named[n] for n in ("soprano", "alto", "tenor", "bass")]
-    cands = _nonempty(song)
-    if len(cands) != 4:
-        raise StudioError(f"regenerating needs four voices (tracks Soprano, Alto, Tenor, Bass); the song has {len(cands)} non-empty track(s)")
-    return sorted(cands, key=lambda i: -float(np.mean([n.pitch for n in song.tracks[i].notes])))
+    """Indices of the soprano, alto, tenor and bass tracks of a four-voice song (``satb.satb_tracks``)."""
+    idx = satb.satb_tracks(song)
+    if idx is None:
+        n = len(satb.pitched_tracks(song))
+        raise StudioError(f"regenerating needs four voices (tracks Soprano, Alto, Tenor, Bass); the song has {n} "
+                          "non-empty track(s)")
+    return idx
 
 
 def regenerate(song: Song, voices: Sequence[int | str] | int | str, start: int | None = None, end: int | None = None,
@@ -396,9 +386,9 @@ def regenerate(song: Song, voices: Sequence[int | str] | int | str, start: int |
     vs = set()
     for v in voices:
         if isinstance(v, str):
-            if v.strip().lower() not in ("soprano", "alto", "tenor", "bass"):
+            if satb.voice_index(v) is None:
                 raise StudioError(f"unknown voice {v!r} (soprano, alto, tenor or bass)")
-            vs.add(("soprano", "alto", "tenor", "bass").index(v.strip().lower()))
+            vs.add(satb.voice_index(v))
         elif 0 <= int(v) < 4:
             vs.add(int(v))
         else:

@@ -29,15 +29,14 @@ from pathlib import Path
 
 import numpy as np
 
+from ...core.satb import SATB_RANGE, VOICES  # noqa: F401  (the rules live in studio.core.satb)
 from .. import paths
 
 LOW, HIGH = 36, 84  # MIDI pitch range of the grid (C2..C6)
 P = HIGH - LOW + 1  # pitch count
 REST = 0
 VOCAB = 1 + 2 * P  # rest, onsets, holds
-VOICES = ("soprano", "alto", "tenor", "bass")
 # Comfortable SATB ranges (MIDI) used for augmentation and for the range check.
-SATB_RANGE = {"soprano": (60, 81), "alto": (53, 74), "tenor": (48, 69), "bass": (36, 64)}
 # A little slack over the textbook ranges for transposition augmentation (Bach's own
 # chorales touch these edges).
 AUG_RANGE = {"soprano": (59, 83), "alto": (52, 77), "tenor": (45, 72), "bass": (36, 66)}

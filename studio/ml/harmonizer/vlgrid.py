@@ -16,7 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ...core import key
 from ...core import voiceleading as vl
+from ...core.satb import SATB_RANGE, VOICES
 from . import data as ch
 
 
@@ -47,10 +49,10 @@ def _tertian_table() -> np.ndarray:
 
 
 _TERTIAN = _tertian_table()
-_RANGES = np.array([vl.SATB_RANGE[n] for n in vl.VOICE_NAMES])  # [4, 2]
+_RANGES = np.array([SATB_RANGE[n] for n in VOICES])  # [4, 2]
 _PAIRS = [(i, j) for i in range(4) for j in range(i + 1, 4)]
 _PROFILES = np.array([[np.roll(np.asarray(prof, dtype=float), t) for t in range(12)]
-                      for prof in (vl._MAJOR_PROFILE, vl._MINOR_PROFILE)])  # [2, 12 tonics, 12]
+                      for prof in (key.MAJOR_PROFILE, key.MINOR_PROFILE)])  # [2, 12 tonics, 12]
 
 
 @dataclass(frozen=True)
@@ -71,7 +73,7 @@ def estimate_tonic(pitch: np.ndarray) -> int:
     p = _PROFILES - _PROFILES.mean(-1, keepdims=True)
     den = np.sqrt((h**2).sum() * (p**2).sum(-1))
     r = np.where(den > 0, (p * h).sum(-1) / np.where(den > 0, den, 1), 0.0)  # [2, 12]
-    # ties resolve as in voiceleading.estimate_key: the largest (corr, tonic, minor) wins
+    # ties resolve as in studio.core.key.estimate: the largest (corr, tonic, minor) wins
     best = max((r[m, t], t, m) for m in range(2) for t in range(12))
     return int(best[1])
 

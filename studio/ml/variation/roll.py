@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ...core import key as key_finding
 from ...core.song import KeySignature, Note, Song
 
 MAX_TRACKS = 8
@@ -27,11 +28,6 @@ N_PITCH = HIGH - LOW + 1
 REST, ONSET, HOLD = 0, 1, 2
 STEPS_PER_QUARTER = 4
 MAX_BAR_STEPS = 64  # longer bars are clamped (the position embedding has this many slots)
-
-# Krumhansl-Kessler key profiles, for songs whose key signature does not fit their notes
-_KK_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
-_KK_MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
-
 
 def step_ticks(song: Song) -> int:
     return max(1, song.ppq // STEPS_PER_QUARTER)
@@ -57,19 +53,10 @@ def key_scale(key: KeySignature) -> np.ndarray:
 
 
 def estimate_key(pitches) -> KeySignature:
-    """The best-correlating major or minor key for a set of pitches (Krumhansl-Schmuckler)."""
-    hist = np.bincount(np.asarray(list(pitches), dtype=np.int64) % 12, minlength=12).astype(float)
-    if hist.sum() == 0:
-        return KeySignature(0, 0, False)
-    best, best_r = (0, False), -2.0
-    for tonic in range(12):
-        for minor, prof in ((False, _KK_MAJOR), (True, _KK_MINOR)):
-            r = np.corrcoef(hist, np.roll(prof, tonic))[0, 1]
-            if r > best_r:
-                best, best_r = (tonic, minor), r
-    tonic, minor = best
-    names = ["C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B"]
-    return KeySignature.from_name(names[tonic] + (" minor" if minor else ""))
+    """The best-correlating major or minor key for a set of pitches (``studio.core.key``), for songs
+    whose key signature does not fit their notes."""
+    tonic, minor = key_finding.estimate(key_finding.histogram(pitches))
+    return KeySignature.from_name(key_finding.PC_NAMES[tonic] + (" minor" if minor else ""))
 
 
 def song_key(song: Song, tick: int = 0, pitches=None) -> KeySignature:

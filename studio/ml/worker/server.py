@@ -17,6 +17,7 @@ import random
 import sys
 import time
 import traceback
+from dataclasses import replace
 
 from ...core.errors import Cancelled, StudioError
 from . import protocol as P
@@ -28,69 +29,33 @@ def _seed_for(req: P.Request) -> int:
     return req.seed if req.seed is not None else random.randrange(1, 2**31 - 1)
 
 
-def run_harmonize(req: P.HarmonizeRequest, report) -> list[P.Take]:
-    from ..harmonizer.api import harmonize
-
+def _run(model: str, req: P.Request, report) -> list[P.Take]:
+    """One request through a model package's face: ``generate(song, request, progress)``."""
     seed = _seed_for(req)
-    takes = []
-    for i in range(max(1, req.takes)):
-        t0 = time.perf_counter()
-        frac0, span = i / req.takes, 1.0 / req.takes
-        song = harmonize(
-            req.song, melody_track=req.melody_track, keep=tuple(req.keep), temperature=req.temperature,
-            candidates=req.candidates, seed=seed + i, device=req.device,
-            progress=lambda f, _a=frac0, _s=span: report(_a + _s * f),
-        )
-        params = {**req.params(), "seed": seed + i, "takes": 1}
-        takes.append(P.Take(song, "harmonizer", params, seed + i, time.perf_counter() - t0))
-    return takes
+    t0 = time.perf_counter()
+    songs = importlib.import_module(f"..{model}", __package__).generate(req.song, replace(req, seed=seed), report)
+    dt = time.perf_counter() - t0
+    params = {**req.params(), "seed": seed}
+    if model == "harmonizer":  # take i was drawn with seed + i
+        return [P.Take(s, model, {**params, "seed": seed + i, "takes": 1}, seed + i, dt / len(songs))
+                for i, s in enumerate(songs)]
+    return [P.Take(s, model, {**params, "take": i + 1}, seed, dt) for i, s in enumerate(songs)]
+
+
+def run_harmonize(req: P.HarmonizeRequest, report) -> list[P.Take]:
+    return _run("harmonizer", req, report)
 
 
 def run_regenerate(req: P.RegenerateRequest, report) -> list[P.Take]:
-    from ..harmonizer.api import regenerate
-
-    seed = _seed_for(req)
-    takes = []
-    for i in range(max(1, req.takes)):
-        t0 = time.perf_counter()
-        frac0, span = i / req.takes, 1.0 / req.takes
-        song = regenerate(
-            req.song, list(req.voices), start=req.start_tick, end=req.end_tick, temperature=req.temperature,
-            candidates=req.candidates, seed=seed + i, device=req.device,
-            progress=lambda f, _a=frac0, _s=span: report(_a + _s * f),
-        )
-        params = {**req.params(), "seed": seed + i, "takes": 1}
-        takes.append(P.Take(song, "harmonizer", params, seed + i, time.perf_counter() - t0))
-    return takes
+    return _run("harmonizer", req, report)
 
 
 def run_continue(req: P.ContinueRequest, report) -> list[P.Take]:
-    from ..continuation.api import continue_song
-
-    seed = _seed_for(req)
-    t0 = time.perf_counter()
-    songs = continue_song(
-        req.song, bars=req.bars, from_bar=req.from_bar, temperature=req.temperature, top_p=req.top_p,
-        takes=req.takes, seed=seed, device=req.device, progress=report, key_strength=req.key_strength,
-    )
-    dt = time.perf_counter() - t0
-    params = {**req.params(), "seed": seed}
-    return [P.Take(s, "continuation", {**params, "take": i + 1}, seed, dt) for i, s in enumerate(songs)]
+    return _run("continuation", req, report)
 
 
 def run_vary(req: P.VaryRequest, report) -> list[P.Take]:
-    from ..variation.api import vary
-
-    seed = _seed_for(req)
-    t0 = time.perf_counter()
-    songs = vary(
-        req.song, req.strength, start_tick=req.start_tick, end_tick=req.end_tick,
-        tracks=list(req.tracks) if req.tracks is not None else None, locked=set(req.locked) or None,
-        takes=req.takes, seed=seed, device=req.device, progress=report,
-    )
-    dt = time.perf_counter() - t0
-    params = {**req.params(), "seed": seed}
-    return [P.Take(s, "variation", {**params, "take": i + 1}, seed, dt) for i, s in enumerate(songs)]
+    return _run("variation", req, report)
 
 
 JOBS = {"harmonize": run_harmonize, "regenerate": run_regenerate, "continue": run_continue,
@@ -98,15 +63,9 @@ JOBS = {"harmonize": run_harmonize, "regenerate": run_regenerate, "continue": ru
 
 
 def _warm(name: str) -> bool:
-    """Load one model's weights (each API caches its model once per process): its ``warm_up()``
-    when it has one, else its ``load_model()``."""
-    api = {"harmonizer": "harmonizer.api", "continuation": "continuation.api", "variation": "variation.api"}[name]
+    """Load one model's weights through its package's ``load`` (each caches its model per process)."""
     try:
-        mod = importlib.import_module(f"..{api}", __package__)
-        warm_up = getattr(mod, "warm_up", None) or getattr(mod, "load_model", None)
-        if warm_up is None:
-            return False
-        warm_up()
+        importlib.import_module(f"..{name}", __package__).load(None, "auto")
         return True
     except Exception:  # a model that is missing or broken says so when it is used
         return False

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ...core.satb import VOICE_NAMES, VOICES, bass_track, satb_tracks
+from ...core.satb import melody_track as _melody_track
 from ...core.song import Note, Song
 from ...core.timing import bar_of, bars
 from ...ml.worker import protocol as P
-from .checker import satb_tracks
 
-VOICE_NAMES = ("Soprano", "Alto", "Tenor", "Bass")
 
 
 @dataclass
@@ -70,27 +70,8 @@ def continue_plan(ctx: Context, bars_: int, temperature: float | None, top_p: fl
 
 
 def melody_track(song: Song, current: int) -> int | None:
-    """The current track when it has notes, else the highest track with notes."""
-    if 0 <= current < len(song.tracks) and song.tracks[current].notes:
-        return current
-    cands = [i for i, t in enumerate(song.tracks) if t.notes and not t.is_drum]
-    if not cands:
-        return None
-    return max(cands, key=lambda i: sum(n.pitch for n in song.tracks[i].notes) / len(song.tracks[i].notes))
-
-
-def _mean_pitch(song: Song, i: int) -> float:
-    notes = song.tracks[i].notes
-    return sum(n.pitch for n in notes) / len(notes)
-
-
-def bass_track(song: Song, melody: int) -> int | None:
-    """The track kept as the bass: the one named Bass, else the lowest other track with notes."""
-    others = [i for i, t in enumerate(song.tracks) if i != melody and t.notes and not t.is_drum]
-    for i in others:
-        if song.tracks[i].name.strip().lower() in ("bass", "b."):
-            return i
-    return min(others, key=lambda i: _mean_pitch(song, i)) if others else None
+    """The current track when it has notes, else the melody by ``studio.core.satb``'s rule."""
+    return _melody_track(song, current)
 
 
 def harmonize_plan(ctx: Context, keep_bass: bool, temperature: float | None, candidates: int | None, takes: int,
@@ -131,7 +112,7 @@ def regenerate_plan(source: Song, base: Song, voices, start: int | None, end: in
                 anchor[v] = ti
     req = P.RegenerateRequest(0, source, seed=seed, voices=tuple(int(v) for v in voices), start_tick=start,
                               end_tick=end, temperature=temperature, candidates=candidates)
-    names = ", ".join(("soprano", "alto", "tenor", "bass")[v] for v in voices)
+    names = ", ".join(VOICES[v] for v in voices)
     span = "the whole piece" if start is None else f"ticks {start}–{end}"
     return Plan(req, base, anchor, False, f"redraws the {names} over {span}")
 
