@@ -127,8 +127,10 @@ def test_sustain_pedal_is_kept_as_controller_events():
     rec.feed(mido.Message("control_change", control=64, value=127), 0.25)
     rec.feed(mido.Message("note_off", note=60), 0.5)
     rec.feed(mido.Message("control_change", control=64, value=0), 1.0)
+    rec.feed(mido.Message("control_change", control=64, value=100), 1.25)  # down again, and still down at the stop
     (take,) = rec.finish(1.5)
-    assert [(c.tick, c.control, c.value) for c in take.sustain] == [(240, 64, 127), (960, 64, 0)]
+    assert [(c.tick, c.control, c.value) for c in take.sustain] == [(240, 64, 127), (960, 64, 0), (1200, 64, 100),
+                                                                    (1440, 64, 0)]
 
 
 def test_count_in_is_whole_bars_of_the_meter_at_the_start():

@@ -28,6 +28,7 @@ from .timing import TempoMap
 
 OVERDUB, REPLACE = "overdub", "replace"
 MODES = (OVERDUB, REPLACE)
+PEDALS = (SUSTAIN, 66, 67)  # sustain, sostenuto, soft: lifted where a take ends
 GRACE_SECONDS = 0.12  # a note struck this little before the start tick is taken as on it
 
 
@@ -214,8 +215,21 @@ class Recorder:
             for take in self.takes:
                 take.notes.sort()
                 take.controllers.sort(key=lambda c: c.tick)
+                last_pass = self.loop is None or take.index == k
+                self._lift_pedals(take, int(round(tick)) if last_pass else take.end)
             self.finished = True
         return [tk for tk in self.takes if tk.notes or tk.controllers]
+
+    @staticmethod
+    def _lift_pedals(take: Take, tick: int) -> None:
+        """A pedal still down where a take ends is lifted there, as held keys are released."""
+        down: dict[int, int] = {}
+        for c in take.controllers:
+            if c.control in PEDALS:
+                down[c.control] = c.value
+        for control, value in sorted(down.items()):
+            if value >= 64:
+                take.controllers.append(ControllerEvent(max(tick, take.controllers[-1].tick), control, 0))
 
     def take_notes(self, take: Take) -> list[Note]:
         """A take's notes, input-quantized when ``quantize`` is set."""

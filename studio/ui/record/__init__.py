@@ -233,7 +233,8 @@ class RecordUI:
             self.status.setStyleSheet("padding: 0 8px; color: #c01818; font-weight: bold;")
         else:
             if midi.available:
-                text = f"MIDI: {midi.port_name}"
+                name = self.status.fontMetrics().elidedText(midi.port_name, Qt.TextElideMode.ElideRight, 150)
+                text = f"MIDI: {name}"
             elif rec.keyboard_piano:
                 text = "Computer keyboard"
             else:
