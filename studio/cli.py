@@ -74,7 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-p", type=real(0.0, 1.0, open_lo=True), default=None)
     p.add_argument("--key-strength", type=real(0.0), default=None,
                    help="how strongly new notes keep to the pitch classes of the bars before (0 = model alone)")
-    p.add_argument("--takes", type=count, default=1, metavar="K")
+    p.add_argument("--takes", type=count, default=1, metavar="K", help="takes that differ from each other")
+    p.add_argument("--density", default=None, metavar="D",
+                   help="sparser, as-before or denser, for all tracks or per track: 1=denser,3=sparser")
+    p.add_argument("--keep-range", action="store_true", help="new notes stay within each track's range before")
+    p.add_argument("--cadence", action="store_true", help="end the new bars on a cadence (the tonic chord)")
     _add_common_ml(p)
     p.set_defaults(handler="continuation:continue_")
 

@@ -253,6 +253,30 @@ def test_key_strength_box_reaches_the_request(window, panel):
     pages.c_key.setValue(KEY_DEFAULT)
 
 
+def test_density_range_and_cadence_reach_the_request(window, panel):
+    from studio.ui.assistant import requests as rq
+
+    req = panel.plan("continue").request
+    assert req.density == () and not req.keep_range and not req.cadence  # as before, by default
+    panel.c_density.setCurrentIndex(rq.DENSITIES.index("denser"))
+    panel.c_keep_range.setChecked(True)
+    panel.c_cadence.setChecked(True)
+    req = panel.plan("continue").request
+    n = len(window.doc.song.tracks)
+    assert req.density == ("denser",) * n and req.keep_range and req.cadence
+    panel.c_density_track.setChecked(True)
+    req = panel.plan("continue").request
+    cur = window.doc.current_track
+    assert req.density[cur] == "denser" and all(d == "as before" for i, d in enumerate(req.density) if i != cur)
+    params = req.params()
+    panel.use_settings({"kind": "continue", "params": {"bars": 2}})  # older history: the defaults
+    assert panel.c_density.currentIndex() == rq.DENSITIES.index("as before") and not panel.c_cadence.isChecked()
+    panel.use_settings({"kind": "continue", "params": params})
+    assert panel.c_density.currentIndex() == rq.DENSITIES.index("denser")
+    assert panel.c_density_track.isChecked() == (n > 1) and panel.c_keep_range.isChecked() and panel.c_cadence.isChecked()
+    panel.use_settings({"kind": "continue", "params": {"bars": 4}})
+
+
 def test_device_shows_in_the_status_bar(window, panel, qtbot):
     panel.start_worker()
     qtbot.waitUntil(lambda: bool(panel.worker.device), timeout=90_000)

@@ -17,6 +17,39 @@ def _take_paths(out: str, takes: int) -> list[Path]:
     return [p.with_name(f"{p.stem}-{i}{p.suffix}") for i in range(1, takes + 1)]
 
 
+def parse_density(text: str | None, n_tracks: int):
+    """``--density``: one level for every track (sparser, as-before, denser) or ``1=denser,3=sparser``
+    (1-based tracks; the others as before)."""
+    from ..ml.continuation.texture import density_factor
+
+    if not text:
+        return None
+    if "=" not in text:
+        levels = [text] * n_tracks
+    else:
+        levels = _per_track_density(text, n_tracks)
+    for level in levels:
+        try:
+            density_factor(level)
+        except ValueError as exc:
+            raise StudioError(f"--density: {exc}") from None
+    return levels
+
+
+def _per_track_density(text: str, n_tracks: int) -> list[str]:
+    levels = ["as before"] * n_tracks
+    for item in text.split(","):
+        track, _, level = item.partition("=")
+        try:
+            i = int(track) - 1
+        except ValueError:
+            raise StudioError(f"--density: {item!r} is not TRACK=LEVEL") from None
+        if not 0 <= i < n_tracks:
+            raise StudioError(f"--density: track {track} does not exist (the song has {n_tracks})")
+        levels[i] = level
+    return levels
+
+
 def continue_(args) -> int:
     """Write ``--bars`` more bars after IN (or from ``--from-bar``) into OUT (OUT-1, OUT-2... for takes)."""
     from .. import io
@@ -36,7 +69,8 @@ def continue_(args) -> int:
         raise StudioError(f"{args.output}: the folder {out_dir} does not exist")
     takes = continue_song(song, bars=args.bars, from_bar=args.from_bar, temperature=args.temperature,
                           top_p=args.top_p, takes=args.takes, seed=args.seed, device=args.device,
-                          key_strength=args.key_strength)
+                          key_strength=args.key_strength, density=parse_density(args.density, len(song.tracks)),
+                          keep_range=args.keep_range, cadence=args.cadence)
     paths = _take_paths(args.output, len(takes))
     for take, path in zip(takes, paths):
         io.save(take, path)

@@ -26,4 +26,6 @@ def generate(song, request, progress=None) -> list:
 
     return continue_song(song, bars=request.bars, from_bar=request.from_bar, temperature=request.temperature,
                          top_p=request.top_p, takes=request.takes, seed=request.seed, device=request.device,
-                         progress=progress, key_strength=request.key_strength)
+                         progress=progress, key_strength=request.key_strength,
+                         density=tuple(getattr(request, "density", ())) or None,
+                         keep_range=getattr(request, "keep_range", False), cadence=getattr(request, "cadence", False))

@@ -21,6 +21,9 @@ DEFAULT_KEY_STRENGTH = 0.0  # the card's "sampling" entry overrides these three
 MAX_BARS = 64
 MAX_TAKES = 16
 RANGE_MARGIN = 5  # new notes stay within the track's prompt range widened by this many semitones
+DEFAULT_MEMORY = 0  # positions kept past the context; the card's "sampling" entry gives the model's
+MAX_MEMORY = 4096
+PROMPT_ROOM = 32  # with memory, the prompt fills the cache but for this many positions
 
 _lock = threading.Lock()
 _loaded: dict = {}
@@ -112,24 +115,62 @@ def plan(song: Song, bars: int, from_bar: int | None):
     return first, bl[first: first + bars], bl[:first]
 
 
+def density_factors(density, n_tracks: int) -> list[float]:
+    """Per-track density factors from None (as before), one control for every track (a name of
+    :data:`.texture.DENSITY` or a number) or one per track; a StudioError when one is not valid."""
+    from .texture import density_factor
+
+    if density is None or density == () or density == []:
+        return [1.0] * n_tracks
+    items = [density] * n_tracks if isinstance(density, (str, int, float)) else list(density)
+    if len(items) > n_tracks:
+        raise StudioError(f"the density is given for {len(items)} tracks; the song has {n_tracks}")
+    try:
+        out = [density_factor(d) for d in items]
+    except ValueError as exc:
+        raise StudioError(str(exc)) from None
+    return out + [1.0] * (n_tracks - len(out))
+
+
 def continue_song(song: Song, bars: int = 4, from_bar: int | None = None, temperature: float | None = None,
                   top_p: float | None = None, takes: int = 1, seed: int | None = None, device: str = "auto",
                   progress=None, folder: str | Path | None = None, use_cache: bool = True,
-                  threads: int | None = 1, key_strength: float | None = None) -> list[Song]:
+                  threads: int | None = 1, key_strength: float | None = None, density=None,
+                  keep_range: bool = False, cadence: bool = False, texture: bool = True,
+                  memory: int | None = None, distinct: bool = True, anchor: int = 0,
+                  duration_sampling: tuple[float, float | None] | None = None,
+                  hold_density: bool | None = None) -> list[Song]:
     """``takes`` continuations of ``song`` by ``bars`` bars; ``progress(fraction)`` False cancels.
 
+    The new bars keep each track's texture (:mod:`.texture`: a line stays one line, drums
+    stay drums, each track in its range; ``texture=False`` leaves only the token grammar).
     ``key_strength`` (0 = the model alone) leans new pitches toward the pitch classes of
     the bars before, by that many nats per unit of log-ratio (see :func:`key_bias`).
+    ``density``: "sparser", "as before", "denser" (or a factor) for every track, or one per
+    track. ``keep_range``: no note outside a track's range before. ``cadence``: the last new
+    bar opens on the tonic chord, held. ``memory``: positions kept past the model's context
+    (Transformer-XL; default: the card's, 0 = none); ``anchor``: prompt positions kept in it for
+    good. ``duration_sampling``: (temperature, top-p) for the durations (default: the card's,
+    else as the other tokens). ``hold_density``: each track's note rate held to the one of the
+    last 8 bars before times its density factor (default: the card's). With ``distinct``, a take
+    that repeats an earlier one (90 % of its notes) is drawn again, up to three times.
 
     On the CPU, sampling uses ``threads`` torch threads (default 1: one token's work is too
     small to share between cores, and a busy machine makes shared steps much slower).
     """
+    import numpy as np
+
+    from . import texture as X
     from . import tokens as T
     from .model import sample
 
     _check(song, bars, from_bar, temperature, top_p, takes)
     if key_strength is not None and not 0.0 <= float(key_strength) <= 10.0:
         raise StudioError(f"the key strength must be between 0 and 10 (got {key_strength})")
+    if memory is not None and not 0 <= int(memory) <= MAX_MEMORY:
+        raise StudioError(f"the memory must be from 0 to {MAX_MEMORY} positions (got {memory})")
+    n_tracks = min(T.MAX_TRACKS, len(song.tracks))
+    factors = density_factors(density, n_tracks)
     if progress is not None and progress(0.0) is False:
         raise Cancelled()
     model, meta = load_model(device, folder)
@@ -138,14 +179,22 @@ def continue_song(song: Song, bars: int = 4, from_bar: int | None = None, temper
     defaults = meta.get("sampling", {})
     temperature = temperature if temperature is not None else defaults.get("temperature", DEFAULT_TEMPERATURE)
     top_p = top_p if top_p is not None else defaults.get("top_p", DEFAULT_TOP_P)
+    memory = int(defaults.get("memory", DEFAULT_MEMORY) if memory is None else memory)
+    if hold_density is None:
+        hold_density = bool(defaults.get("hold_density", False))
+    rhythm = duration_sampling
+    if rhythm is None and "duration_temperature" in defaults:
+        rhythm = (float(defaults["duration_temperature"]), defaults.get("duration_top_p"))
     first, new_bars, old_bars = plan(song, bars, from_bar)
-    n_tracks = min(T.MAX_TRACKS, len(song.tracks))
     unit = T.unit_ticks(song)
 
     # the prompt: everything before the first new bar, cut at a bar line to fit the context
+    # (and the memory: then the whole of it is seen, the new bars sliding past its start)
     enc = T.encode(song, until_bar=first)
     ctx = model.cfg.ctx
     budget = max(enc.n_header + 4, ctx - min(ctx // 2, 48 * bars + 16))
+    if memory and use_cache:
+        budget = ctx + memory - PROMPT_ROOM
     prompt = enc.tokens
     if len(prompt) > budget and enc.bar_index:
         for k in range(1, len(enc.bar_index)):
@@ -155,7 +204,7 @@ def continue_song(song: Song, bars: int = 4, from_bar: int | None = None, temper
         else:
             prompt = T.window(enc, len(enc.bar_index) - 1, budget)
 
-    # what the grammar needs: bar lengths, restated meta, each track's range
+    # what the grammar needs: bar lengths, restated meta, each track's texture
     prev = enc.bar_meta[-1] if enc.bar_meta else None
     units, forced = [], []
     for b in new_bars:
@@ -164,35 +213,56 @@ def continue_song(song: Song, bars: int = 4, from_bar: int | None = None, temper
         units.append(max(1, int(round(b.length / unit))))
         forced.append([ts, tempo] if prev is None or prev[0] != ts else [tempo] if prev[1] != tempo else [])
         prev = (ts, tempo)
-    ranges = []
-    region_start = new_bars[0].start
-    for tr in song.tracks[:n_tracks]:
-        ps = [n.pitch for n in tr.notes if n.start < region_start]
-        if len(ps) >= 4:
-            ranges.append((max(0, min(ps) - RANGE_MARGIN), min(127, max(ps) + RANGE_MARGIN)))
-        else:
-            ranges.append((0, 127) if tr.is_drum or not ps else (max(0, min(ps) - 12), min(127, max(ps) + 12)))
+    region_start, region_end = new_bars[0].start, new_bars[-1].end
+    tex = X.describe_tracks(song, region_start, n_tracks, unit, 0 if keep_range else RANGE_MARGIN, texture)
+    tex.density = factors
+    if hold_density:
+        since = old_bars[-8].start if len(old_bars) >= 8 else 0
+        span = max(1.0, (region_start - since) / unit)
+        tex.rates = [sum(1 for n in tr.notes if since <= n.start < region_start) / span
+                     for tr in song.tracks[:n_tracks]]
+    if cadence:
+        tex.cadence = X.cadence_plan(song, region_start, old_bars, n_tracks)
     key_strength = defaults.get("key_strength", DEFAULT_KEY_STRENGTH) if key_strength is None else float(key_strength)
     bias = key_bias(song, region_start, key_strength)
-    drums = [tr.is_drum for tr in song.tracks[:n_tracks]]
-    grammars = [T.Grammar(n_tracks, units, forced, ranges, bias, drums) for _ in range(takes)]
 
-    outs = sample(model, prompt, grammars, bars, temperature=temperature, top_p=top_p, seed=seed,
-                  max_tokens=max(256, 200 * bars * max(1, n_tracks)), n_header=enc.n_header,
-                  progress=progress, use_cache=use_cache, threads=threads)
-    region_end = new_bars[-1].end
-    starts = [b.start for b in new_bars]
+    def draw(k: int, seed_, report):
+        grammars = [X.TextureGrammar(n_tracks, units, forced, tex, bias, rhythm) for _ in range(k)]
+        outs = sample(model, prompt, grammars, bars, temperature=temperature, top_p=top_p, seed=seed_,
+                      max_tokens=max(256, 200 * bars * max(1, n_tracks)), n_header=enc.n_header,
+                      progress=report, use_cache=use_cache, threads=threads, memory=memory if use_cache else 0,
+                      anchor=anchor)
+        starts = [b.start for b in new_bars]
+        result = []
+        for toks in outs:
+            per_track = []
+            for ti, notes in enumerate(T.decode_notes(toks, starts, unit, n_tracks)):
+                notes = [n for n in notes if n.start < region_end]
+                if tex.lines[ti]:
+                    notes = X.cut_overlaps(notes, region_end)
+                else:
+                    notes = [type(n)(n.start, n.pitch, min(n.duration, region_end - n.start), n.velocity)
+                             for n in notes]
+                per_track.append(notes)
+            result.append(per_track)
+        return result
+
+    takes_notes = draw(takes, seed, progress)
+    if distinct and takes > 1:
+        base = int(seed) if seed is not None else int(np.random.SeedSequence().entropy % 2**31)
+        for rnd in range(1, 4):
+            again = [i for i in range(takes) if any(X.same_take(takes_notes[i], takes_notes[j]) for j in range(i))]
+            if not again:
+                break
+            report = None if progress is None else (lambda f: progress(0.99))
+            for i, notes in zip(again, draw(len(again), base + 7919 * rnd, report)):
+                takes_notes[i] = notes
     result = []
-    for toks in outs:
-        per_track = T.decode_notes(toks, starts, unit, n_tracks)
+    for per_track in takes_notes:
         take = song.copy()
         for ti, notes in enumerate(per_track):
             tr = take.tracks[ti]
-            tr.notes = [n for n in tr.notes if not region_start <= n.start < region_end]
-            for n in notes:
-                if n.start < region_end:
-                    dur = min(n.duration, region_end - n.start)
-                    tr.notes.append(type(n)(n.start, n.pitch, dur, n.velocity))
+            tr.notes = [n for n in tr.notes if not region_start <= n.start < region_end] + notes
             tr.sort()
         result.append(take)
     if progress is not None and progress(1.0) is False:
@@ -201,14 +271,18 @@ def continue_song(song: Song, bars: int = 4, from_bar: int | None = None, temper
 
 
 def tokens_per_second(use_cache: bool = True, device: str = "auto", backend: str = "auto",
-                      n_tokens: int = 512, song: Song | None = None, threads: int | None = 1) -> float:
+                      n_tokens: int = 512, song: Song | None = None, threads: int | None = 1,
+                      memory: int | None = None) -> float:
     """Batch-1 sampling speed of the shipped model (grammar, top-p and all), new tokens per
     second of wall time, after the last 128 tokens of ``song`` (default: a two-track phrase).
-    ``threads`` defaults to 1, as ``continue_song`` decodes; the best of two runs."""
+    ``threads`` defaults to 1, as ``continue_song`` decodes; ``memory`` to the card's; the best
+    of two runs."""
     from . import tokens as T
     from .model import tokens_per_second as measure
 
-    model, _meta = load_model(device)
+    model, meta = load_model(device)
+    if memory is None:
+        memory = int(meta.get("sampling", {}).get("memory", DEFAULT_MEMORY)) if use_cache else 0
     if song is None:
         from ...core.song import Note, Track
 
@@ -216,4 +290,5 @@ def tokens_per_second(use_cache: bool = True, device: str = "auto", backend: str
         song = Song(title="prompt", tracks=[Track("Violin", 40, 0, notes=[Note(i * 480, p, 480) for i, p in enumerate(mel)]),
                                             Track("Cello", 42, 1, notes=[Note(i * 960, 43 + i, 960) for i in range(8)])])
     prompt = T.encode(song).tokens[-128:]
-    return max(measure(model, prompt, n_tokens, use_cache, threads, backend, len(song.tracks))[0] for _ in range(2))
+    return max(measure(model, prompt, n_tokens, use_cache, threads, backend, len(song.tracks), memory)[0]
+               for _ in range(2))

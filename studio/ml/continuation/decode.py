@@ -20,6 +20,14 @@ clamped to the learned range). It returns the logits and the new position's keys
 values; :class:`OrtDecoder` writes them into the buffers and drops the oldest keys exactly
 as ``MusicTransformer.forward_cached`` does, so the fp32 graph gives the same logits as the
 torch model (tested).
+
+Memory past the context (Transformer-XL): the cache length is a dynamic axis of the graph,
+so the decoder may keep ``memory`` positions more than the model's context. Their keys and
+values are the ones computed when those positions were fed, each attending to its own past
+(segment-level recurrence), and they are scored at their true relative distance (clamped to
+the longest one learned, as the training windows never held more). With ``anchor``, the
+first prompt positions after the header are kept for good: the bars the user wrote stay in
+view however far the continuation goes.
 """
 
 from __future__ import annotations
@@ -37,7 +45,7 @@ import torch.nn as nn
 
 from .. import paths
 
-GRAPH_VERSION = 4
+GRAPH_VERSION = 5  # 5: the cache length is a dynamic axis (memory)
 PRECISIONS = ("fp32", "int8")
 _sessions: dict = {}
 _lock = threading.Lock()
@@ -145,7 +153,8 @@ def export(model, path: Path) -> None:
         with torch.no_grad():
             torch.onnx.export(step, args, str(tmp), input_names=["tok", "dist", "mask", *names],
                               output_names=["logits", "k", "v"],
-                              dynamic_axes={"tok": {0: "B"}, **{n: {0: "B"} for n in names}},
+                              dynamic_axes={"tok": {0: "B"}, "dist": {0: "S"}, "mask": {0: "S"},
+                                            **{n: {0: "B", 3 if n[0] == "k" else 2: "S"} for n in names}},
                               dynamo=False, opset_version=17)
     os.replace(tmp, path)
 
@@ -225,10 +234,14 @@ class OrtDecoder:
     numpy writes (the new keys and values, one mask slot, the distances moved on by one).
     """
 
-    def __init__(self, model, threads: int = 1, precision: str = "int8"):
+    def __init__(self, model, threads: int = 1, precision: str = "int8", memory: int = 0, anchor: int = 0):
+        """``memory``: slots beyond the model's context (see the module's notes); ``anchor``: prompt
+        positions after the header that are never dropped."""
         self.sess = session(model, threads, precision)
         cfg = model.cfg
-        self.ctx = cfg.ctx
+        self.ctx = cfg.ctx + max(0, int(memory))  # the slots
+        self.chunk = max(1, cfg.ctx // 8)  # dropped at once when the slots are full
+        self.anchor = max(0, int(anchor))
         self.R = model.blocks[0].attn.er.shape[1]
         self.H = model.blocks[0].attn.h
         self.dh = cfg.d_model // self.H
@@ -249,7 +262,7 @@ class OrtDecoder:
         self.pos = np.zeros(ctx, dtype=np.int64)
         self.pos[:n] = cache["pos"].cpu().numpy()[:n]
         self.next = int(cache["next"])
-        self.keep_head = keep_head
+        self.keep_head = keep_head + min(self.anchor, max(0, n - keep_head - self.chunk))
         # every input and output lives in an array of ours, bound to the session once
         self.tok = np.zeros(B, dtype=np.int64)
         self.dist = np.zeros(ctx, dtype=np.int64)
@@ -300,7 +313,7 @@ class OrtDecoder:
 
     def _drop(self, over: int) -> None:
         h = self.keep_head
-        drop = max(over, self.ctx // 8)
+        drop = max(over, self.chunk)
         n = self.n
         keep = n - drop
         self.k[..., h:keep] = self.k[..., h + drop:n]

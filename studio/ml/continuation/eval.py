@@ -302,12 +302,15 @@ def evaluate(folder: str | Path, device: str = "auto", limit: int = 60, log=None
     prompt_song = truncate(test[0].song, song_bars(test[0].song)[min(4, len(song_bars(test[0].song)) - 1)].start)
     ptoks = T.encode(prompt_song).tokens[-128:]
     cpu_model = model if dev.type == "cpu" else checkpoint.load(folder, build, "cpu")[0]
-    c1, c1cpu = tokens_per_second(cpu_model, ptoks, 512, True, 1)
-    c2, _ = tokens_per_second(cpu_model, ptoks, 512, True, 2)
-    f1, _ = tokens_per_second(cpu_model, ptoks, 512, True, 1, "onnx")
+    mem = int(meta.get("sampling", {}).get("memory", 0))
+    c1, c1cpu = tokens_per_second(cpu_model, ptoks, 512, True, 1, memory=mem)
+    c0, _ = tokens_per_second(cpu_model, ptoks, 512, True, 1)
+    c2, _ = tokens_per_second(cpu_model, ptoks, 512, True, 2, memory=mem)
+    f1, _ = tokens_per_second(cpu_model, ptoks, 512, True, 1, "onnx", memory=mem)
     u1, u1cpu = tokens_per_second(cpu_model, ptoks, 128, False, 1)
     report["speed"] = {
-        "decoding": "int8-weight ONNX graph (the CPU default)",
+        "decoding": f"int8-weight ONNX graph (the CPU default), memory {mem} positions past the context",
+        "tokens_per_s_cached_1_thread_no_memory": c0,
         "tokens_per_s_cached_1_thread": c1, "tokens_per_s_cached_1_thread_per_cpu_s": c1cpu,
         "tokens_per_s_cached_2_threads": c2, "tokens_per_s_cached_1_thread_fp32_graph": f1,
         "tokens_per_s_uncached_1_thread": u1, "tokens_per_s_uncached_1_thread_per_cpu_s": u1cpu,

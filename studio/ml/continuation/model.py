@@ -153,16 +153,19 @@ class MusicTransformer(nn.Module):
         return logits, loss
 
     # ---- cached decoding ----------------------------------------------------------------------
-    def new_cache(self) -> dict:
-        cap = self.cfg.ctx + max(1, self.cfg.ctx // 8)
+    def new_cache(self, memory: int = 0) -> dict:
+        """An empty key/value cache holding up to ``ctx + memory`` positions (``memory``: the
+        Transformer-XL memory of positions past the context, see :mod:`.decode`)."""
+        limit = self.cfg.ctx + max(0, int(memory))
+        cap = limit + max(1, self.cfg.ctx // 8)
         return {"layers": [{"n": 0, "cap": cap} for _ in self.blocks], "pos": torch.zeros(0, dtype=torch.long),
-                "next": 0}
+                "next": 0, "limit": limit}
 
     def forward_cached(self, idx: torch.Tensor, cache: dict, keep_head: int = 0) -> torch.Tensor:
         """Logits of the last position after feeding ``idx`` (B, T) on top of ``cache``.
 
-        When the cache would exceed ``cfg.ctx`` keys, the oldest keys after the first
-        ``keep_head`` (the header naming the tracks) are dropped.
+        When the cache would exceed its limit (``cfg.ctx`` keys plus its memory), the oldest
+        keys after the first ``keep_head`` (the header naming the tracks) are dropped.
         """
         B, Tn = idx.shape
         dev = idx.device
@@ -175,7 +178,7 @@ class MusicTransformer(nn.Module):
         for b, lc in zip(self.blocks, cache["layers"]):
             x = b(x, lc, dist, mask)
         cache["pos"], cache["next"] = k_pos, cache["next"] + Tn
-        over = k_pos.numel() - self.cfg.ctx
+        over = k_pos.numel() - cache.get("limit", self.cfg.ctx)
         if over > 0:
             self._drop_oldest(cache, k_pos, over, keep_head)
         return self.head(self.ln_f(x[:, -1]))
@@ -256,7 +259,7 @@ class FastStep:
             h = ln(x, (C,), w2, b2)
             x = x + torch.addmm(bf2, F.gelu(torch.addmm(bf1, h, wf1)), wf2)
         cache["pos"], cache["next"] = k_pos, pos + 1
-        over = k_pos.numel() - self.cfg.ctx
+        over = k_pos.numel() - cache.get("limit", self.cfg.ctx)
         if over > 0:
             self.model._drop_oldest(cache, k_pos, over, keep_head)
         return torch.matmul(ln(x, (C,), *self.ln_f), self.head)
@@ -297,7 +300,8 @@ def pick(scores: np.ndarray, allowed: np.ndarray, temperature: float, top_p: flo
 def sample(model: MusicTransformer, prompt: list[int], grammars: list[T.Grammar], n_bars: int,
            temperature: float = 1.0, top_p: float | None = 0.95, seed: int | None = None,
            max_tokens: int = 4096, n_header: int = 0, progress=None, use_cache: bool = True,
-           threads: int | None = None, backend: str = "auto") -> list[list[int]]:
+           threads: int | None = None, backend: str = "auto", memory: int = 0,
+           anchor: int = 0) -> list[list[int]]:
     """Sample one body per grammar (a batch of takes) after ``prompt``; stop at the bar after ``n_bars``.
 
     Returns the new tokens of each take, starting with its first BAR and holding exactly
@@ -306,20 +310,26 @@ def sample(model: MusicTransformer, prompt: list[int], grammars: list[T.Grammar]
     ``threads`` sets the CPU threads for the call. ``backend``: "auto" (on the CPU, cached
     decoding runs ONNX Runtime's int8-weight graph when it is installed), "onnx" (its fp32
     graph: the same logits as torch), "onnx-int8" or "torch".
+
+    Cached decoding keeps ``memory`` positions past the context (Transformer-XL, see
+    :mod:`.decode`), the prompt included: a prompt up to ``ctx + memory`` tokens is seen
+    whole; ``anchor`` prompt positions after the header are never dropped. A grammar with a
+    ``sampling(temperature, top_p)`` method may change both for its next token.
     """
+    args = (model, prompt, grammars, n_bars, temperature, top_p, seed, max_tokens, n_header, progress, use_cache,
+            backend, threads, memory, anchor)
     if threads is None:
-        return _sample(model, prompt, grammars, n_bars, temperature, top_p, seed, max_tokens, n_header,
-                       progress, use_cache, backend)
+        return _sample(*args)
     old = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        return _sample(model, prompt, grammars, n_bars, temperature, top_p, seed, max_tokens, n_header,
-                       progress, use_cache, backend, threads)
+        return _sample(*args)
     finally:
         torch.set_num_threads(old)
 
 
-def _step_function(model, cache: dict, keep_head: int, backend: str, threads: int | None):
+def _step_function(model, cache: dict, keep_head: int, backend: str, threads: int | None, memory: int = 0,
+                   anchor: int = 0):
     """``step(tokens) -> logits`` (numpy) for cached decoding. On the CPU, where ONNX Runtime is
     installed: "auto" runs the int8-weight graph, "onnx" the fp32 one, "onnx-int8" the int8 one;
     elsewhere (or "torch") the lean torch step."""
@@ -332,7 +342,8 @@ def _step_function(model, cache: dict, keep_head: int, backend: str, threads: in
             tries = {"auto": ("int8", "fp32"), "onnx": ("fp32",), "onnx-int8": ("int8",)}[backend]
             for precision in tries:
                 try:
-                    dec = continuation_ort.OrtDecoder(model, threads or torch.get_num_threads(), precision)
+                    dec = continuation_ort.OrtDecoder(model, threads or torch.get_num_threads(), precision,
+                                                      memory, anchor)
                 except Exception as exc:  # export, quantization or session failed
                     if backend != "auto":
                         raise
@@ -345,12 +356,17 @@ def _step_function(model, cache: dict, keep_head: int, backend: str, threads: in
         elif backend != "auto":
             raise RuntimeError("onnxruntime is not installed")
     fast = FastStep(model)
+    keep = keep_head + min(max(0, anchor), max(0, cache["layers"][0]["n"] - keep_head - model.cfg.ctx // 8))
     return lambda toks: fast(torch.tensor(toks, dtype=torch.long, device=dev), cache,
-                             keep_head=keep_head).float().cpu().numpy()
+                             keep_head=keep).float().cpu().numpy()
+
+
+def _sampling(g, temperature, top_p):
+    return g.sampling(temperature, top_p) if hasattr(g, "sampling") else (temperature, top_p)
 
 
 def _sample(model, prompt, grammars, n_bars, temperature, top_p, seed, max_tokens, n_header, progress, use_cache,
-            backend="auto", threads=None):
+            backend="auto", threads=None, memory=0, anchor=0):
     from ...core.errors import Cancelled
 
     dev = next(model.parameters()).device
@@ -360,20 +376,21 @@ def _sample(model, prompt, grammars, n_bars, temperature, top_p, seed, max_token
     done = [False] * K
     ctx = model.cfg.ctx
     if use_cache:
-        cache = model.new_cache()
+        cache = model.new_cache(memory)
+        limit = cache["limit"]
         head = min(n_header, ctx // 4)
-        first = list(prompt) if len(prompt) <= ctx else list(prompt[:head]) + list(prompt[-(ctx - head):])
+        first = list(prompt) if len(prompt) <= limit else list(prompt[:head]) + list(prompt[-(limit - head):])
         start = torch.tensor([first] * K, dtype=torch.long, device=dev)
         logits = model.forward_cached(start, cache, keep_head=head).float().cpu().numpy()
-        step_fn = _step_function(model, cache, head, backend, threads)
+        step_fn = _step_function(model, cache, head, backend, threads, memory, anchor)
     seqs = [list(prompt) for _ in range(K)]
     for step in range(max_tokens):
         if not use_cache:
             window = [s[:n_header] + s[-(ctx - n_header):] if len(s) > ctx else s for s in seqs]
             logits = model(torch.tensor(window, dtype=torch.long, device=dev))[0][:, -1].float().cpu().numpy()
         u = rng.random(K)
-        nxt = [pick(logits[i], g.allowed(), temperature, top_p, u[i], g.logit_bias()) if not done[i] else 0
-               for i, g in enumerate(grammars)]
+        nxt = [pick(logits[i], g.allowed(), *_sampling(g, temperature, top_p), u[i], g.logit_bias())
+               if not done[i] else 0 for i, g in enumerate(grammars)]
         for i, g in enumerate(grammars):
             if done[i]:  # keep the batch rectangular; a finished take's tokens are ignored
                 seqs[i].append(seqs[i][-1])
@@ -399,16 +416,19 @@ def _sample(model, prompt, grammars, n_bars, temperature, top_p, seed, max_token
 
 # ---- speed ---------------------------------------------------------------------------------------
 def tokens_per_second(model, prompt: list[int], n_tokens: int = 256, use_cache: bool = True,
-                      threads: int | None = 1, backend: str = "auto", n_tracks: int = 16) -> tuple[float, float]:
+                      threads: int | None = 1, backend: str = "auto", n_tracks: int = 16,
+                      memory: int = 0) -> tuple[float, float]:
     """Batch-1 sampling speed (grammar, top-p and all) after ``prompt``: new tokens per second of
-    wall time, and per second of this process's CPU time (what an idle machine would give)."""
+    wall time, and per second of this process's CPU time (what an idle machine would give).
+    ``memory``: positions kept past the context (the cache, and so each step's attention, is
+    that much longer from the first step on)."""
     import time
 
     def run(n):
         g = [T.Grammar(n_tracks, [T.RES * 4] * 10_000)]
         t0, c0 = time.perf_counter(), time.process_time()
         out = sample(model, prompt, g, 10_000, seed=0, max_tokens=n, use_cache=use_cache, threads=threads,
-                     backend=backend)
+                     backend=backend, memory=memory)
         return len(out[0]) / (time.perf_counter() - t0), len(out[0]) / max(1e-9, time.process_time() - c0)
 
     run(8)  # warm up

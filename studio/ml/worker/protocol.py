@@ -35,6 +35,9 @@ class ContinueRequest(Request):
     top_p: float | None = None
     takes: int = 1
     key_strength: float | None = None  # None: the model's default
+    density: tuple[str, ...] = ()  # per track: "sparser", "as before" or "denser"; () = all as before
+    keep_range: bool = False  # new notes stay within each track's range before
+    cadence: bool = False  # end on the tonic chord
 
     kind = "continue"
 

@@ -4,8 +4,8 @@ putting an accepted take's settings back (from the AI history).  A mixin of the 
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QCheckBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel, QRadioButton, QSlider,
-                               QSpinBox, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel, QRadioButton,
+                               QSlider, QSpinBox, QVBoxLayout, QWidget)
 
 from . import requests as rq
 
@@ -51,12 +51,29 @@ class ParamPages:
         self.c_key = _dspin(KEY_DEFAULT, 3.0, KEY_DEFAULT, 0.1, "model default",
                             "How strongly new notes keep to the pitch classes of the bars before "
                             "(0: the model alone; higher: closer to the key)")
-        self.c_takes = _spin(1, 8, 2, tip="How many different takes to write")
+        self.c_takes = _spin(1, 8, 2, tip="How many different takes to write (a take that repeats another is "
+                                          "drawn again)")
         self.c_seed = _spin(0, 2**31 - 1, 0, "random", "Seed for a reproducible take (random: a new one each time)")
+        self.c_density = QComboBox()
+        self.c_density.addItems([d.capitalize() for d in rq.DENSITIES])
+        self.c_density.setCurrentIndex(rq.DENSITIES.index("as before"))
+        self.c_density.setToolTip("Fewer or more notes than the bars before")
+        self.c_density_track = QCheckBox("Current track only")
+        self.c_density_track.setToolTip("Change the density of the current track; the others stay as before")
+        density = QHBoxLayout()
+        density.addWidget(self.c_density, 1)
+        density.addWidget(self.c_density_track)
+        self.c_keep_range = QCheckBox("Keep each track's range")
+        self.c_keep_range.setToolTip("New notes stay between the lowest and highest note of the track before")
+        self.c_cadence = QCheckBox("End on a cadence")
+        self.c_cadence.setToolTip("The last new bar opens on the home chord of the key, held to its end")
         f.addRow("Bars", self.c_bars)
         f.addRow("Temperature", self.c_temp)
         f.addRow("Top-p", self.c_top_p)
         f.addRow("Key", self.c_key)
+        f.addRow("Density", density)
+        f.addRow("", self.c_keep_range)
+        f.addRow("", self.c_cadence)
         f.addRow("Takes", self.c_takes)
         f.addRow("Seed", self.c_seed)
         return w
@@ -127,7 +144,10 @@ class ParamPages:
         if kind == "continue":
             return rq.continue_plan(ctx, self.c_bars.value(), rq._none_if_min(self.c_temp.value(), 0.0),
                                     rq._none_if_min(self.c_top_p.value(), 0.0), self.c_takes.value(), seed(self.c_seed),
-                                    rq._none_if_min(self.c_key.value(), KEY_DEFAULT))
+                                    rq._none_if_min(self.c_key.value(), KEY_DEFAULT),
+                                    density=rq.DENSITIES[self.c_density.currentIndex()],
+                                    density_track_only=self.c_density_track.isChecked(),
+                                    keep_range=self.c_keep_range.isChecked(), cadence=self.c_cadence.isChecked())
         if kind == "harmonize":
             return rq.harmonize_plan(ctx, self.h_keep_sb.isChecked(), rq._none_if_min(self.h_temp.value(), 0.0),
                                      self.h_cands.value() or None, self.h_takes.value(), seed(self.h_seed))
@@ -155,6 +175,13 @@ class ParamPages:
             self.c_key.setValue(float(num("key_strength", KEY_DEFAULT)))
             self.c_takes.setValue(takes)
             self.c_seed.setValue(seed)
+            per_track = tuple(p.get("density") or ())
+            changed = [d for d in per_track if d != "as before"]
+            level = changed[0] if changed and changed[0] in rq.DENSITIES else "as before"
+            self.c_density.setCurrentIndex(rq.DENSITIES.index(level))
+            self.c_density_track.setChecked(bool(changed) and len(changed) < len(per_track))
+            self.c_keep_range.setChecked(bool(p.get("keep_range")))
+            self.c_cadence.setChecked(bool(p.get("cadence")))
         elif kind in ("harmonize", "regenerate"):
             keep = [k.lower() for k in (p.get("keep") or ["soprano"])]
             (self.h_keep_sb if "bass" in keep else self.h_keep_s).setChecked(True)

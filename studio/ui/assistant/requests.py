@@ -51,8 +51,14 @@ def _bar_number_at_or_after(song: Song, tick: int) -> int:
     return b + 1 if start == tick else b + 2
 
 
+DENSITIES = ("sparser", "as before", "denser")
+
+
 def continue_plan(ctx: Context, bars_: int, temperature: float | None, top_p: float | None, takes: int,
-                  seed: int | None, key_strength: float | None = None) -> Plan:
+                  seed: int | None, key_strength: float | None = None, density: str = "as before",
+                  density_track_only: bool = False, keep_range: bool = False, cadence: bool = False) -> Plan:
+    """``density`` (one of :data:`DENSITIES`) for every track, or with ``density_track_only``
+    for the current track alone."""
     song = ctx.song.copy()
     if ctx.selection:
         end = max(n.end for n in ctx.selection)
@@ -64,8 +70,13 @@ def continue_plan(ctx: Context, bars_: int, temperature: float | None, top_p: fl
     else:
         from_bar = None
         where = f"{bars_} bar{'s' if bars_ != 1 else ''} after the end of the song"
+    per_track: tuple[str, ...] = ()
+    if density != "as before":
+        per_track = tuple(density if not density_track_only or i == ctx.track else "as before"
+                          for i in range(len(song.tracks)))
     req = P.ContinueRequest(0, song, seed=seed, bars=int(bars_), from_bar=from_bar, temperature=temperature,
-                            top_p=top_p, takes=int(takes), key_strength=key_strength)
+                            top_p=top_p, takes=int(takes), key_strength=key_strength, density=per_track,
+                            keep_range=bool(keep_range), cadence=bool(cadence))
     return Plan(req, song, {}, True, where)
 
 

@@ -1,0 +1,375 @@
+"""What the new bars must keep of the music before them, as rules of the decoding grammar.
+
+:class:`TextureGrammar` extends the token grammar (:class:`~.tokens.Grammar`) with each
+track's texture, taken from the bars before the new ones (:func:`describe_tracks`):
+
+* a track that is one line there stays one line: one pitch per onset, and no new note
+  starts while an earlier note of the track still sounds (a note of the prompt held into
+  the new bars included);
+* each track keeps to its pitch range there (widened by a margin, or not: keep range);
+* a drum track only plays the drums its kit used there;
+
+and with the controls a musician asks for:
+
+* density per track (sparser / as before / denser): a bias on starting notes in that track
+  and on the onsets, and a lean toward shorter (denser) or longer (sparser) notes; or, with
+  the note rates before (``Texture.rates``), each track's rate held to that rate times its
+  factor: a track falling behind gets its onsets and shorter notes favoured, one ahead the
+  opposite;
+* an ending on a cadence: the last new bar opens on the tonic chord of the key of the bars
+  before (the lowest active track on the tonic), held to the end of the bar, every track
+  that played in the last two bars taking part; the notes before it end in time for it.
+
+These are masks over the vocabulary, so a rule holds for every take, whatever the model
+scores. Per-phase sampling: durations may be drawn at their own temperature and top-p
+(``rhythm``), since sharpening them collapses the rhythm onto its commonest value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import tokens as T
+
+DENSITY = {"sparser": 0.6, "as before": 1.0, "denser": 1.6}
+DENSITY_STRENGTH = 1.5  # nats of bias per unit of log density factor
+HOLD_STRENGTH = 1.0  # nats of bias per unit of log lag behind (or ahead of) a track's note rate
+_LOG_DUR = np.log(np.array(T.DURATIONS) / T.RES).astype(np.float32)  # log quarters, per DUR token
+SINGLE_LINE_SHARE = 0.05  # a track is one line when at most this share of its notes overlap another
+DRUM_RANGE = (35, 82)  # General MIDI percussion, when a drum track has no notes before
+
+# Krumhansl-Kessler key profiles (major, minor), from C
+_KK_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
+_KK_MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
+
+
+def density_factor(value) -> float:
+    """A density control (a name of :data:`DENSITY` or a positive number) as a factor."""
+    if isinstance(value, str):
+        key = value.strip().lower().replace("-", " ").replace("_", " ")
+        if key not in DENSITY:
+            raise ValueError(f"density must be one of {', '.join(DENSITY)} (got {value!r})")
+        return DENSITY[key]
+    v = float(value)
+    if not 0.1 <= v <= 10:
+        raise ValueError(f"density factor must be between 0.1 and 10 (got {value})")
+    return v
+
+
+def estimate_key(hist: np.ndarray) -> tuple[int, bool]:
+    """(tonic pitch class, minor?) of a duration-weighted pitch-class histogram (Krumhansl-Schmuckler)."""
+    hist = np.asarray(hist, dtype=float)
+    if hist.std() == 0:
+        return 0, False
+    best, out = -2.0, (0, False)
+    for minor, prof in ((False, _KK_MAJOR), (True, _KK_MINOR)):
+        for t in range(12):
+            r = float(np.corrcoef(hist, np.roll(prof, t))[0, 1])
+            if r > best:
+                best, out = r, (t, minor)
+    return out
+
+
+def overlap_flags(notes, tol: int = 0) -> list[bool]:
+    """For each of ``notes`` (in start order): does it overlap another by more than ``tol`` ticks?"""
+    notes = sorted(notes)
+    out = [False] * len(notes)
+    for i, a in enumerate(notes):
+        for j in range(i + 1, len(notes)):
+            b = notes[j]
+            if b.start >= a.end - tol:
+                break
+            if min(a.end, b.end) - b.start > tol:
+                out[i] = out[j] = True
+    return out
+
+
+def is_single_line(notes, ppq: int) -> bool:
+    """One line: 4 notes or more, at most :data:`SINGLE_LINE_SHARE` of them overlapping another
+    (by more than a 96th note: legato spellings and rounding are not chords)."""
+    return len(notes) >= 4 and float(np.mean(overlap_flags(notes, ppq // 24))) <= SINGLE_LINE_SHARE
+
+
+@dataclass
+class Texture:
+    """What the grammar keeps per track (all lists hold one entry per track slot)."""
+
+    ranges: list[tuple[int, int]]
+    lines: list[bool]
+    busy: list[int]  # units from the first new bar until which a prompt note of the track sounds
+    drums: list[bool]
+    drum_pitches: list[list[int] | None]
+    density: list[float] = field(default_factory=list)
+    cadence: dict | None = None  # {"tonic", "minor", "bass", "active"}
+    rates: list[float] | None = None  # notes per unit before: density is then held to rate x factor
+
+
+def describe_tracks(song, region_start: int, n_tracks: int, unit: float, margin: int,
+                    texture: bool = True, lookback: int = 64) -> Texture:
+    """Each track's range, line/chords, held notes and drum kit in the notes before ``region_start``."""
+    ranges, lines, busy, drums, kits = [], [], [], [], []
+    for tr in song.tracks[:n_tracks]:
+        before = [n for n in tr.notes if n.start < region_start]
+        ps = [n.pitch for n in before]
+        if len(ps) >= 4:
+            ranges.append((max(0, min(ps) - margin), min(127, max(ps) + margin)))
+        else:
+            ranges.append((0, 127) if tr.is_drum or not ps else (max(0, min(ps) - 12), min(127, max(ps) + 12)))
+        drums.append(bool(tr.is_drum))
+        lines.append(texture and not tr.is_drum and is_single_line(before[-lookback:], song.ppq))
+        end = max((n.end for n in before), default=0)
+        busy.append(max(0, int(np.ceil((end - region_start) / unit))) if texture else 0)
+        kits.append((sorted(set(ps)) if ps and texture else list(range(*DRUM_RANGE))) if tr.is_drum else None)
+    return Texture(ranges, lines, busy, drums, kits, [1.0] * len(ranges))
+
+
+def cadence_plan(song, region_start: int, old_bars, n_tracks: int) -> dict:
+    """The cadence to end on: the key of the last 8 bars before, the tracks that played in the last
+    two, and the lowest of them (by its recent notes), which takes the tonic."""
+    lo = old_bars[-8].start if len(old_bars) >= 8 else 0
+    hist = np.zeros(12)
+    for tr in song.tracks:
+        if tr.is_drum:
+            continue
+        for n in tr.notes:
+            if lo <= n.start < region_start:
+                hist[n.pitch % 12] += min(n.end, region_start) - n.start
+    tonic, minor = estimate_key(hist)
+    recent = old_bars[-2].start if len(old_bars) >= 2 else 0
+    active, means = [], {}
+    for i, tr in enumerate(song.tracks[:n_tracks]):
+        ns = [n for n in tr.notes if n.start < region_start]
+        if tr.is_drum or not any(n.start >= recent for n in ns):
+            continue
+        active.append(i)
+        means[i] = float(np.mean([n.pitch for n in ns[-16:]]))
+    bass = min(means, key=means.get) if means else -1
+    return {"tonic": int(tonic), "minor": bool(minor), "bass": bass, "active": active}
+
+
+class TextureGrammar(T.Grammar):
+    """:class:`~.tokens.Grammar` plus the rules of a :class:`Texture` (see the module's notes)."""
+
+    def __init__(self, n_tracks: int, bar_units: list[int], forced: list[list[int]] | None, tex: Texture,
+                 pitch_bias: np.ndarray | None = None, rhythm: tuple[float, float | None] | None = None):
+        super().__init__(n_tracks, bar_units, forced, tex.ranges, None, tex.drums)
+        n = self.n_tracks
+        self.lines = list(tex.lines[:n]) + [False] * (n - len(tex.lines))
+        self.busy = list(tex.busy[:n]) + [0] * (n - len(tex.busy))
+        self.kits = list(tex.drum_pitches[:n]) + [None] * (n - len(tex.drum_pitches))
+        self.density = (list(tex.density[:n]) or [1.0] * n) + [1.0] * (n - len(tex.density[:n]))
+        self.rhythm = rhythm
+        self.bar_offset = np.concatenate([[0], np.cumsum(self.bar_units)]).astype(int)
+        self._key = None
+        if pitch_bias is not None:
+            self._key = np.asarray(pitch_bias, dtype=np.float32)[np.arange(128) % 12]
+        ld = np.log(np.maximum(1e-3, np.array(self.density, dtype=float)))
+        self._track_bias = (DENSITY_STRENGTH * ld).astype(np.float32)
+        self._pos_bias = float(DENSITY_STRENGTH * ld.mean())
+        self._biases: dict = {}
+        self.counts = np.zeros(n)  # notes written per track
+        self.target = None
+        if tex.rates is not None:  # hold each track's note rate to the one before, times its factor
+            self.target = (np.array((list(tex.rates) + [0.0] * n)[:n], dtype=float) * np.array(self.density))
+            self._share = self.target / max(1e-9, float(self.target.sum()))
+        self.cadence = tex.cadence
+        self.cad_done: set[int] = set()
+        self.cad_active: list[int] = []
+        if self.cadence is not None:
+            cad_at = int(self.bar_offset[len(self.bar_units) - 1])
+            self.cad_active = sorted(t for t in self.cadence["active"] if t < n and self.busy[t] <= cad_at)
+            third = {3, 4} if self.cadence["minor"] else {4}  # a minor key may end on the major third
+            self.cad_pcs = {(self.cadence["tonic"] + c) % 12 for c in {0, 7} | third}
+
+    # ---- where the sequence is ----------------------------------------------------------------
+    def _at(self, pos: int) -> int:
+        """Units from the start of the new bars to position ``pos`` of the current bar."""
+        return int(self.bar_offset[self.bars_done - 1]) + pos
+
+    def _final(self) -> bool:
+        return self.cadence is not None and self.bars_done == len(self.bar_units)
+
+    def _track_ok(self, u: int, p: int, final: bool) -> bool:
+        if final and p == 0 and self.cad_active and u not in self.cad_active:
+            return False
+        if self.drums[u] or not self.lines[u]:
+            return True
+        return self.busy[u] <= self._at(p)
+
+    def _pos_ok(self, p: int, final: bool) -> bool:
+        if final and p > 0 and self.cad_active:
+            return False
+        return any(self._track_ok(u, p, final) for u in range(self.n_tracks))
+
+    def _missing(self, after: int = -1) -> list[int]:
+        return [u for u in self.cad_active if u not in self.cad_done and u > after]
+
+    def _allowed(self) -> np.ndarray:
+        m = super()._allowed()
+        ph = self.phase
+        if self.pending or ph == "start":
+            return m
+        final = self._final()
+        if ph in ("bar", "dur"):
+            lo = 0 if ph == "bar" else self.pos + 1
+            for p in np.nonzero(m[T.POS0 + lo: T.POS0 + self.cur_units])[0] + lo:
+                if not self._pos_ok(int(p), final):
+                    m[T.POS0 + p] = False
+        if ph == "dur":
+            t = self.track
+            if self.lines[t]:
+                m[T.PITCH0:T.VEL0] = False  # one pitch per onset
+            self._kit(m)
+            for u in range(t + 1, self.n_tracks):
+                if m[T.TRACK0 + u] and not self._track_ok(u, self.pos, final):
+                    m[T.TRACK0 + u] = False
+        elif ph == "pos":
+            for u in range(self.n_tracks):
+                if m[T.TRACK0 + u] and not self._track_ok(u, self.pos, final):
+                    m[T.TRACK0 + u] = False
+        elif ph == "track":
+            self._kit(m)
+        elif ph == "vel":
+            self._durations(m)
+        if final and self.pos <= 0:
+            self._cadence(m, ph)
+        if not m.any():  # the rules above always leave a way on; keep the grammar's own if not
+            return super()._allowed()
+        return m
+
+    def _kit(self, m: np.ndarray) -> None:
+        """A drum track's notes: its kit only."""
+        t = self.track
+        if self.drums[t] and self.kits[t]:
+            kit = np.zeros(128, bool)
+            kit[self.kits[t]] = True
+            if self.phase == "dur" or (m[T.PITCH0:T.VEL0] & kit).any():
+                m[T.PITCH0:T.VEL0] &= kit
+
+    def _durations(self, m: np.ndarray) -> None:
+        t, durs = self.track, np.array(T.DURATIONS)
+        if self._final() and self.pos == 0 and t in self.cad_active:  # the final chord is held
+            m[T.DUR0:] &= durs >= min(self.cur_units, int(durs.max()))
+        elif self.cadence is not None and self.lines[t] and t in self.cad_active:
+            room = int(self.bar_offset[len(self.bar_units) - 1]) - self._at(self.pos)
+            if room > 0 and (durs <= room).any():  # end in time for the final chord
+                m[T.DUR0:] &= durs <= room
+
+    def _cadence(self, m: np.ndarray, ph: str) -> None:
+        """At the final bar's downbeat: the missing active tracks in order, on the tonic chord."""
+        missing = self._missing()
+        if missing and ph in ("bar", "pos", "dur"):
+            m[T.BAR] = False
+        if ph == "pos" and missing:
+            m[T.TRACK0:T.PROG0] = False
+            m[T.TRACK0 + missing[0]] = True
+        elif ph == "dur":
+            nxt = self._missing(self.track)
+            if nxt:
+                m[T.TRACK0:T.PROG0] = False
+                m[T.TRACK0 + nxt[0]] = True
+                m[T.POS0:T.TRACK0] = False
+            self._chord(m)  # more notes of this track's chord
+        elif ph == "track":
+            self._chord(m)
+
+    def _chord(self, m: np.ndarray) -> None:
+        t = self.track
+        if t not in self.cad_active or self.drums[t]:
+            return
+        pcs = {self.cadence["tonic"]} if t == self.cadence["bass"] else self.cad_pcs
+        chord = np.array([p % 12 in pcs for p in range(128)])
+        if (m[T.PITCH0:T.VEL0] & chord).any() or self.phase == "dur":
+            m[T.PITCH0:T.VEL0] &= chord
+
+    # ---- sampling ------------------------------------------------------------------------------
+    def sampling(self, temperature: float, top_p: float | None) -> tuple[float, float | None]:
+        """(temperature, top-p) for the next token: durations may have their own."""
+        if self.rhythm is not None and self.phase == "vel" and not self.pending:
+            return self.rhythm
+        return temperature, top_p
+
+    def logit_bias(self) -> np.ndarray | None:
+        if self.pending or self.phase == "start":
+            return None
+        ph, t = self.phase, self.track
+        key = (ph, t if ph in ("track", "dur", "vel") else -1)
+        if key not in self._biases:
+            self._biases[key] = self._make_bias(ph, t)
+        if self.target is None or ph not in ("bar", "pos", "dur", "vel"):
+            return self._biases[key]
+        return self._held(ph, t, self._biases[key])
+
+    def _held(self, ph: str, t: int, base: np.ndarray | None) -> np.ndarray:
+        """The density held to its target: ``lag[t]`` = log((written + 1) / (expected by now + 1));
+        a track behind gets its onsets, chord notes and shorter notes favoured, one ahead the
+        opposite, by :data:`HOLD_STRENGTH` nats per unit of lag."""
+        here = self._at(max(0, self.pos)) if self.bars_done else 0
+        lag = np.log((self.counts + 1.0) / (self.target * here + 1.0))
+        b = np.zeros(T.VOCAB_SIZE, dtype=np.float32) if base is None else base.copy()
+        if ph in ("bar", "dur"):
+            b[T.POS0:T.TRACK0] -= HOLD_STRENGTH * float((self._share * lag).sum())
+        if ph in ("pos", "dur"):
+            b[T.TRACK0:T.TRACK0 + self.n_tracks] -= HOLD_STRENGTH * lag
+        if ph == "dur" and t >= 0:
+            b[T.PITCH0:T.VEL0] -= HOLD_STRENGTH * lag[t]
+        if ph == "vel" and t >= 0:
+            b[T.DUR0:] += 0.5 * HOLD_STRENGTH * lag[t] * _LOG_DUR
+        return b
+
+    def _make_bias(self, ph: str, t: int) -> np.ndarray | None:
+        b = np.zeros(T.VOCAB_SIZE, dtype=np.float32)
+        if self.target is not None:  # the density is held instead (see _held); the key prior stays
+            if ph in ("track", "dur") and t >= 0 and not self.drums[t] and self._key is not None:
+                b[T.PITCH0:T.VEL0] += self._key
+            return b if b.any() else None
+        if ph in ("bar", "dur"):
+            b[T.POS0:T.TRACK0] += self._pos_bias  # a new onset: the mean density factor
+        if ph in ("pos", "dur"):  # which track plays: its factor relative to the mean
+            b[T.TRACK0:T.TRACK0 + self.n_tracks] += self._track_bias - (self._pos_bias if ph == "pos" else 0.0)
+        if ph == "dur" and t >= 0:
+            b[T.PITCH0:T.VEL0] += self._track_bias[t]  # another note of this onset's chord
+        if ph in ("track", "dur") and t >= 0 and not self.drums[t] and self._key is not None:
+            b[T.PITCH0:T.VEL0] += self._key
+        if ph == "vel" and t >= 0 and self.density[t] != 1.0:  # denser: shorter notes; sparser: longer
+            b[T.DUR0:] -= 0.7 * np.log(self.density[t]) * _LOG_DUR
+        return b if b.any() else None
+
+    def step(self, tok: int) -> None:
+        ph, t = self.phase, self.track
+        was_final = self._final()
+        super().step(tok)
+        if ph == "vel" and int(tok) >= T.DUR0:
+            self.counts[t] += 1
+            end = self._at(self.pos) + T.DURATIONS[int(tok) - T.DUR0]
+            if self.lines[t]:
+                self.busy[t] = max(self.busy[t], end)
+            if was_final and self.pos == 0 and t in self.cad_active:
+                self.cad_done.add(t)
+
+
+def cut_overlaps(notes: list, end: int) -> list:
+    """A line's notes with each one ending by the next onset and by ``end`` (ticks)."""
+    from ...core.song import Note
+
+    notes = sorted(notes)
+    out = []
+    for i, n in enumerate(notes):
+        stop = min(n.end, end)
+        nxt = next((m.start for m in notes[i + 1:] if m.start > n.start), None)
+        if nxt is not None:
+            stop = min(stop, nxt)
+        out.append(Note(n.start, n.pitch, max(1, stop - n.start), n.velocity))
+    return out
+
+
+def same_take(a: list[list], b: list[list], share: float = 0.9) -> bool:
+    """Two takes' new notes (per track) repeat each other: ``share`` of the notes (track, onset,
+    pitch) of the larger one are in the other."""
+    sa = {(t, n.start, n.pitch) for t, ns in enumerate(a) for n in ns}
+    sb = {(t, n.start, n.pitch) for t, ns in enumerate(b) for n in ns}
+    if not sa and not sb:
+        return True
+    return len(sa & sb) / max(len(sa), len(sb)) >= share

@@ -1,0 +1,261 @@
+"""The continuation's texture rules and controls: one line stays one line, drums stay drums,
+ranges, density, the cadence, takes that differ, and the memory past the context."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from studio.core.song import Note, Song, Track
+from studio.ml import checkpoint
+from studio.ml.continuation import texture as X
+from studio.ml.continuation import tokens as T
+from studio.ml.continuation.families import copy_take, key_corr, line_overlaps, overlap_area, window_figures
+from studio.ml.continuation.model import Config, MusicTransformer
+
+TINY = Config(n_layer=1, d_model=32, n_head=2, d_ff=64, ctx=64, dropout=0.0)
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def tiny_folder(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("models") / "continuation"
+    torch.manual_seed(0)
+    checkpoint.save(MusicTransformer(TINY), TINY, folder)
+    return folder
+
+
+def quartet(n_bars=4) -> Song:
+    """Violin and viola one line each (eighths / quarters), piano in chords, a drum track."""
+    vl = [Note(i * 240, 72 + (0, 2, 4, 5, 7, 5, 4, 2)[i % 8], 240) for i in range(8 * n_bars)]
+    va = [Note(i * 480, 60 + (0, 4, 7, 4)[i % 4], 480) for i in range(4 * n_bars)]
+    pno = [Note(b * 1920 + h * 960, p, 960) for b in range(n_bars) for h in range(2) for p in (48, 52, 55)]
+    dr = [Note(i * 480, (36, 42, 38, 42)[i % 4], 120) for i in range(4 * n_bars)]
+    return Song(title="q", tracks=[Track("Violin", 40, 0, notes=vl), Track("Viola", 41, 1, notes=va),
+                                   Track("Piano", 0, 2, notes=pno), Track("Drums", 0, 9, notes=dr, is_drum=True)])
+
+
+def _grammar(song, bars=4, cadence=False, density=None, margin=5):
+    unit = T.unit_ticks(song)
+    region = 4 * 1920
+    tex = X.describe_tracks(song, region, len(song.tracks), unit, margin)
+    if density:
+        tex.density = density
+    if cadence:
+        from studio.core.timing import bars as song_bars
+
+        tex.cadence = X.cadence_plan(song, region, song_bars(song, until=region), len(song.tracks))
+    return X.TextureGrammar(len(song.tracks), [48] * bars, None, tex), tex
+
+
+def _random_walk(g, rng, n_bars, max_tokens=6000, scores=None):
+    """Sample through the grammar with random scores (any model could give them)."""
+    out = []
+    for _ in range(max_tokens):
+        m = g.allowed()
+        z = rng.normal(size=T.VOCAB_SIZE) * 3 if scores is None else scores(g)
+        b = g.logit_bias()
+        if b is not None:
+            z = z + b
+        z = np.where(m, z, -np.inf)
+        tok = int(np.argmax(z))
+        if tok == T.BAR and g.bars_done == n_bars:
+            break
+        g.step(tok)
+        out.append(tok)
+    return out
+
+
+def test_describe_tracks_finds_lines_chords_and_kits():
+    s = quartet()
+    tex = X.describe_tracks(s, 4 * 1920, 4, T.unit_ticks(s), 5)
+    assert tex.lines == [True, True, False, False]
+    assert tex.drums == [False, False, False, True]
+    assert tex.drum_pitches[3] == [36, 38, 42]
+    assert tex.ranges[0] == (72 - 5, 79 + 5)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_line_stays_one_line_and_drums_stay_drums(seed):
+    s = quartet()
+    g, tex = _grammar(s)
+    toks = _random_walk(g, np.random.default_rng(seed), 4)
+    starts = [4 * 1920 + 1920 * k for k in range(4)]
+    per_track = T.decode_notes([T.BAR] + toks[1:] if toks[0] == T.BAR else toks, starts, T.unit_ticks(s), 4)
+    for t in (0, 1):  # no chord and no note starting while another sounds, whatever the scores
+        ns = sorted(per_track[t])
+        assert len({n.start for n in ns}) == len(ns)
+        assert all(a.end <= b.start for a, b in zip(ns, ns[1:]))
+    assert {n.pitch for n in per_track[3]} <= {36, 38, 42}
+    for t in (0, 1, 2):
+        lo, hi = tex.ranges[t]
+        assert all(lo <= n.pitch <= hi for n in per_track[t])
+
+
+def test_a_held_prompt_note_keeps_its_line_waiting():
+    s = quartet()
+    s.tracks[1].notes[-1] = Note(s.tracks[1].notes[-1].start, 64, 480 + 1920)  # held a bar into the new bars
+    g, tex = _grammar(s)
+    assert tex.busy[1] == 48
+    toks = _random_walk(g, np.random.default_rng(0), 4)
+    per_track = T.decode_notes(toks, [4 * 1920 + 1920 * k for k in range(4)], T.unit_ticks(s), 4)
+    assert all(n.start >= 5 * 1920 for n in per_track[1])
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_cadence_ends_on_the_tonic_chord_with_every_active_track(seed):
+    s = quartet()  # C major
+    g, tex = _grammar(s, cadence=True)
+    assert tex.cadence["tonic"] == 0 and not tex.cadence["minor"]
+    toks = _random_walk(g, np.random.default_rng(seed), 4)
+    last = 4 * 1920 + 3 * 1920
+    per_track = T.decode_notes(toks, [4 * 1920 + 1920 * k for k in range(4)], T.unit_ticks(s), 4)
+    bass = tex.cadence["bass"]
+    for t in tex.cadence["active"]:
+        final = [n for n in per_track[t] if n.start >= last]
+        assert final and all(n.start == last and n.end >= last + 1920 for n in final)
+        assert all(n.pitch % 12 in ({0} if t == bass else {0, 4, 7}) for n in final)
+    for t in (0, 1):  # the lines end in time for the final chord
+        assert all(n.end <= last for n in per_track[t] if n.start < last)
+
+
+def test_density_control_moves_the_note_count():
+    s = quartet()
+    counts = {}
+    for name in ("sparser", "as before", "denser"):
+        f = X.density_factor(name)
+        n = 0
+        for seed in range(8):
+            g, _ = _grammar(s, density=[f] * 4)
+            n += sum(1 for t in _random_walk(g, np.random.default_rng(seed), 4) if t >= T.DUR0)
+        counts[name] = n
+    assert counts["sparser"] < counts["as before"] < counts["denser"]
+    with pytest.raises(ValueError):
+        X.density_factor("louder")
+
+
+def test_held_density_follows_the_rate_before_times_the_factor():
+    s = quartet()
+    rates = [len(tr.notes) / (4 * 48) for tr in s.tracks]
+    counts = []
+    for f in (0.6, 1.0, 1.6):
+        n = 0
+        for seed in range(6):
+            tex = X.describe_tracks(s, 4 * 1920, 4, T.unit_ticks(s), 5)
+            tex.density, tex.rates = [f] * 4, rates
+            g = X.TextureGrammar(4, [48] * 4, None, tex)
+            n += sum(1 for t in _random_walk(g, np.random.default_rng(seed), 4) if t >= T.DUR0)
+        counts.append(n)
+    assert counts[0] < counts[1] < counts[2]
+
+
+def test_estimate_key_and_same_take():
+    c_major = np.array([5, 0, 3, 0, 4, 3, 0, 5, 0, 3, 0, 2], float)
+    assert X.estimate_key(c_major) == (0, False)
+    a_minor = np.roll(np.array([5, 0, 3, 4, 0, 3, 0, 5, 3, 0, 2, 1], float), 9)
+    assert X.estimate_key(a_minor) == (9, True)
+    a = [[Note(0, 60, 10), Note(10, 62, 10)], []]
+    assert X.same_take(a, [list(a[0]), []])
+    assert not X.same_take(a, [[Note(0, 60, 10), Note(10, 64, 10)], []])
+
+
+def test_figures_on_known_material():
+    s = quartet(8)
+    start, end = 4 * 1920, 8 * 1920
+    lines = [True, True, False, False]
+    same = window_figures(s, s, start, end, lines)
+    assert same["pitch_oa"] == pytest.approx(1.0) and same["dur_oa"] == pytest.approx(1.0)
+    assert same["density"] == 1.0 and same["overlap_bad"] == 0
+    bad = s.copy()
+    bad.tracks[0].notes.append(Note(start + 100, 90, 480))  # a second note over a line
+    assert line_overlaps(bad, start, end, lines)[0] == 4  # it and the three eighths it sounds over
+    assert overlap_area(np.array([1.0, 0]), np.array([0, 1.0])) == 0.0
+    cp = copy_take(s, 0, start, end)  # the quartet repeats every bar: the copy is the real music
+    assert window_figures(cp, s, start, end, lines)["pitch_oa"] == pytest.approx(1.0)
+    assert key_corr(s.tracks[0].notes, s.tracks[0].notes) == pytest.approx(1.0)
+
+
+def test_memory_decoding_matches_the_full_forward(tmp_path, monkeypatch):
+    """Past the context the cache keeps ``memory`` more positions: the ONNX step over the larger
+    cache gives the logits of the full forward pass with distances clamped (Transformer-XL)."""
+    pytest.importorskip("onnxruntime")
+    monkeypatch.setenv("STUDIO_CACHE", str(tmp_path))
+    from studio.ml.continuation import decode
+
+    torch.manual_seed(3)
+    model = MusicTransformer(TINY).eval()
+    n = 100  # more than ctx = 64
+    x = torch.randint(4, T.VOCAB_SIZE, (1, n))
+    with torch.no_grad():
+        full = model(x)[0][0]  # every position sees all before it (distances clamped at ctx-1)
+        cache = model.new_cache(memory=64)
+        model.forward_cached(x[:, :10], cache)
+        dec = decode.OrtDecoder(model, 1, "fp32", memory=64)
+        dec.start(cache, 0)
+        outs = [dec.step(np.array([int(x[0, i])])) for i in range(10, n)]
+    got = np.concatenate(outs[:-1])
+    assert np.allclose(got, full[10:n - 1].numpy(), atol=1e-3)
+
+
+def test_continue_song_keeps_lines_and_takes_differ(tiny_folder):
+    from studio.ml.continuation.api import continue_song
+
+    s = quartet()
+    takes = continue_song(s, bars=2, takes=3, seed=4, folder=tiny_folder, device="cpu", cadence=True,
+                          density=["denser", "as before", "sparser", "as before"], keep_range=True, memory=32)
+    for t in takes:
+        for ti in (0, 1):
+            ns = sorted(n for n in t.tracks[ti].notes if n.start >= 4 * 1920)
+            assert all(a.end <= b.start for a, b in zip(ns, ns[1:]))
+            lo, hi = min(n.pitch for n in s.tracks[ti].notes), max(n.pitch for n in s.tracks[ti].notes)
+            assert all(lo <= n.pitch <= hi for n in ns)  # keep range: no margin
+    new = [[[n for n in tr.notes if n.start >= 4 * 1920] for tr in t.tracks] for t in takes]
+    assert all(any(ns for ns in take) for take in new)
+    assert not any(X.same_take(new[i], new[j]) for i in range(3) for j in range(i))
+
+
+def test_redrawn_take_when_two_repeat(tiny_folder, monkeypatch):
+    """A take that repeats an earlier one is drawn again with another seed."""
+    from studio.ml.continuation import api
+
+    from studio.ml.continuation import model as M
+
+    calls = []
+
+    orig = M.sample
+
+    def twice_the_same(model, prompt, grammars, n_bars, **kw):
+        calls.append((len(grammars), kw["seed"]))
+        out = orig(model, prompt, grammars[:1], n_bars, **kw)
+        return out * len(grammars) if len(calls) == 1 else orig(model, prompt, grammars, n_bars, **kw)
+
+    monkeypatch.setattr(M, "sample", twice_the_same)
+    takes = api.continue_song(quartet(), bars=1, takes=2, seed=9, folder=tiny_folder, device="cpu")
+    assert calls[0] == (2, 9) and calls[1][0] == 1 and calls[1][1] != 9
+    assert not takes[0].notes_equal(takes[1])
+
+
+def _cli(args, models):
+    env = dict(os.environ, STUDIO_MODELS=str(models))
+    return subprocess.run([sys.executable, "-m", "studio", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_cli_density_range_and_cadence(tiny_folder, tmp_path):
+    from studio import io
+
+    src = tmp_path / "in.mid"
+    io.save(quartet(), src)
+    out = tmp_path / "out.mid"
+    r = _cli(["continue", str(src), "-o", str(out), "--bars", "2", "--seed", "1", "--density", "1=denser,3=sparser",
+              "--keep-range", "--cadence"], tiny_folder.parent)
+    assert r.returncode == 0, r.stderr
+    assert io.load(out).note_count > quartet().note_count
+    for bad, word in (("louder", "density"), ("9=denser", "track 9"), ("x=denser", "TRACK=LEVEL")):
+        r = _cli(["continue", str(src), "-o", str(tmp_path / "bad.mid"), "--density", bad], tiny_folder.parent)
+        assert r.returncode == 2 and r.stderr.startswith("studio: error: --density") and word in r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "bad.mid").exists()
