@@ -225,13 +225,16 @@ def test_requests_follow_selection_cursor_and_loop(window, panel):
     doc.set_selection(sel)
     ctx = panel.context()
     plan = rq.continue_plan(ctx, 4, None, None, 1, None)
-    assert plan.request.from_bar == 3 and "bar 3" in plan.where
+    assert plan.request.from_bar == 3 and "bars 3–6" in plan.where
     v = rq.vary_plan(ctx, 0.5, 1, False, 7)
     assert (v.request.start_tick, v.request.end_tick) == (0, 3840) and v.request.tracks == (0,)
     v = rq.vary_plan(ctx, 0.5, 1, True, 7)
     assert len(v.request.locked) == len(sel) and v.request.start_tick == 0 and v.request.end_tick == doc.song.end_tick
     doc.clear_selection()
-    assert rq.continue_plan(panel.context(), 2, None, None, 1, None).request.from_bar is None
+    from studio.core.timing import bar_of
+
+    plan = rq.continue_plan(panel.context(), 2, None, None, 1, None)  # after the last note, by number
+    assert plan.request.from_bar == bar_of(doc.song, doc.song.end_tick - 1) + 2 and "after the last note" in plan.where
     h = rq.harmonize_plan(panel.context(), False, None, None, 1, None)
     assert h.request.melody_track == 0 and h.anchor == {0: 0} and not h.by_index
     assert h.request.song == doc.song and h.request.song is not doc.song  # a snapshot

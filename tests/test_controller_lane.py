@@ -78,11 +78,11 @@ def test_volume_and_pan_in_the_track_list(win, qtbot):
     from PySide6.QtWidgets import QApplication
 
     QApplication.processEvents()
-    mix = win.tracklist.table.cellWidget(1, 5)
+    mix = win.tracklist.mix_controls(1)
     mix.volume.setValue(70)
-    mix = win.tracklist.table.cellWidget(1, 5)  # the list is rebuilt after each change
+    mix = win.tracklist.mix_controls(1)  # the list is rebuilt after each change
     QApplication.processEvents()
-    mix = win.tracklist.table.cellWidget(1, 5)
+    mix = win.tracklist.mix_controls(1)
     mix.pan.setValue(20)
     t = win.doc.song.tracks[1]
     assert (t.volume, t.pan) == (70, 20)

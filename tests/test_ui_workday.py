@@ -46,6 +46,7 @@ def window(qtbot, tmp_path):
 def load(win, song: Song) -> None:
     win.doc.replace_song(song)
     win.editor.show_song_start()
+    QApplication.processEvents()  # the track list rebuilds after the signal
 
 
 class PaintCounter(QObject):
@@ -152,3 +153,108 @@ def test_without_audio_the_notice_is_one_closable_line(window, qtbot):
     assert not b.isVisible() and win.audio_note.isVisible() and "Playback is off" in win.audio_note.toolTip()
     win._audio_ready(False, "still off")
     assert not b.isVisible()  # closed stays closed
+
+
+# ---- the assistant follows the playhead ------------------------------------------------------
+def test_continue_description_follows_the_playhead_and_names_the_bars_it_writes(window, qtbot):
+    win = window()
+    load(win, quartet_song())  # 4 bars of 4/4
+    panel = win.assistant
+    panel.set_kind("continue")
+    panel.c_bars.setValue(3)
+    win.transport.seek(0)
+    qtbot.waitUntil(lambda: "bars 5–7 (after the last note)" in panel.where.text(), timeout=2000)
+    assert panel.plan().request.from_bar == 5
+    win.transport.seek(1920 + 480)  # bar 2, beat 2: the next bar line is bar 3
+    qtbot.waitUntil(lambda: "bars 3–5 (from the playhead)" in panel.where.text(), timeout=2000)
+    assert panel.plan().request.from_bar == 3 and "replaced" in panel.where.text()
+    win.doc.set_selection(win.doc.track.notes[:4])  # bar 1
+    qtbot.waitUntil(lambda: "bars 2–4 (after the selection)" in panel.where.text(), timeout=2000)
+    assert panel.plan().request.from_bar == 2
+
+
+# ---- focus and the track list ------------------------------------------------------------------
+def focused():
+    return QApplication.focusWidget()
+
+
+def test_focus_comes_back_to_the_roll_after_a_track_switch(window, qtbot):
+    win = window()
+    load(win, quartet_song())
+    view, tl = win.editor.view, win.tracklist
+    view.setFocus()
+    qtbot.mouseClick(tl.cell(2), Qt.MouseButton.LeftButton)
+    assert win.doc.current_track == 2 and focused() is view
+    # double-click a faint note of another track: that track becomes current, Up transposes it
+    g = win.editor.geom
+    n = win.doc.song.tracks[1].notes[0]
+    pos = QPoint(int(g.x_of(n.start + 100)), int(g.y_of(n.pitch) + g.key_h / 2))
+    qtbot.mouseDClick(view.viewport(), Qt.MouseButton.LeftButton, pos=pos)
+    assert win.doc.current_track == 1 and win.doc.selected_notes() == [n]
+    qtbot.wait(20)  # the track list follows (its row and ▶ mark)
+    assert focused() is view
+    qtbot.keyClick(focused(), Qt.Key.Key_Up)
+    assert win.doc.song.tracks[1].notes[0].pitch == n.pitch + 1
+    assert tl.table.currentRow() == 1 and tl.table.cellWidget(1, 0).text() == "▶"
+    assert tl.table.cellWidget(0, 0).text() == ""
+
+
+def test_renaming_a_track_gives_the_keys_back(window, qtbot):
+    win = window()
+    load(win, quartet_song())
+    cell = win.tracklist.cell(0)
+    cell.name.start()
+    assert focused() is cell.name.edit
+    qtbot.keyClicks(cell.name.edit, "Flute")
+    qtbot.keyClick(cell.name.edit, Qt.Key.Key_Return)
+    assert win.doc.song.tracks[0].name == "Flute"
+    qtbot.wait(20)
+    assert focused() is win.editor.view
+    qtbot.keyClick(focused(), Qt.Key.Key_D)  # the Draw tool, not a track called "Fluted"
+    assert win.editor.view.tool == "draw" and win.doc.song.tracks[0].name == "Flute"
+    cell = win.tracklist.cell(0)
+    cell.name.start()
+    qtbot.keyClicks(cell.name.edit, "xyz")
+    qtbot.keyClick(cell.name.edit, Qt.Key.Key_Escape)  # Esc cancels
+    assert win.doc.song.tracks[0].name == "Flute" and focused() is win.editor.view
+
+
+def test_instruments_by_family_with_search_and_a_drum_kit(window, qtbot):
+    from studio.ui.instruments import FAMILIES, family_of, label
+
+    assert len(FAMILIES) == 16 and family_of(35) == "Bass" and family_of(40) == "Strings"
+    win = window()
+    load(win, quartet_song())
+    cell = win.tracklist.cell(0)
+    assert cell.instrument.text().startswith("Choir Aahs")  # the full name, not "53 Choi"
+    picker = win.tracklist.choose_instrument(0)
+    picker.search.setText("fretless")
+    visible = [k for k, it in picker._items.items() if not it.isHidden()]
+    assert visible == [(35, False)]
+    qtbot.keyClick(picker.search, Qt.Key.Key_Return)
+    t = win.doc.song.tracks[0]
+    assert (t.program, t.is_drum) == (35, False)
+    qtbot.wait(20)
+    assert win.tracklist.cell(0).instrument.text().startswith(label(35))
+    picker = win.tracklist.choose_instrument(3)
+    picker.search.setText("drum")
+    qtbot.keyClick(picker.search, Qt.Key.Key_Return)
+    assert win.doc.song.tracks[3].is_drum
+    win.doc.undo.undo()
+    win.doc.undo.undo()
+    assert not win.doc.song.tracks[3].is_drum and win.doc.song.tracks[0].program == 52
+
+
+def test_mute_and_solo_show_their_state(window, qtbot):
+    win = window()
+    load(win, quartet_song())
+    tl = win.tracklist
+    m = tl.mute_solo(1).mute
+    before = m.grab().toImage().pixelColor(m.width() // 2, 3)
+    m.click()
+    assert win.doc.song.tracks[1].mute
+    qtbot.wait(20)
+    m = tl.mute_solo(1).mute
+    after = m.grab().toImage().pixelColor(m.width() // 2, 3)
+    assert m.isChecked() and "on" in m.toolTip()
+    assert abs(after.hue() - 40) < 15 and after.saturation() > 150 and before.saturation() < 60  # amber when on

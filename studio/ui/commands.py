@@ -67,6 +67,27 @@ class TrackProperty(QUndoCommand):
         self.doc.notify_tracks()
 
 
+class SetInstrument(QUndoCommand):
+    """A track's General MIDI program and whether it plays the drum kit, as one step."""
+
+    def __init__(self, doc, index: int, program: int, is_drum: bool):
+        super().__init__("Change instrument")
+        t = doc.song.tracks[index]
+        self.doc, self.index = doc, index
+        self.new, self.old = (int(program), bool(is_drum)), (t.program, t.is_drum)
+
+    def _set(self, values) -> None:
+        t = self.doc.song.tracks[self.index]
+        t.program, t.is_drum = values
+        self.doc.notify_tracks()
+
+    def redo(self) -> None:
+        self._set(self.new)
+
+    def undo(self) -> None:
+        self._set(self.old)
+
+
 class AddTrack(QUndoCommand):
     def __init__(self, doc, track: Track | None = None, index: int | None = None):
         super().__init__("Add track")

@@ -90,7 +90,8 @@ class MainWindow(FileActions, QMainWindow):
         dock = QDockWidget("Tracks", self)
         dock.setObjectName("TracksDock")
         dock.setWidget(self.tracklist)
-        self.tracklist.setMinimumWidth(250)
+        self.tracklist.setMinimumWidth(230)
+        self.tracklist.done.connect(self.focus_roll)
         dock.setAllowedAreas(Qt.DockWidgetArea.LeftDockWidgetArea | Qt.DockWidgetArea.BottomDockWidgetArea)
         self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
         self.tracks_dock = dock
@@ -306,6 +307,10 @@ class MainWindow(FileActions, QMainWindow):
             beat = (tick - bar.start) // bar.meter.beat_ticks(song.ppq) + 1
             self.position_label.setText(f" {bar.index + getattr(self.editor.geom, 'first_number', 1)}.{beat} ")
 
+    def focus_roll(self) -> None:
+        """Give the keyboard back to the roll (after the track list or a rename editor used it)."""
+        self.editor.view.setFocus(Qt.FocusReason.OtherFocusReason)
+
     def go_to_start(self) -> None:
         self.transport.seek(0)
         self.editor.set_playhead(0)
@@ -370,7 +375,7 @@ class MainWindow(FileActions, QMainWindow):
         gets most of the width, the score a third of what is left (collapsed on a small screen)."""
         w = self.width()
         docks = [d for d in (self.tracks_dock, self.assistant) if d.isVisible() and not d.isFloating()]
-        widths = [max(d.minimumSizeHint().width(), 250 if d is self.tracks_dock else 290 if w >= 1500 else 260)
+        widths = [max(d.minimumSizeHint().width(), 240 if d is self.tracks_dock else 290 if w >= 1500 else 260)
                   for d in docks]
         if docks:
             self.resizeDocks(docks, widths, Qt.Orientation.Horizontal)

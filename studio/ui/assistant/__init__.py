@@ -86,6 +86,7 @@ def install_assistant(window) -> AssistantPanel:
     # playback of a take (A) against the song (B) through the editor's transport
     transport = getattr(window, "transport", None)
     if transport is not None:
+        transport.position.connect(panel.playhead_moved)
         def play_song(song, start):
             if not transport.available or transport.player is None:
                 return False

@@ -62,6 +62,10 @@ class AssistantPanel(ParamPages, QDockWidget):
         self._check_timer.setInterval(200)
         self._check_timer.timeout.connect(self.run_checker)
         self._check_timer.start()
+        self._where_timer = QTimer(self)  # the playhead moves 30 times a second while playing
+        self._where_timer.setSingleShot(True)
+        self._where_timer.setInterval(120)
+        self._where_timer.timeout.connect(self._update_where)
 
     # ---- widgets ------------------------------------------------------------------------------
     def _build(self) -> None:
@@ -220,6 +224,8 @@ class AssistantPanel(ParamPages, QDockWidget):
         self.c_bars.valueChanged.connect(lambda _v: self._update_where())
         for sig in (self.doc.selectionChanged, self.doc.currentTrackChanged, self.doc.tracksChanged):
             sig.connect(lambda *_: self._update_where())
+        for sig in (self.doc.notesChanged, self.doc.mapsChanged):
+            sig.connect(lambda *_: self.playhead_moved())
         self._song_ref = self.doc.song
         self.doc.tracksChanged.connect(self._song_maybe_replaced)
         self.doc.notesChanged.connect(lambda *_: self._check_timer.start())
@@ -264,6 +270,10 @@ class AssistantPanel(ParamPages, QDockWidget):
                 text += f" Not available: {', '.join(missing)} (no weights)."
             self._set_status(text)
             self._startup_status = True
+
+    def playhead_moved(self, _tick: int = 0) -> None:
+        """The description under the parameters follows the playhead (Continue starts there)."""
+        self._where_timer.start()
 
     # ---- requests -----------------------------------------------------------------------------
     def _update_where(self) -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from ...core.satb import VOICE_NAMES, VOICES, bass_track, satb_tracks
 from ...core.satb import melody_track as _melody_track
 from ...core.song import Note, Song
-from ...core.timing import bar_of, bars
+from ...core.timing import bar_of, bar_start, bars, first_bar_number
 from ...ml.worker import protocol as P
 
 
@@ -57,19 +57,26 @@ DENSITIES = ("sparser", "as before", "denser")
 def continue_plan(ctx: Context, bars_: int, temperature: float | None, top_p: float | None, takes: int,
                   seed: int | None, key_strength: float | None = None, density: str = "as before",
                   density_track_only: bool = False, keep_range: bool = False, cadence: bool = False) -> Plan:
-    """``density`` (one of :data:`DENSITIES`) for every track, or with ``density_track_only``
+    """Continue from the bar after the selection, else from the first bar at or after the
+    playhead, else after the last note. The request names its first bar, so the words for
+    the user ("Writes bars 6–9") are exactly the bars the take can change.
+
+    ``density`` (one of :data:`DENSITIES`) for every track, or with ``density_track_only``
     for the current track alone."""
     song = ctx.song.copy()
     if ctx.selection:
-        end = max(n.end for n in ctx.selection)
-        from_bar = _bar_number_at_or_after(song, end)
-        where = f"{bars_} bar{'s' if bars_ != 1 else ''} from bar {from_bar} (after the selection)"
+        from_bar = _bar_number_at_or_after(song, max(n.end for n in ctx.selection))
+        why = "after the selection"
     elif 0 < ctx.cursor < song.end_tick:
         from_bar = _bar_number_at_or_after(song, ctx.cursor)
-        where = f"{bars_} bar{'s' if bars_ != 1 else ''} from bar {from_bar} (at the cursor)"
+        why = "from the playhead"
     else:
-        from_bar = None
-        where = f"{bars_} bar{'s' if bars_ != 1 else ''} after the end of the song"
+        from_bar = bar_of(song, max(0, song.end_tick - 1)) + 2 if song.end_tick > 0 else 1
+        why = "after the last note"
+    shown = from_bar - 1 + first_bar_number(song)  # the numbers the ruler and the score print
+    span = f"bar {shown}" if bars_ == 1 else f"bars {shown}–{shown + bars_ - 1}"
+    later = song.end_tick > bar_start(song, from_bar - 1)
+    where = f"Writes {span} ({why})" + ("; notes that start there are replaced" if later else "")
     per_track: tuple[str, ...] = ()
     if density != "as before":
         per_track = tuple(density if not density_track_only or i == ctx.track else "as before"

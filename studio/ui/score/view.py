@@ -62,7 +62,13 @@ class Engraver(QObject):
             self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
         self._busy = True
         fut = self._pool.submit(_engrave_job, *args)
-        fut.add_done_callback(lambda f: self._relay.emit(f, revision))
+        fut.add_done_callback(lambda f: self._relay_done(f, revision))
+
+    def _relay_done(self, fut, revision) -> None:
+        try:
+            self._relay.emit(fut, revision)
+        except RuntimeError:  # the view was closed while this was engraved
+            pass
 
     _relay = Signal(object, int)
 
