@@ -258,3 +258,82 @@ def test_mute_and_solo_show_their_state(window, qtbot):
     after = m.grab().toImage().pixelColor(m.width() // 2, 3)
     assert m.isChecked() and "on" in m.toolTip()
     assert abs(after.hue() - 40) < 15 and after.saturation() > 150 and before.saturation() < 60  # amber when on
+
+
+# ---- off the grid ------------------------------------------------------------------------------
+def test_grid_values_off_bar_dotted_and_triplets():
+    from studio.ui.pianoroll.geometry import GRID_NAMES, grid_ticks
+
+    assert {"Off", "Bar", "1/8.", "1/16."} <= set(GRID_NAMES)
+    assert [grid_ticks(n) for n in ("Off", "Bar", "1/4.", "1/8.", "1/16", "1/8T")] == [1, 1920, 720, 360, 120, 160]
+    assert grid_ticks("Bar", 480, 1440) == 1440  # a 3/4 bar
+
+
+def _roll_point(ed, tick, pitch):
+    g = ed.geom
+    return QPoint(int(round(g.x_of(tick))), int(g.y_of(pitch) + g.key_h / 2))
+
+
+def _drag(qtbot, ed, a, b, mods=Qt.KeyboardModifier.NoModifier):
+    vp = ed.view.viewport()
+    qtbot.mousePress(vp, Qt.MouseButton.LeftButton, mods, a)
+    for i in range(1, 5):
+        p = a + (b - a) * i / 4
+        qtbot.mouseMove(vp, QPoint(int(p.x()), int(p.y())))
+    qtbot.mouseRelease(vp, Qt.MouseButton.LeftButton, mods, b)
+
+
+def test_ctrl_drag_and_snap_off_leave_the_grid(window, qtbot):
+    win = window()
+    load(win, quartet_song())
+    ed = win.editor
+    ed.geom.ppx = 0.2
+    ed.geom.zoomed.emit()
+    ed.view.horizontalScrollBar().setValue(0)
+    ed.view.center_on_pitch(72)
+    n = win.doc.track.notes[0]  # C5 at 0
+    _drag(qtbot, ed, _roll_point(ed, 100, 72), _roll_point(ed, 100 + 75, 72), CTRL)
+    moved = win.doc.track.notes[0]
+    assert moved.pitch == 72 and 60 <= moved.start <= 90 and moved.start % 120  # off the 1/16 grid
+    win.doc.undo.undo()
+    _drag(qtbot, ed, _roll_point(ed, 100, 72), _roll_point(ed, 100 + 75, 72))
+    assert win.doc.track.notes[0].start % 120 == 0  # without Ctrl it snaps
+    win.doc.undo.undo()
+    assert win.doc.track.notes[0] == n
+    win.grid_combo.setCurrentText("Off")
+    assert ed.grid == 1 and win.settings.grid == "Off"
+    ed.set_tool("draw")
+    _drag(qtbot, ed, _roll_point(ed, 5000, 90), _roll_point(ed, 5000 + 333, 90))
+    drawn = [x for x in win.doc.track.notes if x.pitch == 90]
+    assert len(drawn) == 1 and drawn[0].start % 120 and drawn[0].duration >= 300
+
+
+# ---- the voice-leading checker knows a quartet from a choir ------------------------------------------
+def test_checker_uses_choir_rules_for_voices_and_instrument_ranges_for_a_quartet():
+    from studio.core import voiceleading as vl
+    from studio.ui.assistant import checker as chk
+
+    # a string quartet, wide apart and high: choir rules would list range and spacing issues
+    vln1 = [Note(i * 480, 88 + (i % 3), 480) for i in range(8)]  # E6.. : above a soprano, fine on a violin
+    vln2 = [Note(i * 480, 69, 480) for i in range(8)]
+    vla = [Note(i * 480, 55, 480) for i in range(8)]
+    vc = [Note(i * 480, 38, 480) for i in range(8)]
+    quartet = Song(title="String Quartet", tracks=[Track("Violin I", 40, 0, notes=vln1), Track("Violin II", 40, 1, notes=vln2),
+                                                   Track("Viola", 41, 2, notes=vla), Track("Violoncello", 42, 3, notes=vc)])
+    issues, idx = chk.check_song(quartet)
+    assert idx == [0, 1, 2, 3]
+    assert not [i for i in issues if i.kind in ("range", "spacing", "crossing")], issues
+    assert "instrumental" in chk.assumptions(quartet, idx)[3]
+    # the same notes as a choir: the soprano is out of range and the spacing is wide
+    choir = Song(title="Four", tracks=[Track(n, 52, k, notes=list(t.notes)) for k, (n, t) in
+                                       enumerate(zip(("Soprano", "Alto", "Tenor", "Bass"), quartet.tracks))])
+    issues, idx = chk.check_song(choir)
+    kinds = {i.kind for i in issues}
+    assert {"range", "spacing"} <= kinds and "chorale" in chk.assumptions(choir, idx)[3]
+    # a cello below its lowest string is still out of range, named as the cello
+    low = quartet.copy()
+    low.tracks[3].notes = [Note(0, 30, 480)] + low.tracks[3].notes[1:]
+    issues, _ = chk.check_song(low)
+    assert [i.message for i in issues if i.kind == "range"] == ["Violoncello out of range"]
+    assert vl.texture(["Soprano", "Alto", "Tenor", "Bass"], [0, 0, 0, 19]) == "chorale"
+    assert vl.texture(["Flute", "Oboe", "Clarinet", "Bassoon"], [73, 68, 71, 70]) == "instrumental"

@@ -28,11 +28,51 @@ VOICE_NAMES = ("soprano", "alto", "tenor", "bass")
 SATB_RANGE = {"soprano": (60, 81), "alto": (53, 74), "tenor": (48, 69), "bass": (36, 64)}
 
 KINDS = ("parallel_fifths", "parallel_octaves", "crossing", "spacing", "range", "leading_tone", "non_tertian")
+# what is checked in instrumental writing (a string quartet, a wind quintet): the parallels and each
+# instrument's own range; choir spacing, voice crossing and the leading tone's resolution are
+# rules of four-part vocal (chorale) writing and are not applied
+INSTRUMENTAL_KINDS = ("parallel_fifths", "parallel_octaves", "range", "non_tertian")
+
+# sounding ranges (MIDI pitches) of General MIDI instruments; families fall back to FAMILY_RANGES
+INSTRUMENT_RANGES = {
+    40: (55, 103), 41: (48, 91), 42: (36, 76), 43: (28, 67), 44: (28, 103), 45: (28, 103), 46: (23, 104),
+    47: (38, 57), 48: (28, 103), 49: (28, 103), 56: (54, 86), 57: (40, 72), 58: (28, 58), 59: (54, 84),
+    60: (34, 77), 61: (34, 86), 64: (56, 88), 65: (49, 81), 66: (44, 76), 67: (36, 69), 68: (58, 91),
+    69: (52, 81), 70: (34, 75), 71: (50, 94), 72: (74, 108), 73: (60, 96), 74: (72, 98), 75: (60, 96),
+    105: (48, 91), 110: (55, 103),
+}
+FAMILY_RANGES = {0: (21, 108), 1: (53, 108), 2: (24, 96), 3: (40, 88), 4: (28, 67), 5: (28, 103), 6: (28, 96),
+                 7: (34, 86), 8: (34, 94), 9: (60, 98)}
+VOCAL_PROGRAMS = frozenset({52, 53, 54})  # Choir Aahs, Voice Oohs, Synth Choir
+VOCAL_NAMES = ("soprano", "alto", "tenor", "bass", "baritone", "mezzo", "contralto", "cantus", "altus", "bassus",
+               "voice", "choir", "chorus", "sopran", "tenore", "basso", "s.", "a.", "t.", "b.")
 
 _TRIADS = ((0, 4, 7), (0, 3, 7), (0, 3, 6), (0, 4, 8))
 _SEVENTHS = ((0, 4, 7, 10), (0, 3, 7, 10), (0, 3, 6, 10), (0, 3, 6, 9), (0, 4, 7, 11))
 _MAJOR_PROFILE = (6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88)
 _MINOR_PROFILE = (6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17)
+
+
+def instrument_range(program: int) -> tuple[int, int]:
+    """Lowest and highest sounding pitch of a General MIDI instrument (wide for keyboards and synths)."""
+    p = max(0, min(127, int(program)))
+    return INSTRUMENT_RANGES.get(p) or FAMILY_RANGES.get(p // 8, (0, 127))
+
+
+def is_vocal(name: str, program: int) -> bool:
+    """A voice rather than an instrument: named as one (Soprano, Alto, Tenor, Bass, S., Cantus…) or
+    playing a choir sound."""
+    words = name.strip().lower().replace("-", " ").split()
+    return program in VOCAL_PROGRAMS or any(w in VOCAL_NAMES or w.rstrip("0123456789") in VOCAL_NAMES for w in words)
+
+
+def texture(names: Sequence[str], programs: Sequence[int], title: str = "") -> str:
+    """``"chorale"`` when every part is a voice (or the piece calls itself a chorale), else
+    ``"instrumental"``: which rules :func:`check` should apply (see ``INSTRUMENTAL_KINDS``)."""
+    t = title.lower()
+    if "chorale" in t or "choral " in t + " " or all(is_vocal(n, p) for n, p in zip(names, programs)):
+        return "chorale"
+    return "instrumental"
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,8 +84,12 @@ class Issue:
     message: str
 
 
+_NAMES: list = [VOICE_NAMES]  # the part names the messages use (check(names=...) sets them for one call)
+
+
 def _name(v: int) -> str:
-    return VOICE_NAMES[v] if v < len(VOICE_NAMES) else f"voice {v + 1}"
+    names = _NAMES[-1]
+    return names[v] if v < len(names) else f"voice {v + 1}"
 
 
 def sounding(notes: Sequence, tick: int):
@@ -209,12 +253,21 @@ def _leading_tones(parts, events, tonic: int) -> list[Issue]:
 
 
 def check(parts: Sequence[Sequence], ppq: int = 480, beats: Sequence[int] | None = None,
-          key: tuple[int, bool] | None = None, ranges: dict | None = None) -> list[Issue]:
+          key: tuple[int, bool] | None = None, ranges: dict | None = None,
+          names: Sequence[str] | None = None) -> list[Issue]:
     """All voice-leading issues of a four-part texture, sorted by tick.
 
     ``beats``: ticks of the beats to test for tertian sonorities (default: every quarter note);
-    ``key``: ``(tonic pitch class, minor)`` (default: estimated from the notes).
+    ``key``: ``(tonic pitch class, minor)`` (default: estimated from the notes);
+    ``ranges``: by voice ("soprano" … "bass", top to bottom), the (lowest, highest) pitch (default ``SATB_RANGE``);
+    ``names``: what the messages call the parts, top to bottom (default soprano … bass).
     """
+    if names is not None:
+        _NAMES.append(list(names))
+        try:
+            return check(parts, ppq, beats, key, ranges)
+        finally:
+            _NAMES.pop()
     parts = _prepare(parts)
     step = max(1, ppq // 4)
     ranges = ranges or SATB_RANGE
@@ -224,7 +277,7 @@ def check(parts: Sequence[Sequence], ppq: int = 480, beats: Sequence[int] | None
     issues += _frame_issues(fr, step, "crossing", _crossing, lambda vs: f"{_name(vs[1])} crosses above {_name(vs[0])}")
     issues += _frame_issues(fr, step, "spacing", _spacing, lambda vs: f"more than an octave between {_name(vs[0])} and {_name(vs[1])}")
     for v, p in enumerate(parts):
-        lo, hi = ranges.get(_name(v), (0, 127))
+        lo, hi = ranges.get(VOICE_NAMES[v] if v < 4 else _name(v), (0, 127))
         for n in p:
             if not lo <= n.pitch <= hi:
                 issues.append(Issue("range", n.start, n.start + n.duration, (v,), f"{_name(v)} out of range"))

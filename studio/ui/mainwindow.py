@@ -236,7 +236,9 @@ class MainWindow(FileActions, QMainWindow):
         tb.addWidget(QLabel(" Snap "))
         self.grid_combo = QComboBox()
         self.grid_combo.addItems(GRID_NAMES)
-        self.grid_combo.setToolTip("Snap grid (hold Alt while dragging to bypass)")
+        self.grid_combo.setToolTip("Snap grid: Off, Bar, note values, dotted (.) and triplets (T). "
+                                   "Hold Ctrl while dragging to place a note off the grid")
+        self.grid_combo.setMaxVisibleItems(len(GRID_NAMES))
         self.grid_combo.setCurrentText(self.settings.grid if self.settings.grid in GRID_NAMES else "1/16")
         self.grid_combo.currentTextChanged.connect(self._grid_changed)
         self.editor.set_grid(self.grid_combo.currentText())

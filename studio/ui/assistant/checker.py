@@ -56,6 +56,23 @@ def beat_ticks(song: Song) -> list[int]:
     return out
 
 
+def assumptions(song: Song, idx: list[int]) -> tuple[str, dict, list[str], str]:
+    """What the checker takes the four parts to be: ``(texture, ranges by voice, part names, words)``.
+
+    Voices (tracks named Soprano… or playing a choir sound) or a piece called a chorale are
+    checked as a chorale: SATB ranges, spacing, crossing, parallels, the leading tone.
+    Instruments are checked against their own ranges and for parallels only."""
+    tracks = [song.tracks[i] for i in idx]
+    kind = vl.texture([t.name for t in tracks], [t.program for t in tracks], song.title or "")
+    if kind == "chorale":
+        return kind, dict(vl.SATB_RANGE), list(vl.VOICE_NAMES), \
+            "Checked as a four-part chorale: SATB ranges, spacing, crossing, parallels, leading tone."
+    ranges = {v: vl.instrument_range(t.program) for v, t in zip(vl.VOICE_NAMES, tracks)}
+    names = [t.name.strip() or f"part {k + 1}" for k, t in enumerate(tracks)]
+    return kind, ranges, names, ("Checked as instrumental parts: each instrument's own range and parallel "
+                                 "fifths/octaves (choir spacing and crossing rules are not applied).")
+
+
 def check_song(song: Song, kinds=DEFAULT_KINDS) -> tuple[list, list[int] | None]:
     """``(issues, voice tracks)`` for a four-voice song; ``([], None)`` otherwise."""
     idx = satb_tracks(song)
@@ -64,7 +81,10 @@ def check_song(song: Song, kinds=DEFAULT_KINDS) -> tuple[list, list[int] | None]
     parts = [song.tracks[i].notes for i in idx]
     key = song.key_signatures[0] if song.key_signatures else None
     key_arg = (key.tonic_pc, key.minor) if key is not None and (key.fifths or key.minor) else None
-    issues = vl.check(parts, ppq=song.ppq, beats=beat_ticks(song), key=key_arg)
+    kind, ranges, names, _words = assumptions(song, idx)
+    if kind != "chorale":
+        kinds = set(kinds) & set(vl.INSTRUMENTAL_KINDS)
+    issues = vl.check(parts, ppq=song.ppq, beats=beat_ticks(song), key=key_arg, ranges=ranges, names=names)
     return [i for i in issues if i.kind in kinds], idx
 
 
@@ -101,10 +121,17 @@ class CheckerWidget(QWidget):
         self.summary = QLabel("No four-voice material to check.")
         self.summary.setWordWrap(True)
         lay.addWidget(self.summary)
+        self.assumed = QLabel()  # what the checker takes the parts to be (a chorale, or instruments)
+        self.assumed.setWordWrap(True)
+        self.assumed.setStyleSheet("color:#666; font-size:11px;")
+        self.assumed.hide()
+        lay.addWidget(self.assumed)
         self.list = QListWidget()
         self.list.setToolTip("Click an issue to select its notes and see it in the roll")
         self.list.setMinimumHeight(90)
-        self.list.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.list.setWordWrap(True)  # long entries wrap instead of being cut off
+        self.list.setTextElideMode(Qt.TextElideMode.ElideNone)
+        self.list.setResizeMode(QListWidget.ResizeMode.Adjust)
         self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         lay.addWidget(self.list, 1)
         row = QHBoxLayout()
@@ -136,8 +163,10 @@ class CheckerWidget(QWidget):
         self.redraw.setEnabled(on)
         self.voice.setEnabled(on)
 
-    def show_issues(self, song: Song | None, issues: list, satb: bool, where: str = "") -> None:
+    def show_issues(self, song: Song | None, issues: list, satb: bool, where: str = "", assumed: str = "") -> None:
         self.issues = list(issues)
+        self.assumed.setText(assumed)
+        self.assumed.setVisible(bool(assumed) and satb)
         self.list.blockSignals(True)
         self.list.clear()
         for iss in self.issues:

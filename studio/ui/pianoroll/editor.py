@@ -80,7 +80,13 @@ class RollEditor(QWidget):
     # ---- state -------------------------------------------------------------------------
     @property
     def grid(self) -> int:
-        return grid_ticks(self.grid_name, self.doc.song.ppq)
+        song = self.doc.song
+        return grid_ticks(self.grid_name, song.ppq, song.time_signature_at(0).bar_ticks(song.ppq))
+
+    @property
+    def step(self) -> int:
+        """What the arrow keys and Quantize use: the grid, or a 64th note (arrows) when snapping is off."""
+        return self.grid if self.grid > 1 else self.doc.song.ppq // 16
 
     def set_grid(self, name: str) -> None:
         self.grid_name = name
@@ -173,12 +179,13 @@ class RollEditor(QWidget):
     def shift(self, steps: int) -> None:
         notes = self.doc.selected_notes()
         if notes:
-            commands.push_notes(self.doc, "Move notes", edits.move(self.doc.current_track, notes, steps * self.grid, 0))
+            commands.push_notes(self.doc, "Move notes", edits.move(self.doc.current_track, notes, steps * self.step, 0))
 
     def quantize(self) -> None:
         notes = self._sel_or_all()
         if notes:
-            change = edits.quantize(self.doc.current_track, notes, self.grid)
+            grid = self.grid if self.grid > 1 else self.doc.song.ppq // 4  # snapping off: quantize to 16ths
+            change = edits.quantize(self.doc.current_track, notes, grid)
             commands.push_notes(self.doc, "Quantize", change, select_added=bool(self.doc.selection))
 
     def zoom(self, factor: float, vertical: bool = False) -> None:

@@ -15,20 +15,26 @@ from PySide6.QtGui import QColor
 from ...core.song import Song
 from ...core.timing import Bar, bars, first_bar_number
 
-# snap grids by name: ticks at PPQ=480 are computed from the fraction of a whole note
-GRID_NAMES = ["1/1", "1/2", "1/4", "1/8", "1/16", "1/32", "1/4T", "1/8T", "1/16T", "1/32T"]
+# snap grids by name: "Off" (no snapping), "Bar", note values ("1/8"), dotted ("1/8.") and triplets ("1/8T")
+GRID_NAMES = ["Off", "Bar", "1/1", "1/2", "1/2.", "1/4", "1/4.", "1/8", "1/8.", "1/16", "1/16.", "1/32",
+              "1/4T", "1/8T", "1/16T", "1/32T"]
 NOTE_NAMES = ["C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"]
 BLACK = {1, 3, 6, 8, 10}
 PALETTE = ["#3b82c4", "#d9822b", "#3a9d5d", "#c0392b", "#8e5bb5", "#b8860b", "#2aa198", "#d33682",
            "#6c71c4", "#859900", "#cb4b16", "#268bd2"]
 
 
-def grid_ticks(name: str, ppq: int = 480) -> int:
-    """Ticks of one grid step: ``"1/16"`` -> 120, ``"1/8T"`` -> 160 at 480 PPQ."""
-    triplet = name.endswith("T")
-    denom = int(name.rstrip("T").split("/")[1])
+def grid_ticks(name: str, ppq: int = 480, bar_ticks: int | None = None) -> int:
+    """Ticks of one grid step: ``"1/16"`` -> 120, ``"1/8."`` -> 360, ``"1/8T"`` -> 160 at 480 PPQ;
+    ``"Bar"`` -> ``bar_ticks`` (a 4/4 bar when not given); ``"Off"`` -> 1 (every tick)."""
+    if name == "Off":
+        return 1
+    if name == "Bar":
+        return int(bar_ticks or ppq * 4)
+    triplet, dotted = name.endswith("T"), name.endswith(".")
+    denom = int(name.rstrip("T.").split("/")[1])
     ticks = ppq * 4 // denom
-    return ticks * 2 // 3 if triplet else ticks
+    return ticks * 2 // 3 if triplet else ticks * 3 // 2 if dotted else ticks
 
 
 def pitch_name(pitch: int) -> str:

@@ -1,8 +1,8 @@
 """Mouse gestures of the piano roll: draw, move, resize, rubber-band select, erase.
 
 A gesture starts on a mouse press, shows a preview while the button is held (the song is not
-touched), and on release pushes exactly one undo command. Alt held while dragging bypasses the
-snap grid.
+touched), and on release pushes exactly one undo command. Ctrl (or Alt, where the window
+manager leaves Alt-drag to the application) held while dragging bypasses the snap grid.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ class Gesture:
     hidden: frozenset = frozenset()
     preview: list = []
     band: QRectF | None = None
-    free = False  # Alt was held when the drag began: no snapping
+    free = False  # Ctrl (or Alt) was held when the drag began: no snapping
 
     def __init__(self, roll):
         self.roll = roll
@@ -48,14 +48,14 @@ class DrawGesture(Gesture):
         g = roll.grid
         self.start = int(tick) if free else snap_floor(tick, g)
         self.pitch = pitch
-        self.length = g
+        self.length = g if g > 1 else roll.doc.song.ppq // 4  # snapping off: a 16th to start with
         self.velocity = roll.default_velocity
         self.preview = [Note(self.start, pitch, self.length, self.velocity)]
 
     def move(self, tick, pitch, free):
         g = 1 if free else self.roll.grid
         end = int(tick) if free else snap_round(tick, g)
-        self.length = max(g if not free else 10, end - self.start)
+        self.length = max(g if g > 1 else 10, end - self.start)
         self.preview = [Note(self.start, self.pitch, self.length, self.velocity)]
 
     def release(self):
@@ -101,7 +101,7 @@ class ResizeGesture(Gesture):
         target = self.anchor.end + (tick - self.t0)
         new_end = int(round(target)) if free else snap_round(target, g)
         delta = new_end - self.anchor.end
-        self.change = edits.resize(self.roll.doc.current_track, self.notes, delta, min_duration=10 if free else g)
+        self.change = edits.resize(self.roll.doc.current_track, self.notes, delta, min_duration=10 if free else max(g, 10))
         self.preview = list(self.change.added)
 
     def release(self):

@@ -17,6 +17,9 @@ from . import tools
 from .geometry import BLACK, RollGeometry, pitch_name, track_color
 
 EDGE_PX = 6  # grab zone at a note's right edge for resizing
+# held while dragging: off the grid. Ctrl works under Linux window managers, which take Alt-drag
+# to move windows; Alt still works where it reaches the application.
+FREE = Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.AltModifier
 
 
 class NoteIndex:
@@ -148,7 +151,7 @@ class PianoRollView(QAbstractScrollArea):
         g = self.geom
         tick, pitch = g.tick_at(pos.x()), g.pitch_at(pos.y())
         mods = event.modifiers()
-        free = bool(mods & Qt.KeyboardModifier.AltModifier)
+        free = bool(mods & FREE)
         shift = bool(mods & Qt.KeyboardModifier.ShiftModifier)
         note, on_edge = self.note_at(pos)
         doc = self.doc
@@ -176,7 +179,7 @@ class PianoRollView(QAbstractScrollArea):
         else:
             self.gesture = tools.RubberBandGesture(self, tick, pitch, shift)
         if self.gesture is not None:
-            self.gesture.free = free  # Alt held at the press keeps the whole drag off the grid
+            self.gesture.free = free  # Ctrl/Alt held at the press keeps the whole drag off the grid
         self.viewport().update()
 
     def mouseMoveEvent(self, event) -> None:
@@ -191,7 +194,7 @@ class PianoRollView(QAbstractScrollArea):
                 shape = Qt.CursorShape.CrossCursor if self.tool == tools.DRAW else Qt.CursorShape.ArrowCursor
             self.viewport().setCursor(shape)
             return
-        free = bool(event.modifiers() & Qt.KeyboardModifier.AltModifier) or self.gesture.free
+        free = bool(event.modifiers() & FREE) or self.gesture.free
         g = self.geom
         self.gesture.move(g.tick_at(pos.x()), g.pitch_at(pos.y()), free)
         self._autoscroll(pos)
