@@ -337,3 +337,96 @@ def test_checker_uses_choir_rules_for_voices_and_instrument_ranges_for_a_quartet
     assert [i.message for i in issues if i.kind == "range"] == ["Violoncello out of range"]
     assert vl.texture(["Soprano", "Alto", "Tenor", "Bass"], [0, 0, 0, 19]) == "chorale"
     assert vl.texture(["Flute", "Oboe", "Clarinet", "Bassoon"], [73, 68, 71, 70]) == "instrumental"
+
+
+# ---- takes -------------------------------------------------------------------------------------
+def _continue_take(win, bars_from=4, n=4):
+    """A hand-made Continue take: ``n`` new bars of quarter notes after bar ``bars_from``."""
+    from studio.core import takediff
+    from studio.ml.worker import protocol as P
+    from studio.ui.assistant.takes import TakeEntry
+
+    base = win.doc.song.copy()
+    take = base.copy()
+    take.tracks[0].notes = list(take.tracks[0].notes) + [Note(1920 * bars_from + i * 480, 72 + i % 5, 480)
+                                                         for i in range(4 * n)]
+    d = takediff.diff(base, take, {}, True)
+    params = {"bars": n, "from_bar": bars_from + 1, "temperature": 0.8, "keep": ("soprano",), "locked": ()}
+    e = TakeEntry(P.Take(take, "continuation", params, 77, 1.25), "continue", base, d)
+    panel = win.assistant
+    panel.model.add([e])
+    panel.takes_view.setCurrentIndex(panel.model.index(len(panel.model.entries) - 1))
+    return e
+
+
+def test_take_tooltips_are_words_and_parameters_explain_themselves(window, qtbot):
+    from PySide6.QtWidgets import QFormLayout
+
+    win = window()
+    load(win, quartet_song())
+    e = _continue_take(win)
+    panel = win.assistant
+    tip = panel.model.data(panel.model.index(0), Qt.ItemDataRole.ToolTipRole)
+    assert "Continuation take, made in 1.2 s" in tip and "temperature 0.8" in tip and "seed 77" in tip
+    assert "=" not in tip and "('" not in tip and "keeps the soprano" in tip
+    labels = 0
+    for form in panel.tabs.findChildren(QFormLayout):
+        for r in range(form.rowCount()):
+            lab = form.itemAt(r, QFormLayout.ItemRole.LabelRole)
+            if lab is not None and lab.widget() is not None and lab.widget().text():
+                assert lab.widget().toolTip(), lab.widget().text()
+                labels += 1
+    assert labels >= 10
+    assert all(panel.tabs.tabToolTip(i) for i in range(panel.tabs.count()))
+    panel.discard_all()
+    assert e not in panel.model.entries
+
+
+def test_undo_of_an_accepted_take_brings_it_back(window, qtbot):
+    win = window()
+    load(win, quartet_song())
+    win.doc.undo.clear()
+    panel = win.assistant
+    e = _continue_take(win)
+    before = win.doc.song.copy()
+    assert panel.accept_current()
+    assert e not in panel.model.entries and win.doc.song.note_count == before.note_count + 16
+    win.doc.undo.undo()
+    assert win.doc.song == before
+    assert panel.model.entries == [e] and panel.current_entry() is e and panel.shown is e
+    win.doc.undo.redo()
+    assert e not in panel.model.entries and panel.shown is None
+    win.doc.undo.undo()
+    assert panel.accept_current()  # it can be accepted again
+    assert win.doc.song.note_count == before.note_count + 16
+
+
+def test_the_score_shows_the_take_with_its_new_bars(window, qtbot):
+    from studio.ui.score.view import ScoreView
+
+    win = window()
+    song = quartet_song()
+    song.title = "A rather long title for a narrow score pane, as some imported files have"
+    load(win, song)
+    score = ScoreView(win.doc, inline=True)  # engraves in this process: deterministic for a test
+    score.resize(420, 500)
+    from studio.ui.assistant.score_overlay import ScoreOverlay
+
+    overlay = ScoreOverlay(score, win.doc)
+    with qtbot.waitSignal(score.engraved, timeout=60000):
+        score.refresh_now()
+    assert score.engraving.last_bar == 4 and score.header.text().startswith("Bars 1–4")
+    e = _continue_take(win, bars_from=4, n=4)  # bars 5-8, after the song's end
+    with qtbot.waitSignal(score.engraved, timeout=60000):
+        overlay.set_take(e)
+    eng = score.engraving
+    assert eng.first_bar <= 4 and eng.last_bar >= 8  # the new bars are engraved
+    assert score.header.text().startswith(f"Bars {eng.first_bar + 1}–{eng.last_bar} · take {e.number}")
+    assert overlay.marks()  # the take's notes are ringed
+    with qtbot.waitSignal(score.engraved, timeout=60000):
+        score.refresh_now()  # a re-engraving (a resize, an edit) still shows the take
+    assert score.engraving.last_bar >= 8 and "take" in score.header.text()
+    assert score.header.toolTip().endswith(song.title) or song.title in score.header.toolTip()
+    with qtbot.waitSignal(score.engraved, timeout=60000):
+        overlay.set_take(None)
+    assert "take" not in score.header.text()

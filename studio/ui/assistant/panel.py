@@ -76,7 +76,19 @@ class AssistantPanel(ParamPages, QDockWidget):
         self.tabs.addTab(self._continue_page(), "Continue")
         self.tabs.addTab(self._harmonize_page(), "Harmonize")
         self.tabs.addTab(self._vary_page(), "Vary")
-        self.tabs.setToolTip("Choose what the assistant writes")
+        for i, tip in enumerate(("Write more bars after the selection, the playhead or the last note",
+                                 "Write alto, tenor and bass under a melody (a four-part chorale)",
+                                 "Rewrite the selection, the loop region or the track, keeping its shape")):
+            self.tabs.setTabToolTip(i, tip)
+        for form in self.tabs.findChildren(QFormLayout):  # a label explains its own setting
+            for r in range(form.rowCount()):
+                lab = form.itemAt(r, QFormLayout.ItemRole.LabelRole)
+                fld = form.itemAt(r, QFormLayout.ItemRole.FieldRole)
+                if lab is None or fld is None or lab.widget() is None:
+                    continue
+                w = fld.widget() or (fld.layout().itemAt(0).widget() if fld.layout() and fld.layout().count() else None)
+                if w is not None and w.toolTip() and not lab.widget().toolTip():
+                    lab.widget().setToolTip(w.toolTip())
         lay.addWidget(self.tabs)
         self.where = QLabel()
         self.where.setWordWrap(True)
@@ -420,12 +432,28 @@ class AssistantPanel(ParamPages, QDockWidget):
                              "fits the song. Generate it again.", error=True)
             return False
         cmd = AcceptTake(self.doc, e)
+        row = self.model.entries.index(e)
+        song = self.doc.song
+        cmd.on_undo = lambda: self._put_back(e, row, song)  # Undo brings the take back to the list
+        cmd.on_redo = lambda: self._take_out(e)
         self.doc.undo.push(cmd)
-        self.model.remove(e)
-        self.show_take(None)
-        self.takes_view.clearSelection()
         self._set_status(f"Accepted: {e.diff.summary()}. Undo takes it back.")
         return True
+
+    def _take_out(self, e: TakeEntry) -> None:
+        self.model.remove(e)
+        if self.shown is e:
+            self.show_take(None)
+            self.takes_view.clearSelection()
+        self._update_buttons()
+
+    def _put_back(self, e: TakeEntry, row: int, song) -> None:
+        if self.doc.song is not song:  # another song was opened since
+            return
+        self.model.put_back(e, row)
+        self.takes_view.setCurrentIndex(self.model.index(self.model.entries.index(e)))
+        self._set_status(f"Take {e.number} is back in the list: Accept it again, or pick another.")
+        self._update_buttons()
 
     def discard_current(self) -> None:
         e = self.current_entry()

@@ -70,28 +70,29 @@ class ScoreOverlay(QObject):
                     self._want[(t.song_track, n.start, n.pitch)] = ADDED
                 for _old, n in t.changed:
                     self._want[(t.song_track, n.start, n.pitch)] = CHANGED
-            self._request()
+            entry_ = entry
+            self.score.override = lambda: entry_.applied(self.doc.song)  # every re-engraving shows the take
+            self.score.take_label = f"take {entry.number} (not applied)"
+            self._move_to_take()
         else:
-            self.score.refresh_now()
+            self.score.override = None
+            self.score.take_label = ""
+        self.score.refresh_now()
         self._widget.update()
 
-    def _request(self) -> None:
-        if self.entry is None:
-            return
-        s = self.score
-        lo = self.entry.diff.span[0]
+    def _move_to_take(self) -> None:
+        """Engrave from the bar before the take's first change, so its new bars are in view."""
         from ...core.timing import bar_of
 
-        first = bar_of(self.doc.song, lo) if lo > 0 else 0
-        if not (s.engraving is not None and s.engraving.first_bar <= first < s.engraving.last_bar):
-            s.first_bar = max(0, first - 1)
-        width = max(300, s.area.viewport().width() - 16)
-        s.engraver.request(self.entry.applied(self.doc.song), width, s.first_bar, self.doc.revision)
+        lo = self.entry.diff.span[0]
+        first = bar_of(self.entry.applied(self.doc.song), lo) if lo > 0 else 0
+        self.score.first_bar = max(0, first - 1)
+
+    def _request(self) -> None:
+        if self.entry is not None:
+            self.score.refresh_now()
 
     def _engraved(self) -> None:
-        if self.entry is not None:
-            s = self.score
-            s.header.setText(f"{s.header.text()} · showing take {self.entry.number} (not applied)")
         self._widget.raise_()
         self._widget.update()
 

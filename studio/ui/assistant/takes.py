@@ -47,6 +47,41 @@ class TakeEntry:
         return takediff.applied(current, self.diff)
 
 
+MODEL_WORDS = {"harmonizer": "Harmonizer", "continuation": "Continuation", "variation": "Variation", "probe": "Test job"}
+PARAM_WORDS = {"temperature": "temperature", "top_p": "top-p", "bars": "bars", "from_bar": "from bar",
+               "key_strength": "key strength", "candidates": "candidates", "strength": "strength", "takes": "takes",
+               "take": "take", "voices": "voices", "start_tick": "from tick", "end_tick": "to tick"}
+
+
+def _words(value) -> str:
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return ", ".join(_words(v) for v in value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def tooltip(e: TakeEntry) -> str:
+    """A take in words: what made it, how long it took, what it changes, its settings."""
+    t = e.take
+    lines = [f"{MODEL_WORDS.get(t.model, t.model.capitalize())} take, made in {t.seconds:.1f} s: {e.diff.summary()}"]
+    p = dict(t.params)
+    settings = []
+    keep = p.pop("keep", None)
+    if keep:
+        settings.append("keeps the " + " and ".join(str(k) for k in keep))
+    for k, v in sorted(p.items()):
+        if v is None or k in ("locked", "device", "seed"):
+            continue
+        settings.append(f"{PARAM_WORDS.get(k, k.replace('_', ' '))} {_words(v)}")
+    if t.seed is not None:
+        settings.append(f"seed {t.seed}")
+    if settings:
+        lines.append("Settings: " + "; ".join(settings))
+    lines.append("In the roll: green added · red removed · violet changed")
+    return "\n".join(lines)
+
+
 class TakesModel(QAbstractListModel):
     EntryRole = Qt.ItemDataRole.UserRole + 1
 
@@ -65,10 +100,7 @@ class TakesModel(QAbstractListModel):
         if role == Qt.ItemDataRole.DisplayRole:
             return e.label
         if role == Qt.ItemDataRole.ToolTipRole:
-            params = ", ".join(f"{k}={v}" for k, v in sorted(e.take.params.items())
-                               if v is not None and k not in ("locked", "device"))
-            return (f"{e.take.model} ({e.take.seconds:.1f} s): {e.diff.summary()}\n{params}\n"
-                    "green: added · red: removed · violet: changed")
+            return tooltip(e)
         if role == self.EntryRole:
             return e
         return None
@@ -93,6 +125,15 @@ class TakesModel(QAbstractListModel):
                 self.endRemoveRows()
                 return i
         return -1
+
+    def put_back(self, entry: TakeEntry, row: int) -> None:
+        """Insert ``entry`` again at ``row`` with its number (the undo of an accepted take)."""
+        if any(e is entry for e in self.entries):
+            return
+        row = max(0, min(row, len(self.entries)))
+        self.beginInsertRows(QModelIndex(), row, row)
+        self.entries.insert(row, entry)
+        self.endInsertRows()
 
     def clear(self) -> None:
         self.beginResetModel()
@@ -129,6 +170,8 @@ class AcceptTake(QUndoCommand):
         hist = takediff.HistoryEntry(t.model, dict(t.params), t.seed, entry.diff.summary()).to_json()
         hist["kind"] = entry.kind
         self.history_entry = hist
+        self.on_undo = None  # callables the panel sets: put the take back in the list, take it out again
+        self.on_redo = None
         self._had_history = HISTORY_KEY in song.meta
         self._old_history = json_copy(song.meta.get(HISTORY_KEY))
 
@@ -146,6 +189,8 @@ class AcceptTake(QUndoCommand):
         if self.new_tracks:
             self.doc.notify_tracks()
         self.doc.notify_notes(self.touched)
+        if self.on_redo is not None:
+            self.on_redo()
 
     def undo(self) -> None:
         song = self.doc.song
@@ -162,6 +207,8 @@ class AcceptTake(QUndoCommand):
         if self.new_tracks:
             self.doc.notify_tracks()
         self.doc.notify_notes(self.touched)
+        if self.on_undo is not None:
+            self.on_undo()
 
 
 def history(song: Song) -> list[dict]:

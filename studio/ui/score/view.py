@@ -181,6 +181,11 @@ class ScoreView(QWidget):
         doc.selectionChanged.connect(self.canvas.update)
         self._last_width = 0
         self._stale = False
+        # the assistant shows a take here: what to engrave instead of the song, and the words for it
+        self.override = None  # callable -> Song, or None
+        self.take_label = ""
+        self._req = 0  # engraving requests, to know which one carried a take
+        self._labels: dict[int, str] = {}
 
     # ---- engraving requests ------------------------------------------------------------
     def refresh(self) -> None:
@@ -203,7 +208,11 @@ class ScoreView(QWidget):
         width = self._target_width()
         self._last_width = width
         self.header.setText(self._title(busy=True))
-        self.engraver.request(self.doc.song, width, self.first_bar, self.doc.revision)
+        song = self.override() if self.override is not None else self.doc.song
+        self._req += 1
+        self._labels = {k: v for k, v in self._labels.items() if k > self._req - 8}
+        self._labels[self._req] = self.take_label if self.override is not None else ""
+        self.engraver.request(song, width, self.first_bar, self._req)
 
     def show_bar(self, bar: int) -> None:
         """Make sure bar ``bar`` (0-based) is in the engraved window."""
@@ -226,14 +235,24 @@ class ScoreView(QWidget):
             self.refresh()
 
     def _title(self, busy: bool = False) -> str:
+        """Bars first, then the take shown (if any), then the title: a narrow pane cuts the title."""
+        from ...core.timing import first_bar_number
+
         e = self.engraving
         title = self.doc.song.title or "Score"
-        text = f"{title} · bars {e.first_bar + 1}–{e.last_bar}" if e and e.last_bar else title
+        parts = []
+        if e and e.last_bar:
+            first = first_bar_number(self.doc.song)
+            parts.append(f"Bars {e.first_bar + first}–{e.last_bar - 1 + first}")
+            if getattr(e, "label", ""):
+                parts.append(e.label)
+        parts.append(title)
         if e is not None and e.error:
-            text += f" · {e.error}"
-        return text + ("  (engraving…)" if busy else "")
+            parts.append(e.error)
+        return " · ".join(parts) + ("  (engraving…)" if busy else "")
 
-    def _engraved(self, engraving, revision: int) -> None:
+    def _engraved(self, engraving, req: int) -> None:
+        engraving.label = self._labels.get(req, "")
         job = _Raster(engraving)
         job.relay.done.connect(self._rastered, Qt.ConnectionType.QueuedConnection)
         self._rasters.append(job.relay)
