@@ -430,3 +430,52 @@ def test_the_score_shows_the_take_with_its_new_bars(window, qtbot):
     with qtbot.waitSignal(score.engraved, timeout=60000):
         overlay.set_take(None)
     assert "take" not in score.header.text()
+
+
+# ---- same-pitch notes never overlap ---------------------------------------------------------------
+def test_same_pitch_notes_do_not_lie_on_top_of_each_other(window, qtbot):
+    from studio.core import edits
+
+    win = window()
+    song = Song(tracks=[Track("Piano", 0, 0, notes=[Note(0, 60, 960), Note(960, 64, 480)])])
+    load(win, song)
+    doc, ed = win.doc, win.editor
+    before = doc.song.copy()
+    commands.push_notes(doc, "Draw note", edits.insert(0, [Note(480, 60, 960)]))  # starts inside C4
+    assert sorted(doc.track.notes) == [Note(0, 60, 480), Note(480, 60, 960), Note(960, 64, 480)]
+    assert doc.selected_notes() == [Note(480, 60, 960)]  # the new note is the one selected
+    doc.undo.undo()
+    assert doc.song == before
+    doc.set_selection([Note(0, 60, 960)])
+    ed.copy()
+    win.transport.seek(0)
+    ed.paste()  # on top of itself: still one note
+    assert sorted(doc.track.notes) == sorted(before.tracks[0].notes)
+    doc.undo.undo()
+    doc.set_selection([Note(960, 64, 480)])
+    ed.transpose(-4)  # E4 down onto the end of the long C4: C4 now ends where it begins
+    assert sorted(doc.track.notes) == [Note(0, 60, 960), Note(960, 60, 480)]
+    doc.undo.undo()
+    assert doc.song == before
+    # overlaps already in a file are left alone when the edit does not touch them
+    doc.track.notes.append(Note(100, 72, 500))
+    doc.track.notes.append(Note(200, 72, 500))
+    doc.track.sort()
+    changes, fate = edits.resolve_overlaps(doc.song, [edits.insert(0, [Note(3000, 72, 100)])])
+    assert changes == [] and fate == {}
+
+
+def test_help_menu_lists_the_shortcuts(window, qtbot):
+    from studio.ui.helpdialog import ShortcutsDialog, shortcut_rows
+
+    win = window()
+    menus = [a.text().replace("&", "") for a in win.menuBar().actions()]
+    assert menus[-1] == "Help"
+    rows = {(what, keys) for _m, what, keys in shortcut_rows(win)}
+    assert ("Redo", "Ctrl+Shift+Z, Ctrl+Y") in rows or any(w == "Redo" and "Ctrl+Y" in k for w, k in rows)
+    assert any(w == "Keyboard Shortcuts" and k == "F1" for w, k in rows)
+    dlg = ShortcutsDialog(win)
+    dlg.search.setText("grid")
+    found = dlg.items()
+    assert any("Ctrl while dragging" in keys for _w, keys in found)
+    dlg.close()

@@ -137,3 +137,56 @@ def paste(track: int, notes: Sequence[Note], at: int) -> NoteChange:
         return NoteChange(track)
     t0 = min(n.start for n in notes)
     return NoteChange(track, (), tuple(n.moved(at - t0, 0) for n in notes))
+
+
+def resolve_overlaps(song: Song, changes: Sequence[NoteChange]) -> tuple[list[NoteChange], dict]:
+    """What keeps same-pitch notes from lying on top of each other after ``changes``.
+
+    Where a note the changes add overlaps another note of the same pitch in its track, the
+    earlier of the two ends where the later begins; two notes that begin together become one
+    (the added one stays; of two added ones, the longer). Overlaps between notes the changes do
+    not touch (an imported file's) are left alone. Returns the extra changes (one per track) and
+    a map from each added note to what became of it (a shorter note, or None when it went).
+    """
+    from collections import Counter, defaultdict
+
+    by_track: dict[int, list[NoteChange]] = defaultdict(list)
+    for c in changes:
+        by_track[c.track].append(c)
+    out, fate = [], {}
+    for ti, cs in by_track.items():
+        added = {n for c in cs for n in c.added}
+        if not added:
+            continue
+        bag = Counter(song.tracks[ti].notes)
+        for c in cs:
+            bag.subtract(c.removed)
+            bag.update(c.added)
+        pitches = {n.pitch for n in added}
+        removed, new = [], []
+        for p in pitches:
+            ns = sorted(n for n, k in bag.items() if n.pitch == p for _ in range(max(0, k)))
+            kept: list[Note] = []
+            for n in ns:
+                if not kept or kept[-1].end <= n.start or (kept[-1] not in added and n not in added):
+                    kept.append(n)
+                    continue
+                prev = kept[-1]
+                if prev.start == n.start:  # one onset: one note
+                    if n in added and (prev not in added or n.duration > prev.duration):
+                        drop, kept[-1] = prev, n
+                    else:
+                        drop = n
+                    removed.append(drop)
+                    fate[drop] = None
+                    continue
+                short = replace(prev, duration=n.start - prev.start)
+                removed.append(prev)
+                new.append(short)
+                if prev in added:
+                    fate[prev] = short
+                kept[-1] = short
+                kept.append(n)
+        if removed or new:
+            out.append(NoteChange(ti, tuple(removed), tuple(new)))
+    return out, fate

@@ -20,11 +20,13 @@ from ..core.song import KeySignature, TempoChange, TimeSignature, Track
 class NoteEdit(QUndoCommand):
     """One or more NoteChanges applied together; the added notes of the current track become the selection."""
 
-    def __init__(self, doc, text: str, changes: Sequence[NoteChange], select_added: bool = True):
+    def __init__(self, doc, text: str, changes: Sequence[NoteChange], select_added: bool = True,
+                 select: Sequence | None = None):
         super().__init__(text)
         self.doc = doc
         self.changes = [c for c in changes if not c.empty]
         self.select_added = select_added
+        self._select = None if select is None else list(select)  # what to select instead of every added note
         self._sel_before = set(doc.selection)
 
     def redo(self) -> None:
@@ -32,7 +34,9 @@ class NoteEdit(QUndoCommand):
         self.doc.notify_notes({c.track for c in self.changes})
         if self.select_added:
             cur = self.doc.current_track
-            self.doc.set_selection([n for c in self.changes if c.track == cur for n in c.added])
+            chosen = self._select if self._select is not None else [n for c in self.changes for n in c.added]
+            present = set(self.doc.song.tracks[cur].notes)
+            self.doc.set_selection([n for n in chosen if n in present])
 
     def undo(self) -> None:
         for c in reversed(self.changes):
@@ -46,7 +50,12 @@ def push_notes(doc, text: str, *changes: NoteChange, select_added: bool = True) 
     changes = [c for c in changes if not c.empty and c.removed != c.added]
     if not changes:
         return False
-    doc.undo.push(NoteEdit(doc, text, changes, select_added))
+    # same-pitch notes never lie on top of each other: the earlier one ends where the later begins
+    fixes, fate = edits.resolve_overlaps(doc.song, changes)
+    select = None
+    if fixes:
+        select = [fate.get(n, n) for c in changes for n in c.added if fate.get(n, n) is not None]
+    doc.undo.push(NoteEdit(doc, text, changes + fixes, select_added, select))
     return True
 
 

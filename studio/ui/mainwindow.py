@@ -7,7 +7,7 @@ import os
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDockWidget, QLabel, QMainWindow, QSplitter, QVBoxLayout,
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDockWidget, QLabel, QMainWindow, QMessageBox, QSplitter, QVBoxLayout,
                                QWidget)
 
 from ..core.timing import bar_of
@@ -107,6 +107,7 @@ class MainWindow(FileActions, QMainWindow):
         from .record import install_record  # Record, metronome, MIDI input, step input
 
         self.record = install_record(self)
+        self._build_help_menu()  # last in the menu bar
         self.resize(*default_size(self.screen()))
         self._laid_out = False
         self.restore_layout()
@@ -174,6 +175,9 @@ class MainWindow(FileActions, QMainWindow):
         self.a_loop = A("&Loop", self._loop_toggled, "L", tip="Loop the region dragged in the ruler", checkable=True)
         self.a_home = A("To &Start", self.go_to_start, "Home", tip="Move the playhead to the start and show it")
         self.a_add_track = A("&Add Track", lambda: doc.undo.push(commands.AddTrack(doc)), "Ctrl+T")
+        self.a_rename_track = A("Re&name Track", lambda: self.tracklist.rename(doc.current_track), "F2")
+        self.a_instrument = A("&Instrument…", lambda: self.tracklist.choose_instrument(doc.current_track), "Ctrl+I",
+                              tip="Choose the current track's sound")
         self.a_remove_track = A("&Remove Track", lambda: doc.undo.push(commands.RemoveTrack(doc, doc.current_track)))
         self.a_score = A("&Score", self.toggle_score, "F6", tip="Show or hide the score beside the roll", checkable=True)
         self.a_score.setEnabled(self.score is not None)
@@ -215,8 +219,17 @@ class MainWindow(FileActions, QMainWindow):
         for a in (self.a_play, self.a_loop, self.a_home):
             m.addAction(a)
         m = mb.addMenu("T&rack")
-        for a in (self.a_add_track, self.a_remove_track):
+        for a in (self.a_add_track, self.a_remove_track, self.a_rename_track, self.a_instrument):
             m.addAction(a)
+
+    def _build_help_menu(self) -> None:
+        from .helpdialog import ShortcutsDialog, about_text
+
+        m = self.menuBar().addMenu("&Help")
+        self.a_shortcuts = self._act("&Keyboard Shortcuts…", lambda: ShortcutsDialog(self).exec(), "F1",
+                                     tip="Every key and mouse gesture of the editor")
+        m.addAction(self.a_shortcuts)
+        m.addAction(self._act("&About Cantor Studio", lambda: QMessageBox.about(self, "Cantor Studio", about_text())))
 
     def _build_toolbars(self) -> None:
         tb = self.addToolBar("Transport")
