@@ -323,13 +323,13 @@ def test_checker_uses_choir_rules_for_voices_and_instrument_ranges_for_a_quartet
     issues, idx = chk.check_song(quartet)
     assert idx == [0, 1, 2, 3]
     assert not [i for i in issues if i.kind in ("range", "spacing", "crossing")], issues
-    assert "instrumental" in chk.assumptions(quartet, idx)[3]
+    assert "Instrumental" in chk.assumptions(quartet, idx)[3]
     # the same notes as a choir: the soprano is out of range and the spacing is wide
     choir = Song(title="Four", tracks=[Track(n, 52, k, notes=list(t.notes)) for k, (n, t) in
                                        enumerate(zip(("Soprano", "Alto", "Tenor", "Bass"), quartet.tracks))])
     issues, idx = chk.check_song(choir)
     kinds = {i.kind for i in issues}
-    assert {"range", "spacing"} <= kinds and "chorale" in chk.assumptions(choir, idx)[3]
+    assert {"range", "spacing"} <= kinds and "Chorale" in chk.assumptions(choir, idx)[3]
     # a cello below its lowest string is still out of range, named as the cello
     low = quartet.copy()
     low.tracks[3].notes = [Note(0, 30, 480)] + low.tracks[3].notes[1:]
@@ -479,3 +479,31 @@ def test_help_menu_lists_the_shortcuts(window, qtbot):
     found = dlg.items()
     assert any("Ctrl while dragging" in keys for _w, keys in found)
     dlg.close()
+
+
+def test_gui_bench_children_run_this_checkout(tmp_path):
+    """``studio bench`` starts ``python -m studio``: it must run this checkout's code, not the one
+    an editable install in the environment points at (which may lack the first-paint hook)."""
+    import os
+    import subprocess
+    import sys
+
+    from studio.ui import bench
+
+    env = bench._child_env(str(tmp_path))
+    r = subprocess.run([sys.executable, "-c", "import studio, os; print(os.path.dirname(os.path.dirname(studio.__file__)))"],
+                       env=env, cwd=str(tmp_path), capture_output=True, text=True, timeout=60)
+    assert os.path.realpath(r.stdout.strip()) == os.path.realpath(bench.ROOT)
+
+
+def test_chromatic_notes_are_spelled_by_key():
+    from studio.core.song import KeySignature
+    from studio.core.spelling import name, spell
+    from studio.io.musicxml import _spelling
+
+    c = KeySignature(0, 0, False)
+    assert [name(p) for p in (61, 63, 66, 68, 70)] == ["C♯4", "E♭4", "F♯4", "G♯4", "B♭4"]  # B♭–A, not A♯–A
+    assert _spelling(70, c) == ("B", -1, 4)
+    assert _spelling(65, KeySignature(0, 6, False)) == ("E", 1, 4)  # E♯ in F♯ major
+    assert _spelling(61, KeySignature(0, -1, True)) == ("C", 1, 4)  # the leading tone of D minor
+    assert spell(70, "A", True) == ("B", -1, 4) and spell(60, "C#", False) == ("B", 1, 3)

@@ -230,7 +230,10 @@ def bench_gui() -> list[Row]:
 
         path = Path(d) / "10k.mid"
         save(ten_thousand_note_song(), path)
-        env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+        from ..ui.bench import ROOT  # this checkout's studio, not whatever the environment installed
+
+        env = {**os.environ, "QT_QPA_PLATFORM": "offscreen",
+               "PYTHONPATH": os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH", "")) if p)}
         wall, code, rss, err = _run_child([sys.executable, "-m", "studio", str(path), "--screenshot",
                                            str(Path(d) / "shot.png")], env=env)
         rows.append(Row("GUI peak memory (10k notes, screenshot)", rss if code == 0 else None, "MiB", "",

@@ -94,25 +94,17 @@ def _ql(ticks: int):
     return float(f) if f.denominator in (1, 2, 4, 8, 16, 32) else f
 
 
-_SHARP_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
-_FLAT_NAMES = ("C", "D-", "D", "E-", "E", "F", "G-", "G", "A-", "A", "B-", "B")
 
 
-_STEPS = "CDEFGAB"
-_STEP_PC = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 
 
-@functools.lru_cache(maxsize=4096)
 def _spelling(midi: int, key: KeySignature) -> tuple[str, int, int]:
-    """(step, alter, octave) of a MIDI pitch in a key: sharps in sharp keys, flats in flat
-    keys, and the raised leading tone of a minor key as a sharp (C# in D minor, E# in F# minor)."""
-    if key.minor and midi % 12 == (key.tonic_pc - 1) % 12:
-        step = _STEPS[(_STEPS.index(key.tonic[0]) - 1) % 7]
-        alter = (midi - _STEP_PC[step] + 6) % 12 - 6
-    else:
-        name = (_FLAT_NAMES if key.fifths < 0 else _SHARP_NAMES)[midi % 12]
-        step, alter = name[0], (1 if name.endswith("#") else -1 if name.endswith("-") else 0)
-    return step, alter, (midi - alter) // 12 - 1
+    """(step, alter, octave) of a MIDI pitch in a key: the scale's own letters, and notes outside
+    the scale as tonal music spells them (B-flat, not A-sharp, in C major; C# in D minor); see
+    :mod:`studio.core.spelling`."""
+    from ..core.spelling import spell
+
+    return spell(midi, key.tonic, key.minor)
 
 
 def _pitch(midi: int, key: KeySignature):

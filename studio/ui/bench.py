@@ -16,10 +16,17 @@ import tempfile
 import time
 
 
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # holds this studio/
+
+
 def _child_env(home: str) -> dict:
+    """The child runs *this* checkout's ``studio`` (first on its path, started in its folder): a
+    virtual environment's editable install may point at another checkout, which then was measured
+    instead, or, lacking the first-paint hook, never reported a paint ("studio did not paint")."""
+    path = os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH", "")) if p)
     return dict(os.environ, QT_QPA_PLATFORM="offscreen", STUDIO_SCORE="0",
                 XDG_CONFIG_HOME=os.path.join(home, "c"), XDG_DATA_HOME=os.path.join(home, "d"),
-                STUDIO_NO_AUDIO="1")
+                STUDIO_NO_AUDIO="1", PYTHONPATH=path)
 
 
 def first_paint_seconds(path: str | None = None, repeat: int = 3) -> tuple[float, float]:
@@ -32,12 +39,18 @@ def first_paint_seconds(path: str | None = None, repeat: int = 3) -> tuple[float
             args = [sys.executable, "-m", "studio"] + ([path] if path else []) + \
                 ["--first-paint", "notes" if path else "any", "--no-restore"]
             t0 = time.time()
-            proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            out, err = proc.communicate(timeout=120)
-            stamp = next((line.split()[1] for line in out.splitlines() if line.startswith("first-paint")), None)
-            cpu = next((float(line.split()[2]) for line in out.splitlines() if line.startswith("first-paint")), None)
-            if stamp is None:
-                raise RuntimeError(f"studio did not paint: {err.strip()[-200:]}")
+            proc = subprocess.Popen(args, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            try:
+                out, err = proc.communicate(timeout=120)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                out, err = proc.communicate()
+                err += "\nno paint within 120 s"
+            line = next((x for x in out.splitlines() if x.startswith("first-paint")), None)
+            if line is None:
+                raise RuntimeError(f"studio did not paint (exit code {proc.returncode}): {err.strip()[-200:]}")
+            stamp, cpu = line.split()[1:3]
+            cpu = float(cpu)
             best = min(best, float(stamp) - t0)
             best_cpu = min(best_cpu, cpu)
     return best, best_cpu

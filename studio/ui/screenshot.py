@@ -37,6 +37,10 @@ def open_for_screenshot(app, window_class, path, size, folder, track: int = 1, s
     win.quiet = True
     win.resize(*size)
     win.show()
+    ready = []  # the audio engine starts as in the app, so the picture shows playback on or off
+    win.transport.ready.connect(lambda ok, _why: ready.append(ok))
+    win.transport.start_engine()
+    wait_until(app, lambda: bool(ready), 30)
     app.processEvents()
     if path and not win.open_path(path, ask=False):
         raise StudioError(win.statusBar().currentMessage() or f"{path}: cannot open")

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QListW
 from ...core import voiceleading as vl
 from ...core.song import Note, Song
 from ...core.timing import bars
+from ..notice import ElidedLabel
 
 VOICES = ("soprano", "alto", "tenor", "bass")
 DEFAULT_KINDS = frozenset(vl.KINDS) - {"non_tertian"}
@@ -66,11 +67,11 @@ def assumptions(song: Song, idx: list[int]) -> tuple[str, dict, list[str], str]:
     kind = vl.texture([t.name for t in tracks], [t.program for t in tracks], song.title or "")
     if kind == "chorale":
         return kind, dict(vl.SATB_RANGE), list(vl.VOICE_NAMES), \
-            "Checked as a four-part chorale: SATB ranges, spacing, crossing, parallels, leading tone."
+            "Chorale rules (voices): SATB ranges, spacing, crossing, parallels, leading tone."
     ranges = {v: vl.instrument_range(t.program) for v, t in zip(vl.VOICE_NAMES, tracks)}
     names = [t.name.strip() or f"part {k + 1}" for k, t in enumerate(tracks)]
-    return kind, ranges, names, ("Checked as instrumental parts: each instrument's own range and parallel "
-                                 "fifths/octaves (choir spacing and crossing rules are not applied).")
+    return kind, ranges, names, ("Instrumental rules: each instrument's own range and parallel fifths/octaves; "
+                                 "choir spacing, crossing and leading-tone rules are not applied.")
 
 
 def check_song(song: Song, kinds=DEFAULT_KINDS) -> tuple[list, list[int] | None]:
@@ -121,9 +122,8 @@ class CheckerWidget(QWidget):
         self.summary = QLabel("No four-voice material to check.")
         self.summary.setWordWrap(True)
         lay.addWidget(self.summary)
-        self.assumed = QLabel()  # what the checker takes the parts to be (a chorale, or instruments)
-        self.assumed.setWordWrap(True)
-        self.assumed.setStyleSheet("color:#666; font-size:11px;")
+        self.assumed = ElidedLabel()  # what the checker takes the parts to be (one line; all of it in the tooltip)
+        self.assumed.setStyleSheet("color:#666;")
         self.assumed.hide()
         lay.addWidget(self.assumed)
         self.list = QListWidget()
@@ -182,7 +182,7 @@ class CheckerWidget(QWidget):
             self.summary.setText(f"No voice-leading problems{where}.")
         else:
             n = len(issues)
-            self.summary.setText(f"{n} voice-leading issue{'s' if n != 1 else ''}{where}. Click one to select its notes.")
+            self.summary.setText(f"{n} issue{'s' if n != 1 else ''}{where}: click one to select its notes.")
         self._set_enabled(satb)
         for w in (self.list, self.chords, self.voice, self.redraw):
             w.setVisible(satb)

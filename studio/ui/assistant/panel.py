@@ -208,7 +208,7 @@ class AssistantPanel(ParamPages, QDockWidget):
         want = self.splitter.widget(0).widget().sizeHint().height()
         top = min(want, max(120, total - 300))
         rest = max(0, total - top)
-        self.splitter.setSizes([top, rest * 3 // 5, rest - rest * 3 // 5])
+        self.splitter.setSizes([top, rest // 2, rest - rest // 2])
 
     def _connect(self) -> None:
         w = self.worker
