@@ -119,9 +119,10 @@ def gui_parser() -> argparse.ArgumentParser:
     p = _Parser(prog=PROG, description="Cantor Studio (GUI). Subcommands: " + ", ".join(SUBCOMMANDS) + "; see `studio COMMAND -h`.")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     p.add_argument("file", nargs="?", metavar="FILE", help="song to open (.studio, .mid, .musicxml, .mxl)")
-    p.add_argument("--screenshot", metavar="PNG", help="lay out the window at 1600x1000, save a PNG, exit")
+    p.add_argument("--screenshot", metavar="PNG", help="lay out the window off-screen (see --size), save a PNG, exit")
     p.add_argument("--assist", choices=["harmonize", "continue", "vary"], help="run one assistant request first")
-    p.add_argument("--size", default="1600x1000", help=argparse.SUPPRESS)
+    p.add_argument("--size", default="1600x1000", metavar="WxH",
+                   help="window size for --screenshot, e.g. 1280x720 (default 1600x1000)")
     # for tools and tests (hidden): what a screenshot shows, the start-up benchmark, no restore offer
     p.add_argument("--track", type=int, default=1, help=argparse.SUPPRESS)
     p.add_argument("--select", default=None, metavar="A:B", help=argparse.SUPPRESS)

@@ -507,3 +507,27 @@ def test_chromatic_notes_are_spelled_by_key():
     assert _spelling(65, KeySignature(0, 6, False)) == ("E", 1, 4)  # E♯ in F♯ major
     assert _spelling(61, KeySignature(0, -1, True)) == ("C", 1, 4)  # the leading tone of D minor
     assert spell(70, "A", True) == ("B", -1, 4) and spell(60, "C#", False) == ("B", 1, 3)
+
+
+def test_performed_midi_is_quantized_for_the_score_only():
+    import random
+
+    from studio.io.musicxml import song_to_music21
+    from studio.ui.score.engrave import window
+
+    rng = random.Random(3)
+    notes = []
+    for i in range(32):  # eighth notes played by hand: early or late, a little detached
+        start = i * 240 + rng.randint(-25, 25) + 480
+        notes.append(Note(max(0, start), 60 + (i * 5) % 12, 240 - rng.randint(40, 90), 70))
+    song = Song(title="played", tracks=[Track("Piano", 0, 0, notes=sorted(notes))])
+    sub, *_ = window(song, 0, 4)
+    shown = sub.tracks[0].notes
+    assert all(n.start % 120 == 0 and n.duration >= 120 for n in shown)
+    rests = lambda s: sum(1 for _ in song_to_music21(s).parts[0].recurse().getElementsByClass("Rest"))  # noqa: E731
+    raw = Song(title="raw", tracks=[Track("Piano", 0, 0, notes=[n for n in song.tracks[0].notes if n.start < 4 * 1920])])
+    assert rests(sub) <= 4 < rests(raw)  # the bar's first beat rest at most, not a rest after every note
+    assert song.tracks[0].notes == sorted(notes)  # the song itself is untouched
+    # written music is left exactly as it is
+    written = Song(tracks=[Track("Piano", 0, 0, notes=[Note(i * 240, 60, 200) for i in range(16)])])
+    assert window(written, 0, 2)[0].tracks[0].notes == written.tracks[0].notes

@@ -128,7 +128,7 @@ class CheckerWidget(QWidget):
         lay.addWidget(self.assumed)
         self.list = QListWidget()
         self.list.setToolTip("Click an issue to select its notes and see it in the roll")
-        self.list.setMinimumHeight(90)
+        self.list.setMinimumHeight(44)
         self.list.setWordWrap(True)  # long entries wrap instead of being cut off
         self.list.setTextElideMode(Qt.TextElideMode.ElideNone)
         self.list.setResizeMode(QListWidget.ResizeMode.Adjust)

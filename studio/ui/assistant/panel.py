@@ -178,7 +178,6 @@ class AssistantPanel(ParamPages, QDockWidget):
         for form in self.tabs.findChildren(QFormLayout):  # a long row puts its label above it
             form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
         box.setMinimumHeight(150)
-        vbox.setMinimumHeight(110)
         split = QSplitter(Qt.Orientation.Vertical)
         split.setObjectName("AssistantSplitter")
         for w in (top, box, vbox):

@@ -12,9 +12,10 @@ from PySide6.QtCore import QLineF, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QPainter, QPen
 from PySide6.QtWidgets import QAbstractScrollArea
 
+from ...core import spelling
 from ...core.song import Note
 from . import tools
-from .geometry import BLACK, RollGeometry, pitch_name, track_color
+from .geometry import BLACK, RollGeometry, track_color
 
 EDGE_PX = 6  # grab zone at a note's right edge for resizing
 # held while dragging: off the grid. Ctrl works under Linux window managers, which take Alt-drag
@@ -389,7 +390,12 @@ class PianoRollView(QAbstractScrollArea):
         if g.key_h >= 10 and 28 / g.ppx < 4 * 480 * 4:  # names fit in notes at least 28 px wide
             p.setFont(self._font)
             names = [(rect(n), n, n in sel) for n in notes + preview if n.duration * g.ppx > 29]
+            key = self.doc.song.key_signatures[0] if self.doc.song.key_signatures else None
+            tonic, minor = (key.tonic, key.minor) if key is not None else ("C", False)
+
+            def spelled(pitch: int) -> str:  # as the score spells it: B♭ in C major, not A#
+                return spelling.name(pitch, tonic, minor)
             flags = Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft
             for r, n, selected in names:
                 p.setPen(QColor(30, 30, 30) if selected or n in preview else QColor(255, 255, 255))
-                p.drawText(r.adjusted(3, 0, -2, 0), flags, pitch_name(n.pitch))
+                p.drawText(r.adjusted(3, 0, -2, 0), flags, spelled(n.pitch))

@@ -58,6 +58,38 @@ class Engraving:
     end_tick: int = 0
 
 
+def performed(notes, ppq: int) -> bool:
+    """Whether a track was played in rather than written: most onsets miss the 32nd-note and
+    16th-triplet grids (a written part sits on them)."""
+    if len(notes) < 8:
+        return False
+    off = sum(1 for n in notes if n.start % (ppq // 8) and n.start % (ppq // 6))
+    return off > 0.3 * len(notes)
+
+
+def display_quantize(notes, ppq: int) -> list:
+    """Performed notes made readable for the score (the song itself is not changed): onsets and
+    ends to the nearest 16th, at least a 16th long, and a gap shorter than an 8th before the
+    next onset closed (a played legato line is not a row of 16th rests)."""
+    g = ppq // 4
+    snapped = []
+    for n in notes:
+        s = int(round(n.start / g)) * g
+        e = max(s + g, int(round(n.end / g)) * g)
+        snapped.append([s, e, n])
+    onsets = sorted({s for s, _e, _n in snapped})
+    import bisect
+
+    out = []
+    for s, e, n in snapped:
+        i = bisect.bisect_right(onsets, s)
+        nxt = onsets[i] if i < len(onsets) else None
+        if nxt is not None and e < nxt and nxt - e < ppq // 2:
+            e = nxt
+        out.append(type(n)(s, n.pitch, e - s, n.velocity))
+    return sorted(set(out))
+
+
 def window(song, first_bar: int, n_bars: int):
     """A copy of ``song`` holding bars ``first_bar .. first_bar+n_bars-1``, shifted to start at 0.
 
@@ -74,7 +106,10 @@ def window(song, first_bar: int, n_bars: int):
     tracks = []
     for t in song.tracks:
         notes = [n.moved(-a, 0) for n in t.notes if a <= n.start < b]
-        notes = [n if n.end <= b - a else type(n)(n.start, n.pitch, b - a - n.start, n.velocity) for n in notes]
+        if performed(notes, song.ppq):
+            notes = display_quantize(notes, song.ppq)
+        notes = [n if n.end <= b - a else type(n)(n.start, n.pitch, b - a - n.start, n.velocity) for n in notes
+                 if n.start < b - a]  # (a played note snapped onto the window's end belongs to the next)
         tracks.append(Track(t.name, t.program, t.channel, t.is_drum, notes, t.color))
     shift = lambda ev: type(ev)(0, *[getattr(ev, f) for f in ev.__slots__ if f != "tick"])  # noqa: E731
     sub = Song(title=song.title, ppq=song.ppq, tracks=tracks,
