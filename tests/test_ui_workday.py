@@ -531,3 +531,31 @@ def test_performed_midi_is_quantized_for_the_score_only():
     # written music is left exactly as it is
     written = Song(tracks=[Track("Piano", 0, 0, notes=[Note(i * 240, 60, 200) for i in range(16)])])
     assert window(written, 0, 2)[0].tracks[0].notes == written.tracks[0].notes
+
+
+def test_no_key_is_bound_twice(window):
+    """A key bound to two actions (or twice to one) in reach of the same widget does nothing in Qt
+    ("Ambiguous shortcut overload")."""
+    from PySide6.QtGui import QAction
+
+    win = window()
+    seen = {}
+    for a in win.findChildren(QAction):
+        owners = tuple(sorted(id(w) for w in a.associatedObjects()))
+        for k in a.shortcuts():
+            key = (k.toString(), a.shortcutContext(), owners)
+            assert key not in seen or seen[key] is a and False, f"{k.toString()}: {a.text()} and {seen[key].text()}"
+            seen[key] = a
+
+
+def test_a_quartets_octave_doubling_is_not_a_fault_but_its_fifths_are():
+    from studio.ui.assistant import checker as chk
+
+    up = [Note(i * 480, p, 480) for i, p in enumerate((60, 62, 64, 65))]
+    song = Song(title="Quartet", tracks=[
+        Track("Violin I", 40, 0, notes=[Note(n.start, n.pitch + 19, 480) for n in up]),  # a twelfth above: parallel fifths
+        Track("Violin II", 40, 1, notes=[Note(n.start, 76, 480) for n in up]),
+        Track("Viola", 41, 2, notes=[Note(n.start, n.pitch, 480) for n in up]),
+        Track("Violoncello", 42, 3, notes=[Note(n.start, n.pitch - 12, 480) for n in up])])  # octaves with the viola
+    kinds = {i.kind for i in chk.check_song(song)[0]}
+    assert "parallel_fifths" in kinds and "parallel_octaves" not in kinds

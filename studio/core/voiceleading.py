@@ -28,10 +28,11 @@ VOICE_NAMES = ("soprano", "alto", "tenor", "bass")
 SATB_RANGE = {"soprano": (60, 81), "alto": (53, 74), "tenor": (48, 69), "bass": (36, 64)}
 
 KINDS = ("parallel_fifths", "parallel_octaves", "crossing", "spacing", "range", "leading_tone", "non_tertian")
-# what is checked in instrumental writing (a string quartet, a wind quintet): the parallels and each
-# instrument's own range; choir spacing, voice crossing and the leading tone's resolution are
-# rules of four-part vocal (chorale) writing and are not applied
-INSTRUMENTAL_KINDS = ("parallel_fifths", "parallel_octaves", "range", "non_tertian")
+# what is checked in instrumental writing (a string quartet, a wind quintet): parallel fifths and each
+# instrument's own range; choir spacing, voice crossing and the leading tone's resolution are rules
+# of four-part vocal (chorale) writing, and parallel octaves there are doublings (cello and viola in
+# octaves), so none of these is applied
+INSTRUMENTAL_KINDS = ("parallel_fifths", "range", "non_tertian")
 
 # sounding ranges (MIDI pitches) of General MIDI instruments; families fall back to FAMILY_RANGES
 INSTRUMENT_RANGES = {

@@ -62,7 +62,7 @@ def assumptions(song: Song, idx: list[int]) -> tuple[str, dict, list[str], str]:
 
     Voices (tracks named Soprano… or playing a choir sound) or a piece called a chorale are
     checked as a chorale: SATB ranges, spacing, crossing, parallels, the leading tone.
-    Instruments are checked against their own ranges and for parallels only."""
+    Instruments are checked against their own ranges and for parallel fifths only."""
     tracks = [song.tracks[i] for i in idx]
     kind = vl.texture([t.name for t in tracks], [t.program for t in tracks], song.title or "")
     if kind == "chorale":
@@ -70,8 +70,8 @@ def assumptions(song: Song, idx: list[int]) -> tuple[str, dict, list[str], str]:
             "Chorale rules (voices): SATB ranges, spacing, crossing, parallels, leading tone."
     ranges = {v: vl.instrument_range(t.program) for v, t in zip(vl.VOICE_NAMES, tracks)}
     names = [t.name.strip() or f"part {k + 1}" for k, t in enumerate(tracks)]
-    return kind, ranges, names, ("Instrumental rules: each instrument's own range and parallel fifths/octaves; "
-                                 "choir spacing, crossing and leading-tone rules are not applied.")
+    return kind, ranges, names, ("Instrumental rules: each instrument's own range and parallel fifths; choir "
+                                 "spacing, crossing and leading-tone rules are not applied, and octaves are doublings.")
 
 
 def check_song(song: Song, kinds=DEFAULT_KINDS) -> tuple[list, list[int] | None]:
