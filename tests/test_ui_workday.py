@@ -559,3 +559,12 @@ def test_a_quartets_octave_doubling_is_not_a_fault_but_its_fifths_are():
         Track("Violoncello", 42, 3, notes=[Note(n.start, n.pitch - 12, 480) for n in up])])  # octaves with the viola
     kinds = {i.kind for i in chk.check_song(song)[0]}
     assert "parallel_fifths" in kinds and "parallel_octaves" not in kinds
+
+
+def test_which_parts_count_as_voices():
+    from studio.core import voiceleading as vl
+
+    assert vl.is_vocal("Alto", 0) and vl.is_vocal("Choir", 0) and vl.is_vocal("Strings?", 52)
+    assert not vl.is_vocal("Soprano Sax", 64) and not vl.is_vocal("Bass Guitar", 33) and not vl.is_vocal("Violin 1", 40)
+    assert vl.texture(["Melody", "Alto", "Tenor", "Bass"], [73, 52, 52, 52]) == "chorale"  # a harmonized tune
+    assert vl.texture(["Soprano Sax", "Alto Sax", "Tenor Sax", "Baritone Sax"], [64, 65, 66, 67]) == "instrumental"

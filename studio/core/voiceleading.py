@@ -60,18 +60,27 @@ def instrument_range(program: int) -> tuple[int, int]:
     return INSTRUMENT_RANGES.get(p) or FAMILY_RANGES.get(p // 8, (0, 127))
 
 
+INSTRUMENT_WORDS = ("sax", "saxophone", "flute", "clarinet", "oboe", "bassoon", "horn", "trumpet", "trombone",
+                    "tuba", "violin", "viola", "cello", "violoncello", "contrabass", "double", "recorder", "piano",
+                    "organ", "guitar", "electric", "synth", "harp", "strings")
+
+
 def is_vocal(name: str, program: int) -> bool:
-    """A voice rather than an instrument: named as one (Soprano, Alto, Tenor, Bass, S., Cantus…) or
-    playing a choir sound."""
-    words = name.strip().lower().replace("-", " ").split()
-    return program in VOCAL_PROGRAMS or any(w in VOCAL_NAMES or w.rstrip("0123456789") in VOCAL_NAMES for w in words)
+    """A voice rather than an instrument: playing a choir sound, or named as a voice (Soprano, Alto,
+    Tenor, Bass, S., Cantus…) without an instrument's name (Soprano Sax, Bass Guitar)."""
+    words = [w.rstrip("0123456789") for w in name.strip().lower().replace("-", " ").split()]
+    if program in VOCAL_PROGRAMS:
+        return True
+    return any(w in VOCAL_NAMES for w in words) and not any(w in INSTRUMENT_WORDS for w in words)
 
 
 def texture(names: Sequence[str], programs: Sequence[int], title: str = "") -> str:
-    """``"chorale"`` when every part is a voice (or the piece calls itself a chorale), else
-    ``"instrumental"``: which rules :func:`check` should apply (see ``INSTRUMENTAL_KINDS``)."""
+    """``"chorale"`` when the piece calls itself a chorale or all its parts but one are voices (a
+    melody harmonized into alto, tenor and bass counts), else ``"instrumental"``: which rules
+    :func:`check` should apply (see ``INSTRUMENTAL_KINDS``)."""
     t = title.lower()
-    if "chorale" in t or "choral " in t + " " or all(is_vocal(n, p) for n, p in zip(names, programs)):
+    vocal = sum(is_vocal(n, p) for n, p in zip(names, programs))
+    if "chorale" in t or "choral " in t + " " or vocal >= max(1, len(names) - 1):
         return "chorale"
     return "instrumental"
 
