@@ -89,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bars", default=None, metavar="A:B", help="1-based bars A to B inclusive (default: all)")
     p.add_argument("--tracks", default=None, metavar="1,2", help="1-based tracks to vary (default: all)")
     p.add_argument("--takes", type=count, default=1, metavar="K")
+    p.add_argument("--mode", default="free", choices=["free", "rhythm", "pitches"],
+                   help="free: new rhythm and pitches; rhythm: keep the rhythm, new pitches; "
+                        "pitches: keep the pitches in order, new rhythm (default: free)")
     _add_common_ml(p)
     p.set_defaults(handler="variation:vary")
 

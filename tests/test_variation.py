@@ -206,3 +206,133 @@ def test_a_selected_note_just_before_the_end_that_rounds_past_it_is_not_lost():
     for s in (0.3, 1.0):
         out = vary_api.vary(song, s, start_tick=start, end_tick=end, tracks=[0], seed=4, model=tiny_model())[0]
         assert edge in out.tracks[0].notes
+
+
+# ---- the event sampler: notes in the passage's own vocabulary --------------------------
+from itertools import combinations  # noqa: E402
+
+from studio.ml.variation import sample as VS  # noqa: E402
+
+
+def test_log_esp_and_subset_sampling_match_brute_force():
+    rng = np.random.default_rng(0)
+    lw = rng.normal(size=6)
+    E = VS.log_esp(lw, 3)
+    for m in range(4):
+        brute = sum(np.exp(sum(lw[list(c)])) for c in combinations(range(6), m))
+        assert np.exp(E[m]) == pytest.approx(brute, rel=1e-9)
+    counts: dict = {}
+    for _ in range(4000):
+        c = tuple(VS.sample_subset(lw, 2, rng))
+        counts[c] = counts.get(c, 0) + 1
+    z = np.exp(E[2])
+    for c in combinations(range(6), 2):
+        assert counts.get(c, 0) / 4000 == pytest.approx(np.exp(sum(lw[list(c)])) / z, abs=0.03)
+
+
+def test_forward_filtering_backward_sampling_draws_paths_by_their_weight():
+    rng = np.random.default_rng(1)
+    S, n = 2, 4
+    edges = [(i, j, rng.normal(size=(S, S)), (i, j)) for i in range(n - 1) for j in range(i + 1, min(n, i + 3))]
+    init, final = np.array([0.0, -0.5]), np.array([0.3, 0.0])
+
+    def paths(i, s, w):  # every path from (position i, state s): (key, log weight)
+        if i == n - 1:
+            yield (), w + final[s]
+            return
+        for a, b, M, _ in edges:
+            if a == i:
+                for s2 in range(S):
+                    for rest, w2 in paths(b, s2, w + M[s, s2]):
+                        yield ((a, b, s2),) + rest, w2
+
+    exact = {}
+    for s0 in range(S):
+        for key, w in paths(0, s0, init[s0]):
+            exact[(s0,) + key] = exact.get((s0,) + key, 0.0) + np.exp(w)
+    # the sampler returns (i, j, state at j): compare marginals over (edges, states) keys
+    marg: dict = {}
+    for k, v in exact.items():
+        marg[k[1:]] = marg.get(k[1:], 0.0) + v
+    z = sum(marg.values())
+    counts: dict = {}
+    for _ in range(3000):
+        p = VS.ffbs(n, edges, S, init, final, rng)
+        key = tuple((i, j, int(s)) for i, j, s, _ in p)
+        counts[key] = counts.get(key, 0) + 1
+    for key, v in marg.items():
+        assert counts.get(key, 0) / 3000 == pytest.approx(v / z, abs=0.03)
+
+
+def test_grid_and_lengths_come_from_the_passage():
+    pos = np.arange(64) % 16
+    quarters = [(s, s + 4, 60) for s in range(0, 32, 4)] + [(32, 40, 62)]
+    v = VS.analyse(quarters, pos, 0.3, True, "free")
+    assert v.grid == 4 and v.note_lengths == [4, 8] and v.rest_lengths == []
+    eighths = quarters + [(40, 42, 64), (42, 44, 65)]
+    assert VS.analyse(eighths, pos, 0.3, True, "free").grid == 2
+    wide = VS.analyse(quarters + [(44, 56, 60)], pos, 1.0, True, "free")
+    assert wide.note_lengths == [4, 8, 12]  # at high strength: any multiple of the grid in the range used
+
+
+def melody(bars: int = 8) -> Song:
+    """A plain quarter-note melody in C major (one track)."""
+    line = [60, 62, 64, 65, 67, 65, 64, 62, 60, 64, 67, 72, 71, 67, 65, 64]
+    notes = [Note(i * Q, line[i % 16], Q, 80) for i in range(bars * 4)]
+    return Song(title="m", tracks=[Track("Flute", 73, notes=notes)], time_signatures=[TimeSignature(0, 4, 4)],
+                key_signatures=[KeySignature(0, 0, False)])
+
+
+@pytest.mark.parametrize("strength", [0.3, 0.6, 1.0])
+def test_a_quarter_note_melody_stays_on_quarters_without_rests(strength):
+    song = melody()
+    start, end = 8 * Q, 24 * Q
+    for seed in range(3):
+        out = vary_api.vary(song, strength, start_tick=start, end_tick=end, seed=seed, model=tiny_model(seed))[0]
+        notes = out.tracks[0].notes
+        assert all(n.start % Q == 0 and n.duration % Q == 0 for n in notes)
+        if strength < 0.5:
+            assert all(n.duration == Q for n in notes)  # the passage's own lengths only
+        # one voice, and no rest anywhere in the line
+        assert all(a.end == b.start for a, b in zip(notes, notes[1:]))
+
+
+@pytest.mark.parametrize("strength", [0.25, 0.5, 1.0])
+def test_texture_is_kept_single_lines_stay_single_chords_stay_chords(strength):
+    song = quartet()
+    out = vary_api.vary(song, strength, seed=3, model=tiny_model(1))[0]
+    for i in (0, 1, 3):  # one-voice tracks: no two notes sound at once
+        ns = out.tracks[i].notes
+        assert all(a.end <= b.start for a, b in zip(ns, ns[1:])), i
+    chords: dict = {}
+    for n in out.tracks[2].notes:
+        chords.setdefault(n.start, []).append(n)
+    assert all(len(c) == 3 for c in chords.values())  # the chord track keeps its three-note chords
+
+
+def test_keep_rhythm_changes_pitches_only():
+    song = melody()
+    start, end = 8 * Q, 24 * Q
+    out = vary_api.vary(song, 1.0, start_tick=start, end_tick=end, seed=4, model=tiny_model(2), mode="rhythm")[0]
+    sel = lambda s: [n for n in s.tracks[0].notes if start <= n.start < end]  # noqa: E731
+    assert [(n.start, n.duration) for n in sel(out)] == [(n.start, n.duration) for n in sel(song)]
+    assert [n.pitch for n in sel(out)] != [n.pitch for n in sel(song)]
+
+
+def test_keep_pitches_changes_the_rhythm_only():
+    song = melody()
+    start, end = 8 * Q, 24 * Q
+    sel = lambda s: [n for n in s.tracks[0].notes if start <= n.start < end]  # noqa: E731
+    changed = False
+    for seed in range(3):
+        out = vary_api.vary(song, 1.0, start_tick=start, end_tick=end, seed=seed, model=tiny_model(seed),
+                            mode="pitches")[0]
+        assert [n.pitch for n in sel(out)] == [n.pitch for n in sel(song)]
+        assert all(n.start % (Q // 2) == 0 for n in sel(out))  # a new rhythm: on the next finer division
+        changed |= [(n.start, n.duration) for n in sel(out)] != [(n.start, n.duration) for n in sel(song)]
+    assert changed
+
+
+def test_an_unknown_mode_is_a_user_error():
+    with pytest.raises(StudioError, match="mode"):
+        vary_api.vary(quartet(), 0.5, model=tiny_model(), mode="upside-down")

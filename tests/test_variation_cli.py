@@ -53,6 +53,7 @@ def run(capsys, *argv):
     (["--strength", "0.5", "--tracks", "1,9"], "no track 9"),
     (["--strength", "0.5", "--tracks", "a"], "track numbers"),
     (["--strength", "0.5", "--takes", "0"], "--takes"),
+    (["--strength", "0.5", "--mode", "backwards"], "--mode"),
 ])
 def test_cli_bad_input_is_one_line_exit_2_and_writes_nothing(capsys, tmp_path, quartet_file, extra, message):
     out = tmp_path / "out.mid"
@@ -81,6 +82,16 @@ def test_cli_vary_writes_takes(capsys, tmp_path, quartet_file, tiny_weights):
         for i, (a, b) in enumerate(zip(src.tracks, got.tracks)):
             keep = lambda n: not (i in (0, 3) and 8 * Q <= n.start < 16 * Q)  # noqa: E731
             assert [n for n in a.notes if keep(n)] == [n for n in b.notes if keep(n)]
+
+
+def test_cli_vary_keep_rhythm_keeps_onsets_and_lengths(capsys, tmp_path, quartet_file, tiny_weights):
+    out = tmp_path / "r.mid"
+    code, _, err = run(capsys, "vary", quartet_file, "-o", out, "--strength", "1", "--bars", "3:4",
+                       "--tracks", "1", "--seed", "2", "--mode", "rhythm")
+    assert code == 0, err
+    src, got = io.load(quartet_file), io.load(out)
+    sel = lambda s: [(n.start, n.duration) for n in s.tracks[0].notes if 8 * Q <= n.start < 16 * Q]  # noqa: E731
+    assert sel(got) == sel(src)
 
 
 def test_cli_vary_without_weights_is_a_clear_error(capsys, tmp_path, quartet_file, monkeypatch):

@@ -88,7 +88,7 @@ def vary(args) -> int:
 
     t0 = time.perf_counter()
     songs = vary_song(song, args.strength, start_tick=start, end_tick=end, tracks=tracks, takes=args.takes,
-                      seed=args.seed, device=args.device)
+                      seed=args.seed, device=args.device, mode=getattr(args, "mode", "free"))
     dt = time.perf_counter() - t0
     for s, path in zip(songs, take_paths(args.output, args.takes)):
         io.save(s, path)

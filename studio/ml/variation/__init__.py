@@ -22,4 +22,4 @@ def generate(song, request, progress=None) -> list:
     return vary(song, request.strength, start_tick=request.start_tick, end_tick=request.end_tick,
                 tracks=list(request.tracks) if request.tracks is not None else None,
                 locked=set(request.locked) or None, takes=request.takes, seed=request.seed, device=request.device,
-                progress=progress)
+                progress=progress, mode=getattr(request, "mode", "free"))

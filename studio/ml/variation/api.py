@@ -3,14 +3,19 @@
 The selection is the notes of the chosen tracks whose onset lies in ``[start_tick,
 end_tick)``, minus the notes the user locked.  At strength ``s`` each beat of each selected
 track is re-noised (masked) with probability ``s`` (``s = 1``: all of it); a selected note
-whose onset falls in a masked beat is masked whole.  The model then fills the masked cells
+whose onset falls in a masked beat is masked whole.  The model then fills the masked stretches
 from everything that stays given: unselected music, locked notes, the unmasked part of the
-selection (SDEdit's partial noising, on a discrete absorbing-state process).
+selection (SDEdit's partial noising, on a discrete absorbing-state process).  The filling is
+done by :mod:`.sample` in whole notes, rests and chords on each track's own grid, with the
+lengths, texture and register the selection uses (see there); ``mode`` keeps the rhythm
+(``"rhythm"``: new pitches on the same onsets and lengths) or the pitches (``"pitches"``: the
+same pitches in order on a new rhythm), or neither (``"free"``).
 
 Guarantees: notes outside the selection and locked notes come back as the very same
 ``Note`` objects; a selected note the model reproduces exactly on the grid comes back
 unchanged too (off-grid timing and velocity kept); the song never grows longer; new notes
-use pitch classes of the key's scale or of the selection itself.  Strength 0 returns copies.
+use pitch classes of the key's scale or of the selection itself; a one-voice track stays one
+voice (no new note overlaps another of its notes).  Strength 0 returns copies.
 """
 
 from __future__ import annotations
@@ -25,12 +30,14 @@ import numpy as np
 from ...core.errors import Cancelled, StudioError
 from ...core.song import Note, Song
 from . import roll as R
+from . import sample as VS
 
 CHUNK = 128  # selection steps per model window (8 bars of 4/4)
 CONTEXT = 16  # given steps on each side of a chunk
-ITERS_AT_FULL = 10  # model calls for a chunk at strength 1
-TEMPERATURE = 0.6  # below 1: fewer stray short notes from an uncertain model
-RANGE_SLACK = 5  # semitones a track may go beyond its range in the window
+ROUNDS_AT_FULL = 8  # model calls for a chunk at strength 1
+TEMPERATURE = 1.0  # of the pitch choice
+RANGE_SLACK = 3  # semitones a track may go beyond the range of its selected notes
+UNIT = 4  # steps re-noised together (a beat of x/4)
 
 _lock = threading.Lock()
 _cache: dict = {}
@@ -88,16 +95,18 @@ def _groups(song: Song, selected: list[int]) -> list[tuple[list[int], list[int]]
     return out
 
 
-def vary(song: Song, strength: float, start_tick: int | None = None, end_tick: int | None = None,
-         tracks=None, locked=None, takes: int = 1, seed: int | None = None, device="auto",
-         progress=None, weights=None, model=None) -> list[Song]:
+def vary(song: Song, strength: float, start_tick: int | None = None, end_tick: int | None = None, tracks=None,
+         locked=None, takes: int = 1, seed: int | None = None, device="auto", progress=None, weights=None, model=None, mode: str = "free") -> list[Song]:
     """``takes`` varied copies of ``song`` (see the module docstring).
 
     ``tracks``: 0-based track indices (default all); ``locked``: a set of ``(track, Note)``;
-    ``progress(fraction) -> bool`` is called once per denoising step, False cancels
-    (raises :class:`Cancelled`).  ``model`` is a ``VariationModel`` to use instead of loading one.
+    ``mode``: ``"free"``, ``"rhythm"`` or ``"pitches"``; ``progress(fraction) -> bool`` is called
+    once per model call, False cancels (raises :class:`Cancelled`).  ``model`` is a
+    ``VariationModel`` to use instead of loading one.
     """
     start_tick, end_tick, selected = _check(song, strength, start_tick, end_tick, tracks)
+    if mode not in VS.MODES:
+        raise StudioError(f"unknown mode {mode!r}; expected one of {', '.join(VS.MODES)}")
     takes = max(1, int(takes))
     if strength == 0:
         return [song.copy() for _ in range(takes)]
@@ -112,136 +121,264 @@ def vary(song: Song, strength: float, start_tick: int | None = None, end_tick: i
     r0, r1 = start_tick // st, -(-end_tick // st)
     chunks = [(a, min(a + CHUNK, r1)) for a in range(r0, r1, CHUNK)]
     groups = _groups(song, selected)
-    n_iters = max(1, math.ceil(strength * ITERS_AT_FULL))
-    total = takes * len(groups) * len(chunks) * n_iters
+    rounds = max(1, math.ceil(strength * ROUNDS_AT_FULL))
+    total = takes * len(groups) * len(chunks) * rounds
     done = [0]
 
-    def report(_f):
+    def report():
         done[0] += 1
-        if progress is not None and progress(min(1.0, done[0] / total)) is False:
-            return False
-        return True
+        return progress is None or progress(min(1.0, done[0] / total)) is not False
 
     base_seed = int(np.random.SeedSequence().entropy % (2**31)) if seed is None else int(seed)
     results = []
     for take in range(takes):
         rng = np.random.default_rng([base_seed, take])
-        gen = torch.Generator().manual_seed(base_seed * 1000 + take)
         work = song.copy()
         for roll_tracks, sel in groups:
             for a, b in chunks:
-                _vary_chunk(work, song, model, dev, roll_tracks, sel, a, b, start_tick, end_tick, strength,
-                            locked, n_iters, rng, gen, report)
+                _chunk(work, song, model, dev, roll_tracks, sel, a, b, start_tick, end_tick, strength, locked,
+                       rounds, rng, report, mode, torch)
         results.append(work)
     return results
 
 
-def _vary_chunk(work: Song, source: Song, model, dev, roll_tracks, sel, a, b, start_tick, end_tick, strength,
-                locked, n_iters, rng, gen, report) -> None:
-    import torch
-
-    from .model import denoise
-
+def _chunk(work, source, model, dev, roll_tracks, sel, a, b, start_tick, end_tick, strength, locked, rounds, rng,
+           report, mode, torch):
     st = R.step_ticks(work)
     song_steps = max(b, -(-source.end_tick // st))
-    w0 = max(0, a - CONTEXT)
-    w1 = min(song_steps, b + CONTEXT)
-    win_notes = [n for ti in roll_tracks for n in work.tracks[ti].notes if n.end > w0 * st and n.start < w1 * st]
-    key = R.song_key(work, a * st, [n.pitch for n in win_notes] or None)
+    w0, w1 = max(0, a - CONTEXT), min(song_steps, b + CONTEXT)
+    win = {ti: [n for n in work.tracks[ti].notes if n.end > w0 * st and n.start < w1 * st] for ti in roll_tracks}
+    key = R.song_key(work, a * st, [n.pitch for ns in win.values() for n in ns] or None)
     roll = R.song_to_roll(work, roll_tracks, w0, w1 - w0, key=key)
     K, T, P = roll.cells.shape
     lo_tick, hi_tick = max(a * st, start_tick), min(b * st, end_tick)
-
-    def is_selected(ti, n):
-        return ti in sel and lo_tick <= n.start < hi_tick and (ti, n) not in locked
-
-    # which columns are re-noised: beats of the selected tracks inside the chunk
-    region = np.zeros((K, T), dtype=bool)
+    lo, hi = max(a, -(-lo_tick // st)) - w0, -(-hi_tick // st) - w0  # selection steps in the window
+    lo = max(0, lo_tick // st - w0)
+    # the units (beats) re-noised per selected track
+    cols = np.zeros((K, T), dtype=bool)
+    phase = w0 % UNIT
     for k, ti in enumerate(roll_tracks):
-        if ti in sel:
-            region[k, max(a, lo_tick // st) - w0: -(-hi_tick // st) - w0] = True
-    if strength >= 1:
-        cols = region.copy()
-    else:
-        n_units = (T + 2 * R.STEPS_PER_QUARTER) // 4 + 2
-        pick = rng.random((K, n_units)) < strength
-        phase = w0 % 4  # beats aligned to the song's step grid
-        cols = np.repeat(pick, 4, axis=1)[:, phase:phase + T] & region
-        if not cols.any() and region.any():  # a short selection still gets one beat re-noised
-            cells_in = np.argwhere(region)
-            k, t0 = cells_in[rng.integers(len(cells_in))]
-            u0 = max(0, (t0 + phase) // 4 * 4 - phase)
-            cols[k, u0:u0 + 4] = region[k, u0:u0 + 4]
-    mask = np.repeat(cols[:, :, None], P, axis=2)
-    removed: dict[int, list[Note]] = {}
-    by_grid: dict[tuple, Note] = {}
+        if ti not in sel:
+            continue
+        if strength >= 1:
+            cols[k, lo:hi] = True
+            continue
+        n_units = (T + phase) // UNIT + 2
+        pick = rng.random(n_units) < strength
+        cols[k] = np.repeat(pick, UNIT)[phase:phase + T] & (np.arange(T) >= lo) & (np.arange(T) < hi)
+    if strength < 1 and not cols.any():
+        ks = [k for k, ti in enumerate(roll_tracks) if ti in sel]
+        k = ks[int(rng.integers(len(ks)))]
+        u0 = lo + int(rng.integers(max(1, hi - lo)))
+        u0 = max(lo, (u0 + phase) // UNIT * UNIT - phase)
+        cols[k, u0:min(hi, u0 + UNIT)] = True
+    cells = np.zeros((K, T, P), dtype=np.int64)
+    free = np.zeros((K, T), dtype=bool)
+    occupied = np.zeros((K, T, P), dtype=bool)
+    silent_src = roll.cells.max(axis=2) == R.REST
+    by_grid, removed, vocabs, spans, mono, basis = {}, {}, {}, {}, {}, {}
+    allowed = np.zeros((K, P), dtype=bool)
+    src_pcs = set()
     for k, ti in enumerate(roll_tracks):
-        for n in work.tracks[ti].notes:
-            if n.end <= w0 * st or n.start >= w1 * st:
-                continue
+        q_all = []
+        for n in win[ti]:
             s, e, p = R.quantize(n, st)
-            q, x, y = p - R.LOW, max(s - w0, 0), min(e - w0, T)
-            if is_selected(ti, n):
+            s, e = s - w0, e - w0
+            q_all.append((s, e, p))
+            is_sel = ti in sel and lo_tick <= n.start < hi_tick and (ti, n) not in locked
+            if is_sel and 0 <= s < T and cols[k, s]:
                 removed.setdefault(ti, []).append(n)
-                by_grid[(ti, s, e, p)] = n
-                if 0 <= q < P and 0 <= s - w0 < T and cols[k, s - w0]:
-                    mask[k, x:y, q] = True
-            elif 0 <= q < P:
-                mask[k, x:y, q] = False
-    if not mask.any():
+                by_grid[(ti, s + w0, e + w0, p)] = n
+                src_pcs.add(p % 12)
+            else:
+                R.paint(cells[k], [(s, e, p)])
+                if R.LOW <= p <= R.HIGH:  # the note's real extent, rounded outwards
+                    occupied[k, max(0, n.start // st - w0):max(0, min(-(-n.end // st) - w0, T)), p - R.LOW] = True
+        mono[k] = R.mostly_mono(q_all)
+        if ti not in sel:
+            continue
+        q_sel = [R.quantize(n, st) for n in win[ti] if lo_tick <= n.start < hi_tick]
+        q_sel = [(s - w0, e - w0, p) for s, e, p in q_sel]
+        basis[k] = q_sel if len(q_sel) >= 3 else q_all
+        mono[k] = R.mostly_mono(basis[k])  # the selection's texture is what the user sees
+        rem = [R.quantize(n, st) for n in removed.get(ti, [])]
+        rem = [(s - w0, e - w0, p) for s, e, p in rem]
+        f = cols[k].copy()
+        for s, e, _ in rem:
+            f[max(0, s):min(T, e)] = True
+        if mono[k]:
+            f &= ~occupied[k].any(axis=1)
+        free[k] = f
+        vocabs[k] = VS.analyse(basis[k], roll.bar_pos, strength, mono[k], mode)
+        sp = []
+        for x, y in VS.runs(f):
+            span = VS.Span(x, y)
+            inside = sorted(r for r in rem if x <= r[0] < y)
+            if mode == "rhythm":
+                ev = {}
+                for s, e, p in inside:
+                    ev.setdefault(s, []).append((p, min(e, y)))
+                span.fixed = [(s, max(e for _, e in v), len(v), [e for _, e in sorted(v)]) for s, v in sorted(ev.items())]
+                if mono[k]:
+                    span.fixed = [(s, u, 1, ends[:1]) for s, u, _, ends in span.fixed]
+                if not span.fixed:
+                    free[k, x:y] = False
+                    continue
+            elif mode == "pitches":
+                ev = {}
+                for s, e, p in inside:
+                    ev.setdefault(s, []).append(p)
+                span.seq = [sorted(v)[-1:] if mono[k] else sorted(v) for _, v in sorted(ev.items())]
+                if not span.seq:
+                    free[k, x:y] = False
+                    continue
+            sp.append(span)
+        spans[k] = sp
+    if not any(spans.values()):
         return
-    # pitches that may start a note: the key's scale plus whatever the selection itself uses
-    src_pcs = {n.pitch % 12 for ns in removed.values() for n in ns}
+    # pitches that may start a note: the key's scale plus the selection's own pitch classes, in range
     pcs = roll.scale.copy()
     pcs[list(src_pcs)] = True
     pitch_ok = pcs[(np.arange(P) + R.LOW) % 12]
-    allowed = np.zeros((K, P), dtype=bool)
     for k, ti in enumerate(roll_tracks):
-        ps = [n.pitch for n in work.tracks[ti].notes if n.end > w0 * st and n.start < w1 * st]
+        ps = [p for _, _, p in basis[k]] if k in basis else [n.pitch for n in win[ti]]
         ok = pitch_ok.copy()
         if ps:
-            lo, hi = min(ps) - RANGE_SLACK - R.LOW, max(ps) + RANGE_SLACK - R.LOW
-            ok[: max(0, lo)] = False
-            ok[hi + 1:] = False
+            ok[: max(0, min(ps) - RANGE_SLACK - R.LOW)] = False
+            ok[max(ps) + RANGE_SLACK - R.LOW + 1:] = False
         allowed[k] = ok
-    # tracks sampled one pitch at a time: one-voice parts, even with a grace note or two
-    one_voice = np.array([R.mostly_mono([R.quantize(n, st) for n in work.tracks[ti].notes
-                                         if n.end > w0 * st and n.start < w1 * st]) for ti in roll_tracks])
-    t = lambda x: torch.from_numpy(np.ascontiguousarray(x)).to(dev)  # noqa: E731
-    out = denoise(model, t(roll.cells.astype(np.int64)), t(mask), t(roll.scale), t(roll.bar_pos),
-                  t(roll.bar_len), t(roll.mono), t(allowed), n_iters, TEMPERATURE, gen, progress=report,
-                  sample_mono=t(one_voice))
-    if out is None:
-        raise Cancelled()
-    cells = out.cpu().numpy()
+    onset_limit = hi
+    t_ = lambda x: torch.from_numpy(np.ascontiguousarray(x)).to(dev)  # noqa: E731
+    scale_t, pos_t, len_t, mono_t = t_(roll.scale), t_(roll.bar_pos), t_(roll.bar_len), t_(roll.mono)
+    new_events: dict[int, list] = {}
+    for r in range(rounds):
+        masked = np.repeat(free[:, :, None], P, axis=2) & ~occupied
+        with torch.no_grad():
+            logits = model(t_(cells)[None], t_(masked)[None], scale_t[None], pos_t[None], len_t[None], mono_t[None])[0]
+            logp = torch.log_softmax(logits.float(), dim=-1).cpu().numpy()
+        last = r == rounds - 1
+        share = 1.0 / (rounds - r)
+        for k, sp in spans.items():
+            if not sp:
+                continue
+            pitches = np.nonzero(allowed[k])[0]
+            if len(pitches) == 0:
+                spans[k] = []
+                continue
+            sc = VS.TrackScores(logp[k], pitches, occupied[k], TEMPERATURE)
+            voc = vocabs[k]
+            nxt = []
+            for span in sp:
+                prev_p, next_p = _neighbours(cells[k], span.a, span.b)
+                ev = VS.sample_span(span, sc, voc, pitches + R.LOW, roll.bar_pos, silent_src[k], onset_limit,
+                                    prev_p, next_p, rng)
+                if ev is None:
+                    ev = []
+                commit = [e for e in ev if last or rng.random() < share]
+                if last or len(commit) == len(ev):
+                    commit = ev
+                for e in commit:
+                    t, u, ps = e[0], e[1], e[2]
+                    if not ps:
+                        continue
+                    ends = e[3] if len(e) > 3 else [u] * len(ps)
+                    for p, en in zip(sorted(ps), ends):
+                        R.paint(cells[k], [(t, en, p)])
+                        occupied[k, t:en, p - R.LOW] = True
+                    new_events.setdefault(k, []).append((t, sorted(ps), ends))
+                if len(commit) == len(ev):
+                    free[k, span.a:span.b] = False
+                    continue
+                nxt += _split(span, ev, commit, free[k])
+            spans[k] = nxt
+        if not report():
+            raise Cancelled()
+        if not any(spans.values()):
+            break
+    _write_back(work, source, roll_tracks, sel, removed, new_events, by_grid, w0, st, lo_tick, hi_tick)
+
+
+def _neighbours(cells_k, a, b):
+    on = cells_k == R.ONSET
+    prev_p = next_p = None
+    for t in range(a - 1, max(-1, a - 17), -1):
+        q = np.nonzero(on[t])[0]
+        if len(q):
+            prev_p = int(q.max()) + R.LOW
+            break
+    for t in range(b, min(len(cells_k), b + 8)):
+        q = np.nonzero(on[t])[0]
+        if len(q):
+            next_p = int(q.max()) + R.LOW
+            break
+    return prev_p, next_p
+
+
+def _split(span, ev, commit, free_k):
+    """The open sub-spans left between the committed events of a sampled span."""
+    cset = {id(e) for e in commit}
+    out = []
+    cur = span.a
+    idx = 0  # position in the span's fixed / seq list
+    pending = []
+    for e in ev:
+        if id(e) in cset:
+            if e[0] > cur:
+                out.append((cur, e[0], pending))
+            for t in range(e[0], e[1]):
+                free_k[t] = False
+            cur = e[1]
+            pending = []
+        else:
+            pending.append(e)
+    if cur < span.b:
+        out.append((cur, span.b, pending))
+    res = []
+    # the sequence / fixed items between committed events, in order
+    if span.fixed is not None:
+        items = list(span.fixed)
+    elif span.seq is not None:
+        items = list(span.seq)
+    else:
+        items = None
+    # committed events correspond to items in order: find the index of each event in ev
+    order = {id(e): i for i, e in enumerate(ev)}
+    for x, y, pend in out:
+        sub = VS.Span(x, y)
+        if items is not None:
+            sub_items = [items[order[id(e)]] for e in pend]
+            if span.fixed is not None:
+                sub.fixed = sub_items
+            else:
+                sub.seq = sub_items
+            if not sub_items:
+                free_k[x:y] = False
+                continue
+        res.append(sub)
+    return res
+
+
+def _write_back(work, source, roll_tracks, sel, removed, new_events, by_grid, w0, st, lo_tick, hi_tick):
     end_limit = source.end_tick
     for k, ti in enumerate(roll_tracks):
         if ti not in sel:
             continue
-        track = work.tracks[ti]
         old = removed.get(ti, [])
-        if not old and not mask[k].any():
+        evs = new_events.get(k, [])
+        if not old and not evs:
             continue
+        track = work.tracks[ti]
         vel = int(np.median([n.velocity for n in old] or [n.velocity for n in track.notes] or [80]))
-        old_at = {}  # (step, pitch) -> a selected note starting there
-        for n in old:
-            s0, _, p0 = R.quantize(n, st)
-            old_at.setdefault((s0, p0), n)
         new = []
-        for s0, e0, p0 in R.decode(cells[k], w0):
-            orig = by_grid.get((ti, s0, e0, p0))
-            if orig is not None:  # reproduced exactly on the grid: the very same note
-                new.append(orig)
-                continue
-            q = p0 - R.LOW
-            if not mask[k, s0 - w0, q]:
-                # a given onset: a fixed note (it stays as it is) or a selected note whose end was re-noised
-                n = old_at.get((s0, p0))
-                if n is not None:
-                    new.append(replace(n, duration=max(1, min(e0 * st, end_limit) - n.start)))
-                continue
-            end = min(e0 * st, end_limit)
-            if lo_tick <= s0 * st < hi_tick and end > s0 * st:
-                new.append(Note(s0 * st, p0, end - s0 * st, vel))
+        for t, ps, ends in evs:
+            for p, u in zip(ps, ends):
+                s0, e0 = t + w0, u + w0
+                orig = by_grid.get((ti, s0, e0, p))
+                if orig is not None:
+                    new.append(orig)
+                    continue
+                end = min(e0 * st, end_limit)
+                if lo_tick <= s0 * st < hi_tick and end > s0 * st:
+                    new.append(Note(s0 * st, p, end - s0 * st, vel))
         gone = set(old)
         track.notes = sorted([n for n in track.notes if n not in gone] + new)

@@ -61,6 +61,7 @@ class VaryRequest(Request):
     tracks: tuple[int, ...] | None = None  # 0-based
     locked: frozenset[tuple[int, Note]] = frozenset()
     takes: int = 1
+    mode: str = "free"  # "free", "rhythm" (keep the rhythm) or "pitches" (keep the pitches)
 
     kind = "vary"
 

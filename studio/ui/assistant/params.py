@@ -10,6 +10,9 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout
 from . import requests as rq
 
 KINDS = ("continue", "harmonize", "vary")
+VARY_MODES = (("Free", "free", "New rhythm and new pitches, on the passage's own grid"),
+              ("Keep rhythm", "rhythm", "New pitches on the same onsets and lengths"),
+              ("Keep pitches", "pitches", "The same pitches in the same order, on a new rhythm"))
 
 
 def _spin(lo, hi, value, special="", tip="", step=1):
@@ -116,6 +119,12 @@ class ParamPages:
         row.addWidget(self.v_strength, 1)
         row.addWidget(self.v_strength_label)
         f.addRow("Strength", row)
+        self.v_mode = QComboBox()
+        for label, mode, tip in VARY_MODES:
+            self.v_mode.addItem(label, mode)
+            self.v_mode.setItemData(self.v_mode.count() - 1, tip, Qt.ItemDataRole.ToolTipRole)
+        self.v_mode.setToolTip("What the variation keeps of the passage besides its key, texture and grid")
+        f.addRow("Mode", self.v_mode)
         self.v_takes = _spin(1, 8, 2, tip="How many different takes to write")
         self.v_lock = QCheckBox("Lock selected notes")
         self.v_lock.setToolTip("Keep the selected notes exactly; vary the rest of the loop region (or the track)")
@@ -153,7 +162,7 @@ class ParamPages:
                                      self.h_cands.value() or None, self.h_takes.value(), seed(self.h_seed))
         if kind == "vary":
             return rq.vary_plan(ctx, self.v_strength.value() / 100.0, self.v_takes.value(), self.v_lock.isChecked(),
-                                seed(self.v_seed))
+                                seed(self.v_seed), self.v_mode.currentData() or "free")
         raise ValueError(kind)
 
     def use_settings(self, entry: dict) -> None:
@@ -192,6 +201,7 @@ class ParamPages:
             kind = "harmonize"
         elif kind == "vary":
             self.v_strength.setValue(int(round(100 * float(num("strength", 0.5)))))
+            self.v_mode.setCurrentIndex(max(0, self.v_mode.findData(p.get("mode") or "free")))
             self.v_takes.setValue(takes)
             self.v_seed.setValue(seed)
         else:

@@ -148,13 +148,13 @@ def vary_span(ctx: Context, lock: bool) -> tuple[int, int] | None:
     return 0, max(n.end for n in notes)
 
 
-def vary_plan(ctx: Context, strength: float, takes: int, lock: bool, seed: int | None) -> Plan:
+def vary_plan(ctx: Context, strength: float, takes: int, lock: bool, seed: int | None, mode: str = "free") -> Plan:
     song = ctx.song.copy()
     span = vary_span(ctx, lock)
     start, end = span if span else (None, None)
     locked = frozenset((ctx.track, n) for n in ctx.selection) if lock else frozenset()
     req = P.VaryRequest(0, song, seed=seed, strength=float(strength), start_tick=start, end_tick=end,
-                        tracks=(ctx.track,), locked=locked, takes=int(takes))
+                        tracks=(ctx.track,), locked=locked, takes=int(takes), mode=mode)
     name = song.tracks[ctx.track].name if 0 <= ctx.track < len(song.tracks) else "?"
     what = "the loop region" if ctx.loop else ("the selection" if ctx.selection and not lock else "the whole track")
     where = f"{name}: {what}" + (f", {len(locked)} locked note{'s' if len(locked) != 1 else ''}" if locked else "")
