@@ -233,17 +233,36 @@ def test_log_esp_and_subset_sampling_match_brute_force():
 def test_forward_filtering_backward_sampling_draws_paths_by_their_weight():
     rng = np.random.default_rng(1)
     S, n = 2, 4
-    edges = [(i, j, rng.normal(size=(S, S)), (i, j)) for i in range(n - 1) for j in range(i + 1, min(n, i + 3))]
+    trans = rng.normal(size=(S, S))
+    kinds = ["M", "T", "D", "S"]
+    edges = []
+    for i in range(n - 1):
+        for j in range(i + 1, min(n, i + 3)):
+            kind = kinds[(i + j) % 4]
+            w = {"M": rng.normal(size=(S, S)), "T": rng.normal(size=S), "D": float(rng.normal()),
+                 "S": rng.normal(size=S)}[kind]
+            edges.append((i, j, kind, w, (i, j)))
+
+    def weight(kind, w, s, s2):
+        if kind == "M":
+            return w[s, s2]
+        if kind == "T":
+            return trans[s, s2] + w[s2]
+        if kind == "D":
+            return w if s == s2 else -np.inf
+        return w[s] if s2 == s + 1 else -np.inf
     init, final = np.array([0.0, -0.5]), np.array([0.3, 0.0])
 
     def paths(i, s, w):  # every path from (position i, state s): (key, log weight)
         if i == n - 1:
             yield (), w + final[s]
             return
-        for a, b, M, _ in edges:
+        for a, b, kind, ew, _ in edges:
             if a == i:
                 for s2 in range(S):
-                    for rest, w2 in paths(b, s2, w + M[s, s2]):
+                    if weight(kind, ew, s, s2) == -np.inf:
+                        continue
+                    for rest, w2 in paths(b, s2, w + weight(kind, ew, s, s2)):
                         yield ((a, b, s2),) + rest, w2
 
     exact = {}
@@ -257,7 +276,7 @@ def test_forward_filtering_backward_sampling_draws_paths_by_their_weight():
     z = sum(marg.values())
     counts: dict = {}
     for _ in range(3000):
-        p = VS.ffbs(n, edges, S, init, final, rng)
+        p = VS.ffbs(n, edges, S, init, final, rng, trans)
         key = tuple((i, j, int(s)) for i, j, s, _ in p)
         counts[key] = counts.get(key, 0) + 1
     for key, v in marg.items():

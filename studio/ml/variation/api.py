@@ -176,7 +176,7 @@ def _chunk(work, source, model, dev, roll_tracks, sel, a, b, start_tick, end_tic
     free = np.zeros((K, T), dtype=bool)
     occupied = np.zeros((K, T, P), dtype=bool)
     silent_src = roll.cells.max(axis=2) == R.REST
-    by_grid, removed, vocabs, spans, mono, basis = {}, {}, {}, {}, {}, {}
+    by_grid, removed, vocabs, spans, mono, basis, grid_basis = {}, {}, {}, {}, {}, {}, {}
     allowed = np.zeros((K, P), dtype=bool)
     src_pcs = set()
     for k, ti in enumerate(roll_tracks):
@@ -197,9 +197,13 @@ def _chunk(work, source, model, dev, roll_tracks, sel, a, b, start_tick, end_tic
         mono[k] = R.mostly_mono(q_all)
         if ti not in sel:
             continue
-        q_sel = [R.quantize(n, st) for n in win[ti] if lo_tick <= n.start < hi_tick]
-        q_sel = [(s - w0, e - w0, p) for s, e, p in q_sel]
+        sel_notes = [n for n in win[ti] if lo_tick <= n.start < hi_tick]
+        q_sel = [(s - w0, e - w0, p) for s, e, p in (R.quantize(n, st) for n in sel_notes)]
         basis[k] = q_sel if len(q_sel) >= 3 else q_all
+        # the grid and lengths from the notes that sit on the step grid (tuplets do not, and
+        # would make every 16th look like part of the vocabulary)
+        exact = [q for q, n in zip(q_sel, sel_notes) if n.start % st == 0 and n.end % st == 0]
+        grid_basis[k] = exact if len(exact) >= 3 else basis[k]
         mono[k] = R.mostly_mono(basis[k])  # the selection's texture is what the user sees
         rem = [R.quantize(n, st) for n in removed.get(ti, [])]
         rem = [(s - w0, e - w0, p) for s, e, p in rem]
@@ -209,7 +213,7 @@ def _chunk(work, source, model, dev, roll_tracks, sel, a, b, start_tick, end_tic
         if mono[k]:
             f &= ~occupied[k].any(axis=1)
         free[k] = f
-        vocabs[k] = VS.analyse(basis[k], roll.bar_pos, strength, mono[k], mode)
+        vocabs[k] = VS.analyse(basis[k], roll.bar_pos, strength, mono[k], mode, grid_notes=grid_basis[k])
         sp = []
         for x, y in VS.runs(f):
             span = VS.Span(x, y)

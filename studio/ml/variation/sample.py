@@ -82,11 +82,13 @@ def interval_prior(pitches) -> np.ndarray:
     return np.log(base)
 
 
-def analyse(notes, bar_pos, strength: float, mono: bool, mode: str) -> Vocab:
-    """The rhythmic vocabulary of one track from its notes ``(s, e, p)`` in the window."""
+def analyse(notes, bar_pos, strength: float, mono: bool, mode: str, grid_notes=None) -> Vocab:
+    """The rhythmic vocabulary of one track from its notes ``(s, e, p)`` in the window
+    (``grid_notes``: those to read the grid and the lengths from, default all of them)."""
     starts = [(s, e, p) for s, e, p in notes if 0 <= s < len(bar_pos)]
-    g = track_grid(starts, bar_pos) if starts else 2
-    lengths = sorted({e - s for s, e, _ in starts if (e - s) % g == 0}) or [g]
+    on_grid = [(s, e, p) for s, e, p in (starts if grid_notes is None else grid_notes) if 0 <= s < len(bar_pos)]
+    g = track_grid(on_grid, bar_pos) if on_grid else 2
+    lengths = sorted({e - s for s, e, _ in on_grid if (e - s) % g == 0}) or [g]
     # rests inside the line: gaps between a note's end and the next onset
     rests, reach, rest_count = set(), None, {}
     for s, e, _ in sorted(notes):
@@ -216,37 +218,67 @@ def _lse(x, axis):
     return np.where(tot > 0, np.squeeze(m, axis) + np.log(np.maximum(tot, 1e-300)), NEG)
 
 
-def ffbs(n_pos: int, edges: list, S: int, init: np.ndarray, final: np.ndarray, rng):
-    """Sample a path 0 -> n_pos-1 through ``edges`` ``(i, j, M, tag)`` (``M[s_from, s_to]`` log
-    weights); ``init``/``final`` log weights over the ``S`` states.  Returns ``[(i, j, s_to, tag)]``
-    or None when no path exists."""
+def ffbs(n_pos: int, edges: list, S: int, init: np.ndarray, final: np.ndarray, rng, trans: np.ndarray | None = None):
+    """Sample a path 0 -> n_pos-1 through the lattice's ``edges`` ``(i, j, kind, w, tag)``, with
+    probability proportional to the product of its weights; ``init``/``final``: log weights over
+    the ``S`` states at the two ends.  Edge kinds (``w`` in log space):
+
+    * ``"T"``: through the shared transition matrix ``trans[s_from, s_to]``, then ``w[s_to]``;
+    * ``"D"``: the state stays, weight ``w`` (a scalar);
+    * ``"S"``: the state moves one up (``s -> s + 1``), weight ``w[s]``;
+    * ``"M"``: any move, weight ``w[s_from, s_to]``.
+
+    Returns ``[(i, j, s_to, tag)]`` or None when no path exists.
+    """
     into: list[list] = [[] for _ in range(n_pos)]
     for e in edges:
         into[e[1]].append(e)
     alpha = np.full((n_pos, S), NEG)
     alpha[0] = init
+    through: dict[int, np.ndarray] = {}  # per position: lse over s_from of alpha + trans
+
+    def via_trans(i):
+        if i not in through:
+            through[i] = _lse(alpha[i][:, None] + trans, 0)
+        return through[i]
+
+    def arrive(i, kind, w):
+        if kind == "T":
+            return via_trans(i) + w
+        if kind == "D":
+            return alpha[i] + w
+        if kind == "S":
+            out = np.full(S, NEG)
+            out[1:] = alpha[i][:-1] + w[:-1] if len(w) == S else alpha[i][:-1] + w
+            return out
+        return _lse(alpha[i][:, None] + w, 0)
+
+    alive = np.zeros(n_pos, dtype=bool)
+    alive[0] = init.max() > NEG / 2
+    arrivals: list[list] = [[] for _ in range(n_pos)]  # (edge, its arrival vector) per position
     for j in range(1, n_pos):
-        acc = []
-        for i, _, M, _ in into[j]:
-            if alpha[i].max() <= NEG / 2:
-                continue
-            acc.append(_lse(alpha[i][:, None] + M, 0))
-        if acc:
-            alpha[j] = _lse(np.stack(acc), 0) if len(acc) > 1 else acc[0]
+        arr = [(e, arrive(e[0], e[2], e[3])) for e in into[j] if alive[e[0]]]
+        if arr:
+            arrivals[j] = arr
+            alpha[j] = _lse(np.stack([v for _, v in arr]), 0) if len(arr) > 1 else arr[0][1]
+            alive[j] = alpha[j].max() > NEG / 2
     last = alpha[n_pos - 1] + final
     if last.max() <= NEG / 2:
         return None
     s = _pick(last, rng)
     j, path = n_pos - 1, []
     while j > 0:
-        cands, ws = [], []
-        for i, _, M, tag in into[j]:
-            col = alpha[i] + M[:, s]
-            for s0 in np.nonzero(col > NEG / 2)[0]:
-                cands.append((i, s0, tag))
-                ws.append(col[s0])
-        k = _pick(np.array(ws), rng)
-        i, s0, tag = cands[k]
+        # each edge into (j, s): its weight summed over where it came from
+        arr = arrivals[j]
+        (i, _, kind, w, tag), _ = arr[_pick(np.array([v[s] for _, v in arr]), rng)]
+        if kind == "T":
+            s0 = _pick(alpha[i] + trans[:, s], rng)
+        elif kind == "D":
+            s0 = s
+        elif kind == "S":
+            s0 = s - 1
+        else:
+            s0 = _pick(alpha[i] + w[:, s], rng)
         path.append((i, j, s, tag))
         j, s = i, s0
     return path[::-1]
@@ -340,7 +372,7 @@ def sample_span(span: Span, sc: TrackScores, voc: Vocab, pitches: np.ndarray, ba
     idx = {t: i for i, t in enumerate(pts)}
     n = len(pts)
     for relax in (0, 1, 2):
-        edges = _edges(span, pts, idx, sc, voc, pitches, silent_src, onset_limit, relax)
+        edges, trans = _edges(span, pts, idx, sc, voc, pitches, silent_src, onset_limit, relax)
         if span.seq is not None:
             S = len(span.seq) + 1
             init = np.full(S, NEG)
@@ -359,7 +391,7 @@ def sample_span(span: Span, sc: TrackScores, voc: Vocab, pitches: np.ndarray, ba
                 final[:S - 1] = INTERVAL_WEIGHT * voc.intervals[np.clip(next_pitch - pitches, -24, 24) + 24] / sc_temp(sc)
         else:
             S, init, final = 1, np.zeros(1), np.zeros(1)
-        path = ffbs(n, edges, S, init, final, rng)
+        path = ffbs(n, edges, S, init, final, rng, trans)
         if path is not None:
             break
     if path is None:
@@ -390,72 +422,67 @@ def sc_temp(sc) -> float:
 
 
 def _edges(span, pts, idx, sc, voc, pitches, silent_src, onset_limit, relax):
+    """The lattice of one span: ``(edges, trans)`` for :func:`ffbs`.  ``relax`` 0 keeps to the
+    vocabulary; 1 allows any length on the grid; 2 any step between neighbouring grid points."""
     n = len(pts)
     lengths = set(voc.note_lengths)
     rests = set(voc.rest_lengths)
+    longest = max(max(lengths), max(rests or [0]), 16)
+    worst = min(voc.note_prior.values(), default=0.0) - 2.0
     edges = []
-    S_mono = len(pitches) + 1
+    allp = np.arange(len(pitches))
     trans = None
     if span.seq is None and voc.mono:
+        S_mono = len(pitches) + 1
         d = np.clip(pitches[None, :] - pitches[:, None], -24, 24) + 24
-        tr = INTERVAL_WEIGHT * voc.intervals[d] / sc_temp(sc)
         trans = np.full((S_mono, S_mono), NEG)
-        trans[:S_mono - 1, :S_mono - 1] = tr
+        trans[:S_mono - 1, :S_mono - 1] = INTERVAL_WEIGHT * voc.intervals[d] / sc_temp(sc)
         trans[S_mono - 1, :S_mono - 1] = 0.0  # from "none yet"
+    seq_idx = None
+    if span.seq is not None:
+        pl = pitches.tolist()
+        seq_idx = [np.array([pl.index(p) for p in chord]) if all(p in pl for p in chord) else None
+                   for chord in span.seq]
+    quiet = np.concatenate([[0], np.cumsum(silent_src)])
     for i in range(n - 1):
         t = pts[i]
         for j in range(i + 1, n):
             u = pts[j]
             L = u - t
-            if relax == 0 and L > max(max(lengths), max(rests or [0]), 16):
+            if relax == 0 and L > longest:
                 break
-            note_ok = t < onset_limit and (L in lengths or relax >= 1 or (relax == 0 and j == n - 1 and L < min(lengths)))
+            silent = quiet[u] - quiet[t] == L
+            note_ok = t < onset_limit and (L in lengths or relax >= 1 or (j == n - 1 and L < min(lengths)))
             if relax == 2:
                 note_ok = t < onset_limit and j == i + 1
-            rest_ok = (L in rests or bool(silent_src[t:u].all()) or relax == 2 and j == i + 1
-                       or (relax == 1 and L % voc.grid == 0 and (rests and L >= min(rests))))
-            lp_note = voc.note_prior.get(L, min(voc.note_prior.values(), default=0.0) - 2.0)
+            rest_ok = (L in rests or silent or (relax == 2 and j == i + 1)
+                       or (relax == 1 and L % voc.grid == 0 and bool(rests) and L >= min(rests)))
             if rest_ok:
-                r = voc.rest_prior.get(L, voc.silent_rest if silent_src[t:u].all() else voc.silent_rest - 2.0)
+                r = voc.rest_prior.get(L, voc.silent_rest if silent else voc.silent_rest - 2.0)
                 if voc.mono:
                     r += sc.mono_rest(t, u)
-                if span.seq is not None:
-                    S = len(span.seq) + 1
-                    M = np.full((S, S), NEG)
-                    np.fill_diagonal(M, r)
-                elif voc.mono:
-                    M = np.full((S_mono, S_mono), NEG)
-                    np.fill_diagonal(M, r)
-                else:
-                    M = np.array([[r]])
-                edges.append((i, j, M, ("rest",)))
+                edges.append((i, j, "D", r, ("rest",)))
             if not note_ok:
                 continue
-            if span.seq is not None:
-                S = len(span.seq) + 1
-                M = np.full((S, S), NEG)
-                pl = pitches.tolist()
-                for c, chord in enumerate(span.seq):
-                    if any(p not in pl for p in chord):
-                        continue
-                    qs = np.array([pl.index(p) for p in chord])
-                    M[c, c + 1] = lp_note + (sc.mono_notes(t, u, qs).sum() if voc.mono else sc.deltas(t, u, qs).sum())
-                if M.max() > NEG / 2:
-                    edges.append((i, j, M, ("seq",)))
+            lp_note = voc.note_prior.get(L, worst)
+            if seq_idx is not None:
+                w = np.full(len(seq_idx), NEG)
+                for c, qs in enumerate(seq_idx):
+                    if qs is not None:
+                        w[c] = lp_note + (sc.mono_notes(t, u, qs).sum() if voc.mono else sc.deltas(t, u, qs).sum())
+                if w.max() > NEG / 2:
+                    edges.append((i, j, "S", w, ("seq",)))
             elif voc.mono:
-                sco = sc.mono_notes(t, u, np.arange(len(pitches))) + lp_note + voc.register[pitches]
-                if sco.max() <= NEG / 2:
-                    continue
-                M = trans + np.concatenate([sco, [NEG]])[None, :]
-                edges.append((i, j, M, ("note",)))
+                sco = sc.mono_notes(t, u, allp) + lp_note + voc.register[pitches]
+                if sco.max() > NEG / 2:
+                    edges.append((i, j, "T", np.concatenate([sco, [NEG]]), ("note",)))
             else:
-                lw = sc.deltas(t, u, np.arange(len(pitches))) + voc.register[pitches]
-                mm = max(voc.chord_sizes)
-                E = log_esp(lw, mm)
+                lw = sc.deltas(t, u, allp) + voc.register[pitches]
+                E = log_esp(lw, max(voc.chord_sizes))
                 for m, lp in voc.chord_sizes.items():
                     if E[m] > NEG / 2:
-                        edges.append((i, j, np.array([[lp_note + E[m] + CHORD_PRIOR_WEIGHT * lp]]), ("chord", m)))
-    return edges
+                        edges.append((i, j, "D", lp_note + E[m] + CHORD_PRIOR_WEIGHT * lp, ("chord", m)))
+    return edges, trans
 
 
 def _sample_fixed(span, sc, voc, pitches, prev_pitch, next_pitch, rng):
