@@ -355,3 +355,24 @@ def test_keep_pitches_changes_the_rhythm_only():
 def test_an_unknown_mode_is_a_user_error():
     with pytest.raises(StudioError, match="mode"):
         vary_api.vary(quartet(), 0.5, model=tiny_model(), mode="upside-down")
+
+
+def test_texture_figures_count_overlaps_off_grid_notes_and_short_rests():
+    from studio.ml.variation import eval_texture as ET
+
+    song = melody(4)
+    start, end = 4 * Q, 12 * Q
+    out = song.copy()
+    sel = [n for n in out.tracks[0].notes if start <= n.start < end]
+    # one new note a 16th late and a 16th short (off the quarter grid, leaving a 16th rest), one
+    # new note laid over its neighbour (an overlap in a one-voice line)
+    a, b = sel[1], sel[3]
+    out.tracks[0].notes = sorted([n for n in out.tracks[0].notes if n not in (a, b)]
+                                 + [Note(a.start + Q // 4, 70, Q - Q // 4, 80), Note(b.start, 71, 2 * Q, 80)])
+    assert ET.grid_ticks(sel, song, end) == Q
+    m = ET.passage_figures(song, out, start, end, [0], set())
+    r = ET.summarize([m])
+    assert r["new_notes"] == 2 and r["new_on_source_grid"] == 0.5
+    assert r["single_line_overlap_new"] == 0.5  # the long one overlaps the next note
+    assert m["short_rests"] == 1 and m["short_rests_source"] == 0
+    assert r["kept"] == (len(sel) - 2) / len(sel)

@@ -319,43 +319,36 @@ def _neighbours(cells_k, a, b):
 
 
 def _split(span, ev, commit, free_k):
-    """The open sub-spans left between the committed events of a sampled span."""
+    """The open sub-spans left between the committed events of a sampled span, each with the
+    fixed events ("rhythm") or the pitch sets ("pitches") still to place in it."""
     cset = {id(e) for e in commit}
-    out = []
-    cur = span.a
-    idx = 0  # position in the span's fixed / seq list
-    pending = []
+    gaps, cur, pending = [], span.a, []
     for e in ev:
         if id(e) in cset:
             if e[0] > cur:
-                out.append((cur, e[0], pending))
-            for t in range(e[0], e[1]):
-                free_k[t] = False
-            cur = e[1]
-            pending = []
+                gaps.append((cur, e[0], pending))
+            free_k[e[0]:e[1]] = False
+            cur, pending = e[1], []
         else:
             pending.append(e)
     if cur < span.b:
-        out.append((cur, span.b, pending))
+        gaps.append((cur, span.b, pending))
+    # the pitch sets are placed in order, one per sampled note (rests place none)
+    seq_of = {}
+    if span.seq is not None:
+        notes = [e for e in ev if e[2]]
+        seq_of = {id(e): span.seq[c] for c, e in enumerate(notes) if c < len(span.seq)}
     res = []
-    # the sequence / fixed items between committed events, in order
-    if span.fixed is not None:
-        items = list(span.fixed)
-    elif span.seq is not None:
-        items = list(span.seq)
-    else:
-        items = None
-    # committed events correspond to items in order: find the index of each event in ev
-    order = {id(e): i for i, e in enumerate(ev)}
-    for x, y, pend in out:
+    for x, y, pend in gaps:
         sub = VS.Span(x, y)
-        if items is not None:
-            sub_items = [items[order[id(e)]] for e in pend]
-            if span.fixed is not None:
-                sub.fixed = sub_items
-            else:
-                sub.seq = sub_items
-            if not sub_items:
+        if span.fixed is not None:
+            sub.fixed = [f for f in span.fixed if x <= f[0] < y]
+            if not sub.fixed:
+                free_k[x:y] = False
+                continue
+        elif span.seq is not None:
+            sub.seq = [seq_of[id(e)] for e in pend if id(e) in seq_of]
+            if not sub.seq:
                 free_k[x:y] = False
                 continue
         res.append(sub)
