@@ -136,6 +136,22 @@ def test_one_training_step_and_checkpoint(few, tmp_path, monkeypatch):
     assert meta["config"]["d_model"] == 32 and meta["steps"] >= 1 and np.isfinite(meta["valid_nll"]["given_soprano"])
     r = fit(ht.forward_bach_task(few * 4, batch=16), Run(tmp_path / "f", minutes=0.001, device="cpu", log=lambda m: None))
     assert r["step"] >= 1 and np.isfinite(r["best"])
+    # the beat-patched network trains through the same loop and loads back as itself
+    r = fit(ht.harmonizer_task(few * 4, TINY_PATCH, batch=4), Run(tmp_path / "p", minutes=0.001, device="cpu", log=lambda m: None))
+    assert r["step"] >= 1 and np.isfinite(r["best"])
+    model, meta = checkpoint.load(tmp_path / "p", hz.build)
+    assert isinstance(model, hz.PatchHarmonizer) and meta["config"]["arch"] == "patch"
+
+
+def test_patch_batches_mark_the_last_note_and_start_on_beats(few):
+    b = ht.PatchBatches(few, 64, seed=3)
+    tok, given, met, fer, pad = b.next(64)
+    assert (fer <= 3).all() and (fer == ch.FERMATA_LAST).any()
+    # the soprano-only job is there, and never a window without a hidden cell
+    sop_only = (given[:, 0].all(-1) & ~(given[:, 1:] | pad[:, None]).any((1, 2)))
+    assert sop_only.float().mean() > 0.15 and (~given).any((1, 2)).all()
+    # a window never starts inside a held note
+    assert not ((tok[:, :, 0] > ch.P) & ~pad[:, :1]).any()
 
 
 def test_sampling_keeps_given_cells_and_holds_are_consistent():

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,7 @@ from .. import checkpoint
 from ..training import Task
 from . import data as ch
 from . import baseline as fb
-from .model import METRIC_CLASSES, Config, Harmonizer, fermata_classes, metric_classes
+from .model import METRIC_CLASSES, Config, Harmonizer, build, fermata_classes, metric_classes
 
 # ---- batches ----------------------------------------------------------------------------
 
@@ -93,6 +94,74 @@ class Batches:
         return t(toks), t(givens, torch.bool), t(mets), t(fers), t(pads, torch.bool)
 
 
+class PatchBatches(Batches):
+    """Windows for the beat-patched network: crops start on a beat (4 in 5) and reach the piece's
+    end more often (cadences); the fermatas are shown in full, only where they are (the other
+    steps unknown, as under a user's melody) or not at all, and the last note of the piece is
+    marked (as the API marks it); masks weight the product's main job, the soprano given."""
+
+    P_SOPRANO = 0.35  # the soprano given, the rest hidden
+
+    def marks(self, c: ch.Chorale, start: int, end: int) -> np.ndarray:
+        rng, n = self.rng, end - start
+        f = np.asarray(c.fermata[start:end]) > 0
+        mode = rng.choice(3, p=[0.3, 0.4, 0.3])
+        out = np.zeros(n, dtype=np.int64) if mode == 0 else (1 + f) if mode == 1 else np.where(f, 2, 0)
+        if end == c.length and rng.random() < 0.85:
+            on = np.nonzero(ch.token_onset(c.voices[0]))[0]
+            out[max(int(on[-1]) if len(on) else c.length - 1, start) - start:] = ch.FERMATA_LAST
+        return out
+
+    def mask(self, pad: np.ndarray) -> np.ndarray:
+        rng, L = self.rng, self.length
+        n = int((~pad).sum())
+        given = np.ones((4, L), dtype=bool)
+        r = rng.random()
+        if r < self.P_SOPRANO:
+            given[1:] = False
+        elif r < self.P_SOPRANO + 0.30:  # soprano given, a random share of the others known (Gibbs steps)
+            given[1:] = rng.random((3, L)) < rng.random()
+        elif r < 0.85:  # orderless over all four voices (Coconet)
+            given = rng.random((4, L)) < rng.random()
+        elif r < 0.90:  # soprano and bass given
+            given[1:3] = rng.random((2, L)) < (0.0 if rng.random() < 0.6 else rng.random())
+        elif r < 0.95:  # one voice rewritten
+            given[rng.integers(4)] = False
+        else:  # a span of some voices rewritten
+            a = rng.integers(0, max(1, n - 8))
+            b = min(L, a + rng.integers(8, L // 2))
+            vs = rng.random(4) < 0.5
+            vs[rng.integers(4)] = True
+            given[np.ix_(vs, np.arange(a, b))] = False
+        given[:, pad] = True
+        if given[:, ~pad].all():
+            given[1 + rng.integers(3), rng.integers(0, max(1, n))] = False
+        return given
+
+    def next(self, batch: int):
+        rng, L = self.rng, self.length
+        toks, mets, fers, pads, givens = [], [], [], [], []
+        for _ in range(batch):
+            i = int(rng.choice(len(self.chorales), p=self.weights))
+            c = self.chorales[i]
+            hi = max(0, c.length - L)
+            start = hi if rng.random() < 0.15 else int(rng.integers(0, hi + 1))
+            if rng.random() < 0.8:
+                start -= start % 4
+            tok, met, fer, pad = self.window(i, start, int(rng.choice(self.shifts[i])), False)
+            first = tok[:, 0]
+            tok[:, 0] = np.where(first > ch.P, first - ch.P, first)  # a window cut inside a note starts it
+            end = min(c.length, start + L)
+            fer[: end - start] = self.marks(c, start, end)
+            toks.append(tok), mets.append(met), fers.append(fer), pads.append(pad), givens.append(self.mask(pad))
+        t = lambda a, dt=torch.long: torch.from_numpy(np.stack(a)).to(dt)  # noqa: E731
+        return t(toks), t(givens, torch.bool), t(mets), t(fers), t(pads, torch.bool)
+
+
+# The shipped network: beat-patched, 3.3 M parameters
+PATCH_CONFIG = Config(d_model=192, n_layers=6, n_heads=6, d_ff=768, dropout=0.1, max_len=128, arch="patch")
+
+
 def eval_windows(chorales: list[ch.Chorale], length: int):
     """Every held-out chorale cut into consecutive windows (no transposition, fermatas hidden)."""
     b = Batches(chorales, length, seed=0)
@@ -142,17 +211,25 @@ class _Stream:
         return self.batches.next(self.size)
 
 
-def harmonizer_task(chorales, cfg: Config | None = None, batch: int = 16, lr: float = 1e-3) -> Task:
-    """The harmonizer as ``fit`` trains it: random windows and masks, NLL of the hidden cells."""
+def harmonizer_task(chorales, cfg: Config | None = None, batch: int | None = None, lr: float = 1e-3) -> Task:
+    """The harmonizer as ``fit`` trains it: random windows and masks, NLL of the hidden cells.
+
+    The default is the shipped beat-patched network (``PATCH_CONFIG``, batches of 32 windows,
+    each window's hidden cells weighing alike, as the orderless objective has it); a per-step
+    ``Config`` trains as before (batches of 16, every hidden cell weighing alike)."""
     data = ch.split(chorales)
-    cfg = cfg or Config()
+    cfg = cfg or PATCH_CONFIG
+    patch = cfg.arch == "patch"
+    batch = batch or (32 if patch else 16)
     valid = eval_windows(data["valid"], cfg.max_len) if data["valid"] else None
 
     def loss(net, b):
         tok, given, met, fer, pad = b
         logits = net(tok, given, met, fer, pad)
-        hidden = ~given
-        nll = F.cross_entropy(logits.reshape(-1, cfg.vocab).float(), tok.reshape(-1), reduction="none").view_as(tok)
+        hidden = (~given).float()
+        nll = F.cross_entropy(logits.reshape(-1, cfg.vocab).float(), tok.reshape(-1), reduction="none").view_as(hidden)
+        if patch:
+            return ((nll * hidden).sum((1, 2)) / hidden.sum((1, 2)).clamp(min=1)).mean()
         return (nll * hidden).sum() / hidden.sum()
 
     def evaluate(model, device):
@@ -161,7 +238,8 @@ def harmonizer_task(chorales, cfg: Config | None = None, batch: int = 16, lr: fl
         m = harmonizer_nll(model, valid, device)
         return {**m, "score": m["given_soprano"]}
 
-    return Task("harmonizer", Harmonizer(cfg), cfg, lambda seed: _Stream(Batches(data["train"], cfg.max_len, seed), batch),
+    kind = PatchBatches if patch else Batches
+    return Task("harmonizer", build(asdict(cfg)), cfg, lambda seed: _Stream(kind(data["train"], cfg.max_len, seed), batch),
                 loss, evaluate, lr=lr, warmup=100,
                 meta=lambda info: {"valid_nll": {k: v for k, v in info["metrics"].items() if k != "score"},
                                    "batch": batch, "lr": lr})
@@ -235,7 +313,7 @@ def main(argv=None) -> int:
         task = forward_bach_task(chorales, cfg, batch=a.batch or 256)
     else:
         cfg = Config(**json.loads(a.config)) if a.config else None
-        task = harmonizer_task(chorales, cfg, batch=a.batch or 16)
+        task = harmonizer_task(chorales, cfg, batch=a.batch)
     r = fit(task, run)
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun: one report
         print(f"{task.name}: step {r['step']}, best held-out score {r['best']:.4f}", flush=True)
