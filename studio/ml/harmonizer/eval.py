@@ -54,6 +54,17 @@ def chorale_parts(tokens: np.ndarray, shift: int = 0) -> list:
     return [tokens_to_notes(tokens[v], 0, 120, shift) for v in range(4)]
 
 
+def chorale_melody(c: ch.Chorale):
+    """The soprano of a chorale as a one-track Song on the chorale's grid (bar lines where the
+    chorale has them: a pickup keeps its place in the bar)."""
+    from ...core.song import Song, TimeSignature, Track
+
+    meter = {16: (4, 4), 12: (3, 4), 24: (3, 2), 8: (2, 4)}.get(int(c.bar[0]), (4, 4))
+    off = int(c.pos[0]) * 120
+    notes = [n.moved(off) for n in chorale_parts(c.voices)[0]]
+    return Song(title=c.name, tracks=[Track(name="Melody", notes=notes)], time_signatures=[TimeSignature(0, *meter)])
+
+
 def beat_ticks(c: ch.Chorale) -> list[int]:
     return [t * 120 for t in range(c.length) if c.pos[t] % max(1, c.beat[t]) == 0]
 
@@ -266,15 +277,11 @@ def evaluate(weights=None, limit: int | None = None, device: str = "auto", out=N
         beats, quarters = beat_ticks(c), quarter_ticks(c)
         score("bach", chorale_parts(c.voices), beats, quarters)
         sop = c.voices[0]
-        shift = api.choose_shift([p for p in ch.token_pitch(sop)[ch.token_onset(sop)]])
-        tokens = np.zeros_like(c.voices, dtype=np.int64)
-        tokens[0] = ch.transpose_tokens(sop.astype(np.int64), shift)
-        given = np.zeros(tokens.shape, dtype=bool)
-        given[0] = True
         metric = metric_classes(c.pos, c.bar, c.beat)
-        grid = api.fill_grid(tokens, given, metric, np.array([b // 120 for b in beats]), shift, dict(api.DEFAULTS),
-                             i, None, str(dev), folder)  # the path the product takes on this device
-        score("harmonizer", chorale_parts(grid, shift), beats, quarters)
+        # the melody as a user would give it (no fermatas), through the product's path on this device
+        res = api.harmonize(chorale_melody(c), seed=i, device=str(dev), weights=folder, warn=lambda m: None)
+        off = int(c.pos[0]) * 120
+        score("harmonizer", [[n.moved(-off) for n in t.notes] for t in res.tracks[:4]], beats, quarters)
         if fbm is not None:
             score("forward_bach", chorale_parts(fb.harmonize_tokens(fbm, sop, metric)), beats, quarters)
     report["test_chorales"] = {"count": len(test), **{k: _figures(acc[k], tex[k], oor[k]) for k in names if acc[k]}}

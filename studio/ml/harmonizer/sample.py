@@ -182,9 +182,11 @@ def bass_leaps(grid: np.ndarray) -> tuple[np.ndarray, float]:
     return on[1:][big], float(big.mean()) if len(d) else 0.0
 
 
-def _penalty(grid: np.ndarray, beats, shift: int = 0, leap_weight: float = 0.0) -> float:
-    """The voice-leading penalty, plus ``leap_weight`` x the share of bass leaps beyond Bach's."""
-    pen = vlgrid.penalty(grid, beats, shift)
+def _penalty(grid: np.ndarray, beats, shift: int = 0, leap_weight: float = 0.0, parallel_weight: float = 0.0) -> float:
+    """The voice-leading penalty, plus ``leap_weight`` x the share of bass leaps beyond Bach's and
+    ``parallel_weight`` x the parallels per note (on top of the penalty's own weight for them)."""
+    c = vlgrid.analyse(grid, beats, shift)
+    pen = vlgrid.penalty_of(c) + parallel_weight * c["parallels"] / max(1, c["notes"])
     if leap_weight:
         pen += leap_weight * max(0.0, bass_leaps(grid)[1] - BASS_LEAP_SHARE)
     return pen
@@ -222,17 +224,17 @@ def fault_cells(xs: np.ndarray, free: np.ndarray, pen, beats, shift: int, rng: n
 
 
 def keep_better(xs: np.ndarray, pen: list, draws: np.ndarray, rows: list[int], beats, shift: int,
-                leap_weight: float = 0.0) -> None:
+                leap_weight: float = 0.0, parallel_weight: float = 0.0) -> None:
     """For each candidate ``rows[j]``, take the lowest-penalty redraw ``draws[:, j]`` if it beats it."""
     for j, k in enumerate(rows):
-        ps = [_penalty(draws[m, j], beats, shift, leap_weight) for m in range(draws.shape[0])]
+        ps = [_penalty(draws[m, j], beats, shift, leap_weight, parallel_weight) for m in range(draws.shape[0])]
         m = int(np.argmin(ps))
         if ps[m] < pen[k]:
             xs[k], pen[k] = draws[m, j], ps[m]
 
 
 def repair(net: Net, xs, given, metric, fermata, rng, rounds, beats, progress, done, total, bias, pen, shift,
-           proposals, leap_weight: float = 0.0) -> tuple[np.ndarray, list]:
+           proposals, leap_weight: float = 0.0, parallel_weight: float = 0.0) -> tuple[np.ndarray, list]:
     """Redraw the cells of the free voices around each voice-leading fault; keep improvements.
 
     Per round, the candidates that still have faults go through the network once (one batch);
@@ -254,7 +256,8 @@ def repair(net: Net, xs, given, metric, fermata, rng, rounds, beats, progress, d
         cells = lp[bt]
         draws = np.repeat(xt[None], M, axis=0)
         draws[:, bt] = sample_cells(np.broadcast_to(cells, (M,) + cells.shape), 0.5, rng)
-        keep_better(xs, pen, np.where(free[rows][None], fix_holds(draws), xt[None]), rows, beats, shift, leap_weight)
+        keep_better(xs, pen, np.where(free[rows][None], fix_holds(draws), xt[None]), rows, beats, shift, leap_weight,
+                    parallel_weight)
         if progress is not None and progress((done + r + 1) / total) is False:
             raise Cancelled("harmonizing cancelled")
     return xs, pen
@@ -267,7 +270,8 @@ def harmonize_grid(net: Net, tokens: np.ndarray, given: np.ndarray, metric: np.n
                    final_temperature: float | None = None, repair_rounds: int = 0,
                    shift: int | None = 0, proposals: int = 8, marks: np.ndarray | None = None,
                    voiced: np.ndarray | None = None, texture_weight: float = 0.0,
-                   quarters: np.ndarray | None = None, leap_weight: float = 0.0) -> np.ndarray:
+                   quarters: np.ndarray | None = None, leap_weight: float = 0.0,
+                   parallel_weight: float = 0.0) -> np.ndarray:
     """Fill the free cells of a ``[4, T]`` token grid; the best of ``candidates`` draws. -> [4, T]
 
     Each candidate is drawn by annealed blocked Gibbs sampling with every voice kept inside its
@@ -279,7 +283,8 @@ def harmonize_grid(net: Net, tokens: np.ndarray, given: np.ndarray, metric: np.n
     steps where every free voice must sound (no rests drawn there: under the melody).
     ``texture_weight`` adds ``texture_score`` (Bach's texture: moving inner voices, a walking bass,
     sevenths) to the re-ranking, with ``quarters`` the grid steps on a quarter note of the bar;
-    ``leap_weight`` makes a bass that leaps more often than Bach's a fault the repair redraws.
+    ``leap_weight`` makes a bass that leaps more often than Bach's a fault the repair redraws;
+    ``parallel_weight`` weighs parallel fifths and octaves further in the penalty.
     """
     T = tokens.shape[1]
     K = max(1, int(candidates))
@@ -297,10 +302,10 @@ def harmonize_grid(net: Net, tokens: np.ndarray, given: np.ndarray, metric: np.n
     report = None if progress is None else (lambda f: progress(f * (steps + 1) / total))
     x = gibbs(net, tk, gv, mt, fm, steps, temperature, rng, final_temperature, bias, report)
     sh = 0 if shift is None else int(shift)
-    pen = [_penalty(c, beats, sh, leap_weight) for c in x]
+    pen = [_penalty(c, beats, sh, leap_weight, parallel_weight) for c in x]
     if repair_rounds:
         x, pen = repair(net, x, gv, mt, fm, rng, repair_rounds, beats, progress, steps + 1, total, bias, pen, sh,
-                        proposals, leap_weight)
+                        proposals, leap_weight, parallel_weight)
     best = 0
     if K > 1:
         ll = pseudo_loglik(net, x, ~gv, mt, fm)
