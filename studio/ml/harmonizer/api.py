@@ -29,8 +29,8 @@ from . import sample
 
 CHOIR_PROGRAM = 52  # General MIDI "Choir Aahs"
 MAX_STEPS = 8192  # 512 bars of 4/4 in 16ths: longer than this is not a melody we harmonize
-DEFAULTS = {"temperature": 0.5, "candidates": 2, "steps": 10, "final_temperature": 0.2, "repair": 8, "proposals": 16,
-            "rerank_weight": 6.0}
+DEFAULTS = {"temperature": 1.0, "candidates": 4, "steps": 8, "final_temperature": 0.7, "repair": 8, "proposals": 8,
+            "rerank_weight": 6.0, "texture_weight": 0.5, "leap_weight": 4.0, "parallel_weight": 16.0}
 SOPRANO_TARGET = (62, 79)  # where the model likes the soprano
 
 _models: dict = {}

@@ -335,7 +335,11 @@ def _write_card(folder: Path, fb_folder: Path, meta: dict, fb_meta: dict, report
                   "valid": sorted(c.name for c in data["valid"]), "test": sorted(c.name for c in data["test"])},
         "eval_command": "studio eval harmonizer",
     }
-    card = {"name": "harmonizer", "kind": "Coconet-style masked Transformer over the 4 x T SATB grid", **common,
+    patch = (meta.get("config") or {}).get("arch") == "patch"
+    kind = ("Coconet-style masked Transformer over the 4 x T SATB grid, one position per beat (4 sixteenth steps "
+            "x 4 voices), relative-position attention" if patch else
+            "Coconet-style masked Transformer over the 4 x T SATB grid")
+    card = {"name": "harmonizer", "kind": kind, **common,
             "steps": meta.get("steps"), "minutes": meta.get("minutes"), "command": meta.get("command"),
             "valid_history": meta.get("history"), "metrics": report}
     cards.write(folder, card)
