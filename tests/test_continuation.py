@@ -341,7 +341,7 @@ def test_key_prior_leans_toward_the_prompt_pitch_classes():
 
 
 def test_key_strength_is_checked(tiny_folder):
-    with pytest.raises(StudioError, match="key-strength"):
+    with pytest.raises(StudioError, match="key strength"):
         continue_api.continue_song(chorale(2), bars=1, folder=tiny_folder, key_strength=-1)
     out = continue_api.continue_song(chorale(2), bars=1, folder=tiny_folder, key_strength=2.0, seed=1)
     assert len(out) == 1
