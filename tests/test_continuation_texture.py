@@ -179,13 +179,15 @@ def test_figures_on_known_material():
     assert key_corr(s.tracks[0].notes, s.tracks[0].notes) == pytest.approx(1.0)
 
 
-def test_memory_decoding_matches_the_full_forward(tmp_path, monkeypatch):
+@pytest.mark.parametrize("grow", [128, 8])  # 8: the buffers grow many times on the way
+def test_memory_decoding_matches_the_full_forward(tmp_path, monkeypatch, grow):
     """Past the context the cache keeps ``memory`` more positions: the ONNX step over the larger
     cache gives the logits of the full forward pass with distances clamped (Transformer-XL)."""
     pytest.importorskip("onnxruntime")
     monkeypatch.setenv("STUDIO_CACHE", str(tmp_path))
     from studio.ml.continuation import decode
 
+    monkeypatch.setattr(decode, "GROW", grow)
     torch.manual_seed(3)
     model = MusicTransformer(TINY).eval()
     n = 100  # more than ctx = 64

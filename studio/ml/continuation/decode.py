@@ -47,6 +47,7 @@ from .. import paths
 
 GRAPH_VERSION = 5  # 5: the cache length is a dynamic axis (memory)
 PRECISIONS = ("fp32", "int8")
+GROW = 128  # cache slots added at a time
 _sessions: dict = {}
 _lock = threading.Lock()
 
@@ -248,25 +249,30 @@ class OrtDecoder:
         self.L = cfg.n_layer
 
     def start(self, cache: dict, keep_head: int) -> None:
-        """Take over a torch cache filled by ``forward_cached`` (the prompt)."""
-        L, H, dh, ctx = self.L, self.H, self.dh, self.ctx
+        """Take over a torch cache filled by ``forward_cached`` (the prompt).
+
+        The buffers start at the prompt plus :data:`GROW` slots and grow by that much when full,
+        up to the slots (``ctx + memory``): a step's attention costs what is in use, not the
+        whole memory. Free slots are masked, so the size changes no logit."""
+        L, H, dh = self.L, self.H, self.dh
         lc0 = cache["layers"][0]
         n = lc0["n"]
         B = lc0["k"].shape[0]
-        self.k = np.zeros((L, B, H, dh, ctx), dtype=np.float32)
-        self.v = np.zeros((L, B, H, ctx, dh), dtype=np.float32)
+        cap = min(self.ctx, max(n + GROW, 1))
+        self.k = np.zeros((L, B, H, dh, cap), dtype=np.float32)
+        self.v = np.zeros((L, B, H, cap, dh), dtype=np.float32)
         for i, lc in enumerate(cache["layers"]):
             self.k[i, :, :, :, :n] = lc["k"][:, :, :n].float().cpu().numpy().transpose(0, 1, 3, 2)
             self.v[i, :, :, :n] = lc["v"][:, :, :n].float().cpu().numpy()
         self.n = n
-        self.pos = np.zeros(ctx, dtype=np.int64)
+        self.pos = np.zeros(cap, dtype=np.int64)
         self.pos[:n] = cache["pos"].cpu().numpy()[:n]
         self.next = int(cache["next"])
         self.keep_head = keep_head + min(self.anchor, max(0, n - keep_head - self.chunk))
-        # every input and output lives in an array of ours, bound to the session once
+        # every input and output lives in an array of ours, bound to the session
         self.tok = np.zeros(B, dtype=np.int64)
-        self.dist = np.zeros(ctx, dtype=np.int64)
-        self.mask = np.full(ctx, -1e9, dtype=np.float32)
+        self.dist = np.zeros(cap, dtype=np.int64)
+        self.mask = np.full(cap, -1e9, dtype=np.float32)
         self._refresh()
         self.logits = np.zeros((B, self.sess.get_outputs()[0].shape[-1] or 1), dtype=np.float32)
         k_new = np.zeros((B, L * H, 1, dh), dtype=np.float32)
@@ -274,16 +280,38 @@ class OrtDecoder:
         # the new keys and values seen layer-first, as the buffers hold them
         self.k_new = k_new.reshape(B, L, H, dh).transpose(1, 0, 2, 3)
         self.v_new = v_new.reshape(B, L, H, dh).transpose(1, 0, 2, 3)
+        self._keep = (k_new, v_new)  # the bound outputs must outlive the binding
+        self._bind()
+
+    @property
+    def cap(self) -> int:
+        return self.mask.shape[0]
+
+    def _bind(self) -> None:
         io = self.sess.io_binding()
         arrays = {"tok": self.tok, "dist": self.dist, "mask": self.mask}
-        for i, name in enumerate(_kv_names(L)):
+        for i, name in enumerate(_kv_names(self.L)):
             arrays[name] = (self.k if name[0] == "k" else self.v)[i // 2]
         for name, arr in arrays.items():
             io.bind_input(name, "cpu", 0, arr.dtype, list(arr.shape), arr.ctypes.data)
+        k_new, v_new = self._keep
         for name, arr in (("logits", self.logits), ("k", k_new), ("v", v_new)):
             io.bind_output(name, "cpu", 0, arr.dtype, list(arr.shape), arr.ctypes.data)
         self.io = io
-        self._keep = (k_new, v_new)  # the bound outputs must outlive the binding
+
+    def _grow(self) -> None:
+        """More slots (up to ``ctx + memory``), the used ones copied over; bound again."""
+        n, cap = self.n, min(self.ctx, self.cap + GROW)
+        k = np.zeros(self.k.shape[:-1] + (cap,), dtype=np.float32)
+        v = np.zeros(self.v.shape[:3] + (cap, self.dh), dtype=np.float32)
+        k[..., :n], v[:, :, :, :n] = self.k[..., :n], self.v[:, :, :, :n]
+        pos = np.zeros(cap, dtype=np.int64)
+        pos[:n] = self.pos[:n]
+        self.k, self.v, self.pos = k, v, pos
+        self.dist = np.zeros(cap, dtype=np.int64)
+        self.mask = np.full(cap, -1e9, dtype=np.float32)
+        self._refresh()
+        self._bind()
 
     def _refresh(self) -> None:
         """Distances and mask from scratch: used slots open, free ones shut."""
@@ -297,7 +325,9 @@ class OrtDecoder:
         self.tok[:] = tokens
         self.sess.run_with_iobinding(self.io)
         n = self.n
-        if n + 1 > self.ctx:  # forward_cached drops the oldest keys once the new one is in
+        if n + 1 > self.cap and self.cap < self.ctx:
+            self._grow()
+        elif n + 1 > self.ctx:  # forward_cached drops the oldest keys once the new one is in
             self._drop(n + 1 - self.ctx)
             n = self.n
         self.k[..., n] = self.k_new
