@@ -568,11 +568,13 @@ def _part_notes(part, flat, shift: int = 0) -> list[Note]:
             members = [(n.pitch, n.tie) for n in el.notes]
         elif hasattr(el, "pitch"):
             members = [(el.pitch, el.tie)]
-        else:  # unpitched percussion: its display position
-            try:
-                members = [(el.displayPitch(), el.tie)]
-            except Exception:
-                members = []
+        else:  # unpitched percussion, alone or as a chord of several: their display positions
+            members = []
+            for n in (list(getattr(el, "notes", ())) or [el]):
+                try:
+                    members.append((n.pitch if hasattr(n, "pitch") else n.displayPitch(), n.tie))
+                except Exception:
+                    pass
         for p, tie in members:
             midi = int(round(p.ps))
             if not 0 <= midi <= 127 or start < 0:
