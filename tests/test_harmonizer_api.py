@@ -134,6 +134,13 @@ def test_final_cadence_is_written_where_the_melody_asks_for_it():
     assert not api.final_cadence(line[:-1] + [(22, 28, 60)], 0, 0, tokens, given) and not given.any()
 
 
+def test_voice_ranges_follow_a_melody_only_by_whole_octaves_beyond_one():
+    # a melody within an octave of a soprano's range: the other voices stay in their own ranges
+    assert api.range_shift(10) == 10 and api.range_shift(-7) == -7 and api.range_shift(0) == 0
+    # octaves away: the voices move along with it by whole octaves
+    assert api.range_shift(14) == 2 and api.range_shift(22) == -2 and api.range_shift(-30) == -6
+
+
 def test_pickup_melody_on_the_patch_network(tiny_patch):
     song = melody_song(meter=(3, 4), start=960 + 240)  # an eighth-note pickup in 3/4
     out = api.harmonize(song, weights=tiny_patch, steps=2, candidates=1, seed=0)

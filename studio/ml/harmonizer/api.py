@@ -290,7 +290,7 @@ def range_shift(shift: int) -> int:
     """The part of ``shift`` the voices' ranges follow: a melody whole octaves away from a
     soprano's range takes the other voices along by those octaves, so they keep their spacing
     and stay inside the network's grid."""
-    return shift - 12 * int(round(shift / 12))
+    return shift if abs(shift) < 12 else shift - 12 * int(round(shift / 12))
 
 
 def _run(song, tokens, given, pos, blen, beat, first, step, shift, kept_notes, temperature, candidates, seed,
