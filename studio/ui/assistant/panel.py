@@ -172,15 +172,37 @@ class AssistantPanel(ParamPages, QDockWidget):
         top.setWidgetResizable(True)
         top.setFrameShape(QFrame.Shape.NoFrame)
         top.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        top.setMinimumHeight(120)
+        top.setMinimumHeight(70)
         for sb in self.tabs.findChildren(QAbstractSpinBox):  # "model default" need not set the panel's width
             sb.setMinimumWidth(70)
         for form in self.tabs.findChildren(QFormLayout):  # a long row puts its label above it
             form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
         box.setMinimumHeight(150)
+        # what the request will write, Generate, the progress and the status stay in view under the
+        # scrolling parameters
+        lay.removeWidget(self.where)
+        lay.removeItem(row)
+        lay.removeWidget(self.progress)
+        lay.removeWidget(self.status)
+        self.status.setMinimumHeight(self.status.fontMetrics().lineSpacing() + 4)
+        request = QWidget()
+        rl = QVBoxLayout(request)
+        rl.setContentsMargins(0, 0, 0, 2)
+        rl.setSpacing(2)
+        rl.addWidget(top, 1)
+        under = QWidget()  # beside the scroll area, not inside it: no extra width
+        ul = QVBoxLayout(under)
+        ul.setContentsMargins(6, 0, 6, 0)
+        ul.setSpacing(4)
+        ul.addWidget(self.where)
+        ul.addLayout(row)
+        ul.addWidget(self.progress)
+        ul.addWidget(self.status)
+        rl.addWidget(under)
+        self._request_scroll = top
         split = QSplitter(Qt.Orientation.Vertical)
         split.setObjectName("AssistantSplitter")
-        for w in (top, box, vbox):
+        for w in (request, box, vbox):
             split.addWidget(w)
         split.setStretchFactor(0, 0)
         split.setStretchFactor(1, 2)
@@ -198,14 +220,15 @@ class AssistantPanel(ParamPages, QDockWidget):
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
-        top = self.splitter.widget(0)  # never narrower than the request's widgets (no sideways scrolling)
+        top = self._request_scroll  # never narrower than the request's widgets (no sideways scrolling)
         top.setMinimumWidth(top.widget().minimumSizeHint().width() + top.verticalScrollBar().sizeHint().width())
 
     def default_split(self) -> None:
         """The request pane at its natural height when there is room, the rest shared."""
         total = max(1, self.splitter.height())
-        want = self.splitter.widget(0).widget().sizeHint().height()
-        top = min(want, max(120, total - 300))
+        fixed = self.splitter.widget(0).sizeHint().height() - self._request_scroll.sizeHint().height()
+        want = self._request_scroll.widget().sizeHint().height() + max(0, fixed)
+        top = min(want, max(200, total - 300))
         rest = max(0, total - top)
         self.splitter.setSizes([top, rest // 2, rest - rest // 2])
 
