@@ -204,7 +204,9 @@ def _chunk(work, source, model, dev, roll_tracks, sel, a, b, start_tick, end_tic
         # would make every 16th look like part of the vocabulary)
         exact = [q for q, n in zip(q_sel, sel_notes) if n.start % st == 0 and n.end % st == 0]
         grid_basis[k] = exact if len(exact) >= 3 else basis[k]
-        mono[k] = R.mostly_mono(basis[k])  # the selection's texture is what the user sees
+        # the selection's texture is what the user sees, read off its real timing (ornaments and
+        # grace notes quantized onto their neighbours' steps would look like chords)
+        mono[k] = _one_voice(sel_notes if len(sel_notes) >= 3 else win[ti])
         rem = [R.quantize(n, st) for n in removed.get(ti, [])]
         rem = [(s - w0, e - w0, p) for s, e, p in rem]
         f = cols[k].copy()
@@ -299,7 +301,21 @@ def _chunk(work, source, model, dev, roll_tracks, sel, a, b, start_tick, end_tic
             raise Cancelled()
         if not any(spans.values()):
             break
-    _write_back(work, source, roll_tracks, sel, removed, new_events, by_grid, w0, st, lo_tick, hi_tick)
+    _write_back(work, source, roll_tracks, sel, removed, new_events, by_grid, w0, st, lo_tick, hi_tick, mode)
+
+
+def _one_voice(notes, share: float = 0.95) -> bool:
+    """True when at least ``share`` of the time some note sounds, exactly one does."""
+    events = sorted([(n.start, 1) for n in notes] + [(n.end, -1) for n in notes])
+    one = some = 0
+    cur, last = 0, None
+    for t, d in events:
+        if last is not None and t > last:
+            some += (t - last) * (cur >= 1)
+            one += (t - last) * (cur == 1)
+        cur += d
+        last = t
+    return some == 0 or one >= share * some
 
 
 def _neighbours(cells_k, a, b):
@@ -355,7 +371,7 @@ def _split(span, ev, commit, free_k):
     return res
 
 
-def _write_back(work, source, roll_tracks, sel, removed, new_events, by_grid, w0, st, lo_tick, hi_tick):
+def _write_back(work, source, roll_tracks, sel, removed, new_events, by_grid, w0, st, lo_tick, hi_tick, mode):
     end_limit = source.end_tick
     for k, ti in enumerate(roll_tracks):
         if ti not in sel:
@@ -367,7 +383,16 @@ def _write_back(work, source, roll_tracks, sel, removed, new_events, by_grid, w0
         track = work.tracks[ti]
         vel = int(np.median([n.velocity for n in old] or [n.velocity for n in track.notes] or [80]))
         new = []
+        at_step: dict[int, list[Note]] = {}  # keep-rhythm: the notes each event re-pitches, low to high
+        if mode == "rhythm":
+            for n in old:
+                at_step.setdefault(R.quantize(n, st)[0], []).append(n)
         for t, ps, ends in evs:
+            olds = sorted(at_step.get(t + w0, []), key=lambda n: n.pitch)
+            if olds:  # the very onsets, lengths and velocities of the notes they replace (off-grid ones too)
+                for p, n in zip(sorted(ps), olds[-len(ps):] if len(olds) > len(ps) else olds):
+                    new.append(n if n.pitch == p else replace(n, pitch=p))
+                continue
             for p, u in zip(ps, ends):
                 s0, e0 = t + w0, u + w0
                 orig = by_grid.get((ti, s0, e0, p))
