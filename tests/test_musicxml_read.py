@@ -68,8 +68,11 @@ def test_notes_match_music21_on_the_corpus():
         if as_music21_places(mine) != want:
             differ.append(os.path.relpath(path, CORPUS))
     print(f"\n{len(files) - len(differ)} of {len(files)} corpus files: the same notes as music21; differ: {differ}")
-    # A few files still differ (haydn/opus1no1/movement4: measure offsets drift by 23/24 of a quarter
-    # from bar 35; liliuokalani/aloha_oe: 11 more notes on one staff than music21 keeps): at most 2 %.
+    # A few files still differ, at most 2 % (measured: 4 of 390 compared with this reader):
+    # haydn/opus1no1/movement4 (measure offsets drift by 23/24 of a quarter from bar 35),
+    # liliuokalani/aloha_oe (11 more notes on one staff than music21 keeps), schumann_robert/
+    # opus41no1/movement4 (some onsets one tick apart: music21 sums floats) and trecento Credo
+    # Cursor (one note a semitone apart).
     assert len(differ) <= 0.02 * len(files), f"{len(differ)} of {len(files)} differ from music21: {differ[:20]}"
 
 
