@@ -28,6 +28,7 @@ from ..core.song import PPQ, KeySignature, Note, Song, TempoChange, TimeSignatur
 from ..core.timing import bars
 from . import limits
 from .atomic import atomic_write_bytes
+from .ties import TieJoiner
 
 MAX_BYTES = limits.MUSICXML_MAX_BYTES  # a .musicxml / .xml file, or the unpacked content of an .mxl
 MAX_NOTES = limits.MAX_EVENTS
@@ -555,8 +556,7 @@ def _voiced_notes(part, flat):
 
 def _part_notes(part, flat, shift: int = 0) -> list[Note]:
     """Notes of a part: chords split, tied pieces joined into one note."""
-    acc: list[list[int]] = []  # [start, pitch, duration, velocity]
-    open_ties: dict[int, list[tuple[int, str]]] = {}  # pitch -> (index in acc, voice) of notes a tie continues
+    joiner = TieJoiner()
     for offset, vid, el in _voiced_notes(part, flat):
         ql = el.duration.quarterLength
         if el.duration.isGrace or ql <= 0:
@@ -579,21 +579,8 @@ def _part_notes(part, flat, shift: int = 0) -> list[Note]:
             midi = int(round(p.ps))
             if not 0 <= midi <= 127 or start < 0:
                 continue
-            kind = tie.type if tie is not None else None
-            waiting = open_ties.get(midi, [])
-            fits = [w for w in waiting if abs(acc[w[0]][0] + acc[w[0]][2] - start) <= 1]
-            found = next((w for w in fits if w[1] == vid), fits[0] if fits else None)  # same voice first
-            if kind in ("stop", "continue") and found is not None:
-                k = found[0]
-                acc[k][2] = start + dur - acc[k][0]
-                waiting.remove(found)
-                if kind == "continue":
-                    waiting.append((k, vid))
-                continue
-            acc.append([start, midi, dur, vel])
-            if kind in ("start", "continue"):
-                open_ties.setdefault(midi, []).append((len(acc) - 1, vid))
-    return sorted(Note(s, p, d, v) for s, p, d, v in acc)
+            joiner.add(start, midi, dur, vel, tie.type if tie is not None else None, vid)
+    return joiner.notes()
 
 
 def read_musicxml(path: str | os.PathLike, progress=None) -> Song:

@@ -28,6 +28,7 @@ from xml.etree import ElementTree as ET
 from ..core.errors import FileFormatError
 from ..core.song import PPQ, KeySignature, Note, Song, TempoChange, TimeSignature, Track
 from . import limits
+from .ties import TieJoiner
 
 MAX_BYTES = limits.MUSICXML_MAX_BYTES  # a .musicxml / .xml file, or the unpacked score inside an .mxl
 MAX_NOTES = limits.MAX_EVENTS  # a 50 MB score holds far fewer
@@ -474,26 +475,12 @@ def _marks(d) -> bool:
 def _merge(items) -> list[Note]:
     """Notes of one staff: tied pieces joined (within their voice first), as music21 does."""
     items.sort(key=lambda h: h[:4])  # measure, position, voice, order: music21's order
-    acc: list[list[int]] = []
-    open_ties: dict[int, list[tuple[int, str]]] = {}
+    joiner = TieJoiner()
     for _seq, _pos, _vk, _o, midi, start, dur, vel, vid, kind in items:
         if dur <= 0 or not 0 <= midi <= 127:
             continue
-        vel = max(1, min(127, vel)) if vel else 80
-        waiting = open_ties.get(midi, [])
-        fits = [w for w in waiting if abs(acc[w[0]][0] + acc[w[0]][2] - start) <= 1]
-        found = next((w for w in fits if w[1] == vid), fits[0] if fits else None)
-        if kind in ("stop", "continue") and found is not None:
-            k = found[0]
-            acc[k][2] = start + dur - acc[k][0]
-            waiting.remove(found)
-            if kind == "continue":
-                waiting.append((k, vid))
-            continue
-        acc.append([start, midi, dur, vel])
-        if kind in ("start", "continue"):
-            open_ties.setdefault(midi, []).append((len(acc) - 1, vid))
-    return sorted(Note(s, p, d, v) for s, p, d, v in acc)
+        joiner.add(start, midi, dur, max(1, min(127, vel)) if vel else 80, kind, vid)
+    return joiner.notes()
 
 
 def _local(tag: str) -> str:

@@ -54,17 +54,13 @@ def key_bias(song: Song, before: int, strength: float, bars_back: int = 8) -> "n
     of the last ``bars_back`` bars before tick ``before`` (duration-weighted, smoothed)."""
     import numpy as np
 
+    from .texture import window_histogram
+
     if strength <= 0:
         return None
     bl = [b for b in song_bars(song, until=before) if b.start < before]
     lo = bl[-bars_back].start if len(bl) >= bars_back else 0
-    hist = np.zeros(12)
-    for tr in song.tracks:
-        if tr.is_drum:
-            continue
-        for n in tr.notes:
-            if lo <= n.start < before:
-                hist[n.pitch % 12] += min(n.end, before) - n.start
+    hist = window_histogram(song, lo, before)
     if hist.sum() <= 0:
         return None
     share = (hist / hist.sum() + 0.02) / 1.24  # smoothed: an unused pitch class keeps a little weight

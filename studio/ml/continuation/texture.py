@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ...core import key as keyfind
 from . import tokens as T
 
 DENSITY = {"sparser": 0.6, "as before": 1.0, "denser": 1.6}
@@ -40,9 +41,6 @@ _LOG_DUR = np.log(np.array(T.DURATIONS) / T.RES).astype(np.float32)  # log quart
 SINGLE_LINE_SHARE = 0.05  # a track is one line when at most this share of its notes overlap another
 DRUM_RANGE = (35, 82)  # General MIDI percussion, when a drum track has no notes before
 
-# Krumhansl-Kessler key profiles (major, minor), from C
-_KK_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
-_KK_MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
 
 
 def density_factor(value) -> float:
@@ -58,18 +56,23 @@ def density_factor(value) -> float:
     return v
 
 
-def estimate_key(hist: np.ndarray) -> tuple[int, bool]:
-    """(tonic pitch class, minor?) of a duration-weighted pitch-class histogram (Krumhansl-Schmuckler)."""
-    hist = np.asarray(hist, dtype=float)
-    if hist.std() == 0:
-        return 0, False
-    best, out = -2.0, (0, False)
-    for minor, prof in ((False, _KK_MAJOR), (True, _KK_MINOR)):
-        for t in range(12):
-            r = float(np.corrcoef(hist, np.roll(prof, t))[0, 1])
-            if r > best:
-                best, out = r, (t, minor)
-    return out
+def estimate_key(hist) -> tuple[int, bool]:
+    """(tonic pitch class, minor?) of a duration-weighted pitch-class histogram (the shared
+    Krumhansl-Schmuckler finder of :mod:`studio.core.key`)."""
+    return keyfind.estimate(np.asarray(hist, dtype=float).tolist())
+
+
+def window_histogram(song, lo: int, hi: int) -> np.ndarray:
+    """Duration-weighted pitch classes of the pitched notes that start in ticks [lo, hi), each
+    counted up to ``hi``."""
+    hist = np.zeros(12)
+    for tr in song.tracks:
+        if tr.is_drum:
+            continue
+        for n in tr.notes:
+            if lo <= n.start < hi:
+                hist[n.pitch % 12] += min(n.end, hi) - n.start
+    return hist
 
 
 def overlap_flags(notes, tol: int = 0) -> list[bool]:
@@ -129,14 +132,7 @@ def cadence_plan(song, region_start: int, old_bars, n_tracks: int) -> dict:
     """The cadence to end on: the key of the last 8 bars before, the tracks that played in the last
     two, and the lowest of them (by its recent notes), which takes the tonic."""
     lo = old_bars[-8].start if len(old_bars) >= 8 else 0
-    hist = np.zeros(12)
-    for tr in song.tracks:
-        if tr.is_drum:
-            continue
-        for n in tr.notes:
-            if lo <= n.start < region_start:
-                hist[n.pitch % 12] += min(n.end, region_start) - n.start
-    tonic, minor = estimate_key(hist)
+    tonic, minor = estimate_key(window_histogram(song, lo, region_start))
     recent = old_bars[-2].start if len(old_bars) >= 2 else 0
     active, means = [], {}
     for i, tr in enumerate(song.tracks[:n_tracks]):
