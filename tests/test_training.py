@@ -155,6 +155,32 @@ def test_resume_and_init_say_what_is_wrong(tmp_path, chorales):
     assert st["step"] == 1  # a warm start begins a new run at step 0
 
 
+def test_a_deeper_continuation_model_starts_as_the_shallower_one(tmp_path):
+    """--init with weights of fewer blocks: the new blocks start as the identity, so the grown model
+    gives the same logits before its first step; a change of width is refused in words."""
+    from studio.ml.continuation import train as ct
+    from studio.ml.continuation.model import Config
+
+    task, _ = _continuation(tmp_path)
+    fit(task, Run(tmp_path / "a", max_steps=2, device="cpu", checkpoint_minutes=1e9, log=lambda m: None))
+    small = task.model.eval()
+    data = ct.load_dataset(tmp_path / "tokens.npz")
+    deep = ct.task(data, Config(**{**vars(small.cfg), "n_layer": 3}), batch=2)
+    deep_fit = fit(deep, Run(tmp_path / "b", init=tmp_path / "a", max_steps=0, device="cpu", checkpoint_minutes=1e9,
+                             log=lambda m: None))
+    assert deep_fit["step"] == 0
+    x = torch.randint(1, 200, (2, 40))
+    with torch.no_grad():
+        a, _ = small(x)
+        b, _ = deep.model.eval()(x)
+    assert len(deep.model.blocks) == 3
+    # the shipped weights are fp16: the same function up to fp16 rounding of the weights
+    assert torch.allclose(a, b, atol=5e-3), float((a - b).abs().max())
+    wide = ct.task(data, Config(**{**vars(small.cfg), "d_ff": 128}), batch=2)
+    with pytest.raises(StudioError, match="same widths"):
+        fit(wide, Run(tmp_path / "c", init=tmp_path / "a", max_steps=1, device="cpu", log=lambda m: None))
+
+
 def test_training_needs_no_matplotlib(tmp_path, chorales, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib raises ImportError
     task, _ = _task("variation", tmp_path, chorales)

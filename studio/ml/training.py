@@ -71,6 +71,9 @@ class Task:
     meta: Callable[[dict], dict] | None = None
     refresh: Callable[[], Callable[[int], Callable[[], Any]] | None] | None = None  # a newer ``batches``
     refresh_every_s: float = 900.0
+    # ``grow(model, weights, old_config)`` loads weights of a smaller configuration into ``model``
+    # so that it computes the same function (a warm start for a larger network); None: no growing
+    grow: Callable[[torch.nn.Module, dict, dict], None] | None = None
 
 
 @dataclass
@@ -253,10 +256,13 @@ def _warm_start(model: torch.nn.Module, task: Task, folder: Path) -> None:
     if not (folder / "model.safetensors").exists():
         raise StudioError(f"no trained weights in {folder} to start from")
     meta = json.loads((folder / "config.json").read_text())
-    if meta.get("config") != _config_dict(task.config):
-        raise StudioError(f"the weights in {folder} belong to another configuration of the {task.name} model")
     weights = {k: (v.float() if v.is_floating_point() else v) for k, v in load_file(str(folder / "model.safetensors")).items()}
-    model.load_state_dict(weights)
+    if meta.get("config") == _config_dict(task.config):
+        model.load_state_dict(weights)
+        return
+    if task.grow is None:
+        raise StudioError(f"the weights in {folder} belong to another configuration of the {task.name} model")
+    task.grow(model, weights, meta.get("config") or {})
 
 
 def _checkpoint(task, run, model, opt, state, stream, device, d, train_loss, lr, log, bar) -> None:

@@ -14,7 +14,7 @@ decoder can never break the sequence), with temperature and top-p.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
@@ -263,6 +263,48 @@ class FastStep:
         if over > 0:
             self.model._drop_oldest(cache, k_pos, over, keep_head)
         return torch.matmul(ln(x, (C,), *self.ln_f), self.head)
+
+
+def grow(model: MusicTransformer, weights: dict, old: dict) -> None:
+    """Load the weights of a shallower model (same widths) into ``model`` so it computes the same function.
+
+    The old blocks keep their order; each new block is placed after an evenly spaced old one
+    with its two output projections at zero, so it starts as the identity (the residual stream
+    passes through unchanged) and training then gives it work. Raises ValueError unless the
+    two configurations differ in depth alone.
+    """
+    new = asdict(model.cfg)
+    if {k: v for k, v in old.items() if k not in ("n_layer", "dropout")} != \
+            {k: v for k, v in new.items() if k not in ("n_layer", "dropout")}:
+        raise ValueError("only a deeper model of the same widths can start from these weights")
+    n_old, n_new = int(old["n_layer"]), model.cfg.n_layer
+    if n_new < n_old:
+        raise ValueError(f"cannot shrink {n_old} blocks to {n_new}")
+    # new position of each old block: spread the added ones evenly between them
+    extra = n_new - n_old
+    slots, placed, j = [], 0, 0
+    for i in range(n_old):
+        slots.append(j)
+        j += 1
+        if placed < extra and (i + 1) * extra // n_old > placed:
+            j += (i + 1) * extra // n_old - placed
+            placed = (i + 1) * extra // n_old
+    state = model.state_dict()
+    out = {k: v for k, v in weights.items() if not k.startswith("blocks.")}
+    for k, v in weights.items():
+        if k.startswith("blocks."):
+            _, i, rest = k.split(".", 2)
+            out[f"blocks.{slots[int(i)]}.{rest}"] = v
+    fresh = sorted(set(range(n_new)) - set(slots))
+    for b in fresh:
+        for k, v in state.items():
+            if k.startswith(f"blocks.{b}."):
+                out[k] = v.clone()
+        for name in ("attn.proj.weight", "attn.proj.bias", "mlp.2.weight", "mlp.2.bias"):
+            out[f"blocks.{b}.{name}"] = torch.zeros_like(state[f"blocks.{b}.{name}"])
+    if "head.weight" in state and "head.weight" not in out:
+        out["head.weight"] = out["emb.weight"]
+    model.load_state_dict(out)
 
 
 def build(config: dict) -> MusicTransformer:

@@ -23,7 +23,7 @@ import torch
 from .. import checkpoint
 from ..training import Task
 from . import tokens as T
-from .model import Config, MusicTransformer, build
+from .model import Config, MusicTransformer, build, grow
 
 SPLIT_CODE = {"train": 0, "valid": 1, "test": 2}
 
@@ -270,7 +270,17 @@ def task(data: dict, cfg: Config | None = None, batch: int = 8, lr: float = 1e-3
                 warmup=warmup, min_lr=0.1, tokens=lambda b: int((b[1] != T.PAD).sum()),
                 meta=lambda info: {"step": info["step"], "tokens": info["tokens"],
                                    "valid_loss": info["metrics"].get("valid_loss"), "vocab_version": T.VOCAB_VERSION},
-                refresh=refreshed if refresh is not None else None, refresh_every_s=refresh_every_s)
+                refresh=refreshed if refresh is not None else None, refresh_every_s=refresh_every_s,
+                grow=_grow)
+
+
+def _grow(model, weights, old):
+    from ...core.errors import StudioError
+
+    try:
+        grow(model, weights, old)
+    except ValueError as exc:
+        raise StudioError(f"cannot start this continuation model from those weights: {exc}") from None
 
 
 def main(argv=None) -> int:
