@@ -52,6 +52,14 @@ def with_strays(strays: bytes, where: str) -> bytes:
     return smf(b"".join(ev) + EOT)
 
 
+def as_events(statuses: list[int]) -> bytes:
+    """The scale after system messages written as events of their own (a delta time, the
+    status, its data bytes), the way a sequencer recording a cable writes them."""
+    data = {0xF1: b"\x7f", 0xF2: b"\x7f\x7f", 0xF3: b"\x7f"}
+    strays = b"".join(b"\x00" + bytes([b]) + data.get(b, b"") for b in statuses)
+    return smf(b"\x00\xff\x01\x05Scale" + strays + b"".join(scale_events()) + EOT)
+
+
 def cases() -> dict[str, tuple[bytes, str]]:
     """name -> (file bytes, words the warning must hold)."""
     out: dict[str, tuple[bytes, str]] = {}
@@ -59,6 +67,10 @@ def cases() -> dict[str, tuple[bytes, str]]:
         out[f"stray_{b:02x}_before_status"] = (with_strays(bytes([b]), "status"), "skipped 1 undefined status byte in track 1")
     out["three_strays_before_status"] = (with_strays(b"\xf4\xf5\xfd", "status"), "skipped 3 undefined status bytes in track 1")
     out["realtime_between_data_bytes"] = (with_strays(b"\xf8", "data"), "skipped 1 undefined status byte in track 1")
+    for b in (0xF1, 0xF2, 0xF3, 0xF4, 0xF5, 0xF6, 0xF8, 0xF9, 0xFA, 0xFB, 0xFC, 0xFD, 0xFE):
+        out[f"stray_{b:02x}_as_an_event"] = (as_events([b]), "skipped 1 undefined status byte in track 1")
+    out["thirteen_strays_as_events"] = (as_events(list(range(0xF1, 0xF7)) + list(range(0xF8, 0xFF))),
+                                        "skipped 13 undefined status bytes in track 1")
     ev = scale_events(running=True)
     ev[3] = ev[3][:2] + b"\xfe" + ev[3][2:]  # between a delta time and running-status data
     out["realtime_before_running_status_data"] = (smf(b"".join(ev) + EOT), "skipped 1 undefined status byte in track 1")
@@ -80,6 +92,24 @@ def test_tolerant_reader_recovers_the_scale_and_says_so(name):
     assert [n for t in song.tracks for n in t.notes] == WANT
     lines = [str(w.message) for w in seen if issubclass(w.category, FileWarning)]
     assert len(lines) == 1 and lines[0].startswith(f"{name}.mid: ") and words in lines[0], lines
+
+
+def test_a_missing_last_byte_of_the_end_of_track_loses_nothing():
+    said: list[str] = []
+    song = midi.read_midi_bytes(cases()["missing_last_byte"][0], "x.mid", repairs=said)
+    assert said == ["track 1 ends 1 byte short of its length"] and song.tracks[0].notes == WANT
+
+
+def test_format_2_patterns_play_one_after_another():
+    """A format 2 file holds independent patterns: a player plays them in turn, not at once."""
+    head = b"MThd" + struct.pack(">IHHH", 6, 2, 2, 480)
+    one = b"".join(scale_events()) + EOT
+    two = b"\x00\x90\x30\x64\x87\x40\x80\x30\x00" + b"\x83\x60\xff\x2f\x00"  # a half note, a quarter's rest
+    data = head + b"MTrk" + struct.pack(">I", len(one)) + one + b"MTrk" + struct.pack(">I", len(two)) + two
+    song = midi.read_midi_bytes(data, "patterns.mid")
+    assert [n for t in song.tracks for n in t.notes] == WANT + [Note(8 * 480, 48, 960, 100)]
+    fmt1 = data[:8] + struct.pack(">H", 1) + data[10:]
+    assert midi.read_midi_bytes(fmt1, "together.mid").tracks[1].notes == [Note(0, 48, 960, 100)]
 
 
 def test_clean_file_reads_without_a_warning():

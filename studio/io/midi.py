@@ -254,8 +254,12 @@ _COMMON_DATA = {0xF1: 1, 0xF2: 2, 0xF3: 1}
 def repair_track(data: bytes, cut_off: bool = False) -> tuple[bytes, list[str]] | None:
     """A track body re-written the way a tolerant player reads it, and what was repaired.
 
-    * system real-time and common bytes (0xF1-0xFE, which belong on a cable, not in a file)
-      where an event or a data byte should be are skipped;
+    * system real-time and common messages (0xF1-0xFE, which belong on a cable, not in a
+      file) are skipped: written as events of their own (a delta time, the status byte and
+      its data bytes: one for 0xF1 and 0xF3, two for 0xF2), as sequencers that record a
+      cable write them, or as bare bytes between an event's delta time and its status or
+      between its data bytes.  The first reading is tried first; when the track makes no
+      sense that way, the second;
     * running status resumes after a SysEx or meta event (a SysEx does not cancel it);
     * an event cut off by the end of the track is dropped, when ``cut_off`` (the file itself
       ended early); a track that is whole by its length but ends inside an event is refused.
@@ -263,6 +267,12 @@ def repair_track(data: bytes, cut_off: bool = False) -> tuple[bytes, list[str]] 
     Every channel event is written with its status byte.  None when the track cannot be
     made sense of (a data byte with no status ever given, a delta time over four bytes, a
     data byte of 128 or more that is not a real-time byte): the caller reports that."""
+    return _repair(data, cut_off, True) or _repair(data, cut_off, False)
+
+
+def _repair(data: bytes, cut_off: bool, strays_are_events: bool) -> tuple[bytes, list[str]] | None:
+    """:func:`repair_track` with one reading of stray system bytes: as whole events
+    (``strays_are_events``) or as bytes inside an event."""
     out = bytearray()
     pos, n = 0, len(data)
     status, carry = 0, 0
@@ -289,6 +299,13 @@ def repair_track(data: bytes, cut_off: bool = False) -> tuple[bytes, list[str]] 
         if delta < 0:
             return None
         stray = pos
+        if strays_are_events and pos < n and 0xF1 <= data[pos] <= 0xFE and data[pos] != 0xF7:
+            pos += 1 + _COMMON_DATA.get(data[pos], 0)  # the message and its data bytes
+            if pos > n or any(c & 0x80 for c in data[stray + 1 : pos]):
+                return None
+            skipped += 1
+            carry += delta  # its time passes all the same
+            continue
         while pos < n and 0xF1 <= data[pos] <= 0xFE and data[pos] != 0xF7:
             pos += 1
         skipped += pos - stray
@@ -301,7 +318,8 @@ def repair_track(data: bytes, cut_off: bool = False) -> tuple[bytes, list[str]] 
             pos += 2 if b == 0xFF else 1
             length, pos = vlq(pos)
             if length is None or length < 0 or pos + length > n:
-                cut += 1
+                if not (b == 0xFF and data[head + 1 : head + 2] == b"\x2f"):
+                    cut += 1  # a cut-off end-of-track loses nothing: it is written anew below
                 break
             pos += length
             out += _vlq(delta + carry) + data[head:pos]
@@ -454,6 +472,13 @@ def _read(data: bytes, title: str, said: list[str]) -> Song:
             raise _Fail(f"more than {MAX_EVENTS:,} events (limit)")
         tracks_events.append(_events(track, i, tick_cap))
         del track
+    if fmt == 2:  # independent patterns, played one after another as players do
+        offset = 0
+        for i, events in enumerate(tracks_events):
+            tracks_events[i] = events = [(t + offset, *rest) for t, *rest in events]
+            offset = events[-1][0] if events else offset
+            if offset > tick_cap:
+                raise _Fail(f"track {i + 1}: events later than {MAX_SECONDS / 3600:g} hours (limit)")
     return _build_song(tracks_events, scale, smpte, title, fmt)
 
 
