@@ -82,8 +82,8 @@ def test_off_grid_warns_and_far_key_transposes_back(tiny):
     warnings = []
     song = melody_song(pitches=(40, 42, 44, 45, 47, 45, 44, 42, 40), off_grid=37)  # very low and off the grid
     out = api.harmonize(song, weights=tiny, steps=2, candidates=1, warn=warnings.append, seed=0)
-    assert warnings and "quantized" in warnings[0]
-    assert out.tracks[0].notes == song.tracks[0].notes
+    assert warnings and "quantized" in warnings[0] and "bass range" in warnings[1]
+    assert out.tracks[3].notes == song.tracks[0].notes
     assert api.choose_shift([40, 47]) > 12 and api.choose_shift([65, 72]) == 0
 
 
@@ -96,24 +96,75 @@ def tiny_patch(tmp_path_factory):
     return root / "harmonizer"
 
 
-@pytest.mark.parametrize("low", [True, False], ids=["two-octaves-low", "midi-96-108"])
-def test_far_off_melody_is_harmonized_in_full_around_it(tiny_patch, low):
-    """A melody octaves away from a soprano's range: four full voices written around it (the
-    others keep their spacing under it), with a warning; never empty voices."""
-    pitches = (40, 42, 44, 45, 47, 45, 44, 42, 40) if low else (96, 98, 100, 101, 103, 105, 107, 108, 103, 100)
+LOW_TUNE = (48, 50, 52, 53, 55, 57, 55, 53, 52, 50, 52, 48, 55, 53, 52, 50, 48)  # C3-A3: a tenor's tune
+
+
+@pytest.mark.parametrize("pitches, voice", [(LOW_TUNE, 2), ((40, 42, 44, 45, 47, 45, 44, 42, 40), 3)],
+                         ids=["tenor-range", "bass-range"])
+def test_a_low_melody_is_harmonized_as_the_voice_it_lies_in(tiny_patch, pitches, voice):
+    """A melody in a tenor's (or a bass's) range stays at its pitch as that voice, every written
+    voice in its own range and sounding under the whole melody, and the user is told so."""
+    from studio.core import satb
+
     warnings = []
     song = melody_song(pitches=pitches)
     out = api.harmonize(song, weights=tiny_patch, steps=3, candidates=2, warn=warnings.append, seed=0)
-    assert out.tracks[0].notes == song.tracks[0].notes
-    assert any("octave" in w for w in warnings)
+    assert [t.name for t in out.tracks] == ["Soprano", "Alto", "Tenor", "Bass"]
+    assert out.tracks[voice].notes == song.tracks[0].notes
+    name = satb.VOICES[voice]
+    assert warnings == [f"{satb.place_melody(pitches).note}"] and f"in the {name} range" in warnings[0]
+    assert f"as the {name}" in warnings[0]
     end = song.tracks[0].end_tick
-    for t in out.tracks[1:]:
-        covered = sum(n.duration for n in t.notes)
-        assert covered >= 0.9 * end, t.name  # the voice sounds under the whole melody
-        assert all(0 <= n.pitch <= 127 for n in t.notes)
+    for v, t in enumerate(out.tracks):
+        if v == voice:
+            continue
+        lo, hi = satb.SATB_RANGE[satb.VOICES[v]]
+        assert all(lo <= n.pitch <= hi for n in t.notes), t.name
+        assert sum(n.duration for n in t.notes) >= 0.9 * end, t.name  # no empty voice
     means = [sum(n.pitch for n in t.notes) / len(t.notes) for t in out.tracks]
     assert means[0] > means[3]
-    assert abs(means[0] - means[3]) < 36  # written around the melody, not in the usual ranges far away
+
+
+@pytest.mark.parametrize("pitches, words", [((96, 98, 100, 101, 103, 105, 107, 108), "above every voice's range"),
+                                            ((24, 26, 28, 29, 31, 29, 28), "below every voice's range")])
+def test_a_melody_beyond_every_voice_is_an_error_in_words(tiny_patch, pitches, words):
+    with pytest.raises(StudioError, match=words):
+        api.harmonize(melody_song(pitches=pitches), weights=tiny_patch, steps=2, candidates=1, seed=0)
+
+
+def test_which_voice_a_melody_is():
+    from studio.core import satb
+
+    def voice(lo, hi):
+        return satb.place_melody(range(lo, hi + 1)).voice
+
+    assert voice(60, 72) == 0 and voice(57, 69) == 0 and voice(76, 88) == 0  # a soprano's, a little low or high
+    assert voice(52, 65) == 2 and voice(48, 62) == 2 and voice(48, 67) == 2  # a tenor's (Erk's low tunes)
+    assert voice(40, 47) == 3 and voice(45, 57) == 3  # a bass's
+    assert satb.place_melody([64, 65, 67]).note == ""  # the soprano goes without saying
+    assert satb.place_melody([48, 55]).note == "the melody (C3–G3) lies in the tenor range; harmonized with it as the tenor"
+    for lo, hi in ((84, 96), (28, 36)):
+        with pytest.raises(StudioError, match="every voice's range"):
+            satb.place_melody(range(lo, hi + 1))
+
+
+def test_a_bass_melody_cannot_keep_another_bass(tiny):
+    song = melody_song(pitches=(40, 42, 44, 45, 47))
+    song.tracks.append(Track(name="Bass", notes=[Note(0, 36, 960)]))
+    with pytest.raises(StudioError, match="lies in the bass range: no other bass can be kept under it"):
+        api.harmonize(song, keep=("soprano", "bass"), weights=tiny)
+
+
+def test_the_assistant_anchors_a_low_melody_to_its_voice():
+    from studio.ui.assistant import requests as rq
+
+    song = melody_song(pitches=LOW_TUNE)
+    plan = rq.harmonize_plan(rq.Context(song, 0), False, None, None, 1, None)
+    assert plan.anchor == {2: 0}  # the take's Tenor is the user's melody track
+    assert "lies in the tenor range; harmonized with it as the tenor" in plan.where
+    assert plan.where.endswith("writes soprano, alto and bass")
+    plan = rq.harmonize_plan(rq.Context(melody_song(), 0), True, None, None, 1, None)
+    assert plan.anchor == {0: 0} and plan.where == "melody: Melody; writes alto and tenor"
 
 
 def test_final_cadence_is_written_where_the_melody_asks_for_it():
@@ -134,11 +185,16 @@ def test_final_cadence_is_written_where_the_melody_asks_for_it():
     assert not api.final_cadence(line[:-1] + [(22, 28, 60)], 0, 0, tokens, given) and not given.any()
 
 
-def test_voice_ranges_follow_a_melody_only_by_whole_octaves_beyond_one():
-    # a melody within an octave of a soprano's range: the other voices stay in their own ranges
-    assert api.range_shift(10) == 10 and api.range_shift(-7) == -7 and api.range_shift(0) == 0
-    # octaves away: the voices move along with it by whole octaves
-    assert api.range_shift(14) == 2 and api.range_shift(22) == -2 and api.range_shift(-30) == -6
+def test_final_cadence_lies_under_a_tenor_melody():
+    import numpy as np
+
+    from studio.ml.harmonizer import data as ch
+
+    line = [(0, 4, 52), (4, 8, 53), (8, 12, 55), (12, 16, 52), (16, 20, 50), (20, 28, 48)]  # E3 F G E D C3
+    tokens, given = np.zeros((4, 28), dtype=np.int64), np.zeros((4, 28), dtype=bool)
+    assert api.final_cadence(line, 0, 2, tokens, given)  # the grid 2 semitones above the output
+    bass = ch.token_pitch(tokens[3]) - 2
+    assert (bass[16], bass[20]) == (43, 36)  # G2 - C2, below the tenor's D3 - C3
 
 
 def test_pickup_melody_on_the_patch_network(tiny_patch):
@@ -192,6 +248,15 @@ def test_cli_harmonize_and_bad_input(tiny, tmp_path):
     assert r.returncode == 0, r.stderr
     back = io.load(out)
     assert [t.name for t in back.tracks] == ["Soprano", "Alto", "Tenor", "Bass"]
+    assert "Soprano 11 notes (the melody), Alto" in r.stdout
+    low = tmp_path / "low.mid"
+    io.save(melody_song(pitches=LOW_TUNE), low)
+    r = subprocess.run([sys.executable, "-m", "studio", "harmonize", str(low), "-o", str(out), "--seed", "3",
+                        "--candidates", "1"], capture_output=True, text=True, env=env, cwd=REPO)
+    assert r.returncode == 0, r.stderr
+    assert "lies in the tenor range; harmonized with it as the tenor" in r.stderr
+    assert f"Tenor {len(LOW_TUNE)} notes (the melody)" in r.stdout
+    assert [n.pitch for n in io.load(out).tracks[2].notes] == list(LOW_TUNE)
     r = subprocess.run([sys.executable, "-m", "studio", "harmonize", str(src), "-o", str(out), "--melody-track", "9"],
                        capture_output=True, text=True, env=env, cwd=REPO)
     assert r.returncode == 2 and r.stderr.startswith("studio: error: m.mid:") and "Traceback" not in r.stderr

@@ -76,8 +76,9 @@ def harmonize(args) -> int:
     except StudioError as exc:
         raise StudioError(f"{name}: {exc}") from None
     io.save(out, args.output)
-    counts = {t.name: len(t.notes) for t in out.tracks}
-    print(f"wrote {args.output}: " + ", ".join(f"{k} {v} notes" for k, v in counts.items()))
+    given = sorted(song.tracks[harmonize_api.pick_melody_track(song, melody)].notes)
+    print(f"wrote {args.output}: " + ", ".join(f"{t.name} {len(t.notes)} notes" + (" (the melody)" if t.notes == given else "")
+                                               for t in out.tracks))
     return 0
 
 

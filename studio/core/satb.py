@@ -6,11 +6,18 @@ Pure Python (no Qt, no numpy): the GUI's checker and the harmonizer use the same
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Sequence
+
+from .errors import StudioError
+from .key import PC_NAMES
 from .song import Song
 
 VOICES = ("soprano", "alto", "tenor", "bass")  # keys, in score order
 VOICE_NAMES = ("Soprano", "Alto", "Tenor", "Bass")  # track names
 SATB_RANGE = {"soprano": (60, 81), "alto": (53, 74), "tenor": (48, 69), "bass": (36, 64)}  # MIDI, inclusive
+# where each voice mostly sits in Bach's chorales (about the 2nd to 98th percentile of its notes)
+TESSITURA = {"soprano": (62, 79), "alto": (57, 72), "tenor": (52, 67), "bass": (40, 60)}
 MELODY_NAMES = ("soprano", "melody", "s.")
 BASS_NAMES = ("bass", "b.")
 
@@ -70,3 +77,80 @@ def bass_track(song: Song, melody: int) -> int | None:
         if song.tracks[i].name.strip().lower() in BASS_NAMES:
             return i
     return min(others, key=lambda i: mean_pitch(song, i)) if others else None
+
+
+# ---- which voice a melody is -------------------------------------------------------------------
+
+NEAR = 7  # semitones: a melody this close to a voice's tessitura is sung by that voice as written
+FAR = 12  # a melody an octave or more from every voice's tessitura is not harmonized
+TENOR_FIRST = 4  # a low melody this close to a tenor's tessitura is the tenor, even nearer a bass's
+
+
+def pitch_name(midi: int) -> str:
+    """``C4`` for MIDI 60."""
+    return f"{PC_NAMES[midi % 12]}{midi // 12 - 1}"
+
+
+def fit_shift(pitches: Sequence[int], target: tuple[int, int]) -> int:
+    """Semitones that move ``pitches`` into ``target`` (lo, hi) with the fewest semitones left
+    outside it, the smallest such move on ties (0 when they already fit)."""
+    lo, hi = target
+    best = None
+    for s in range(-36, 37):
+        out = sum(max(0, lo - (p + s)) + max(0, (p + s) - hi) for p in pitches)
+        key = (out, abs(s))
+        if best is None or key < best[0]:
+            best = (key, s)
+    return best[1]
+
+
+@dataclass(frozen=True)
+class Placement:
+    """The voice a melody is harmonized as, at its written pitch."""
+
+    voice: int  # 0 soprano, 2 tenor, 3 bass
+    shift: int  # semitones from the melody to the voice's tessitura (what a model transposes by)
+    low: int
+    high: int
+
+    @property
+    def note(self) -> str:
+        """What a user is told when the melody is not the soprano ("" when it is)."""
+        if self.voice == 0:
+            return ""
+        name = VOICES[self.voice]
+        return (f"the melody ({pitch_name(self.low)}–{pitch_name(self.high)}) lies in the {name} range; "
+                f"harmonized with it as the {name}")
+
+
+def place_melody(pitches: Sequence[int]) -> Placement:
+    """The voice a single-line melody is harmonized as, keeping it at its written pitch.
+
+    The soprano when the melody lies within ``NEAR`` semitones of a soprano's tessitura (or
+    above it by less than an octave); a melody lower than that is the tenor (when it lies within
+    ``TENOR_FIRST`` semitones of a tenor's tessitura), else the tenor or the bass, whichever's
+    tessitura it lies nearer; a melody ``FAR`` from every voice is a
+    ``StudioError`` in words (transposing it is the user's choice, not the model's).
+    """
+    ps = [int(p) for p in pitches]
+    if not ps:
+        raise StudioError("the melody has no notes")
+    lo, hi = min(ps), max(ps)
+    where = f"the melody ({pitch_name(lo)}–{pitch_name(hi)})"
+    s = fit_shift(ps, TESSITURA["soprano"])
+    if -FAR < s <= NEAR:
+        return Placement(0, s, lo, hi)
+    if s <= -FAR:
+        raise StudioError(f"{where} lies above every voice's range (a soprano sings "
+                          f"{pitch_name(SATB_RANGE['soprano'][0])}–{pitch_name(SATB_RANGE['soprano'][1])}); "
+                          "transpose it down to harmonize it")
+    t = fit_shift(ps, TESSITURA["tenor"])
+    b = fit_shift(ps, TESSITURA["bass"])
+    voice, shift = (2, t) if abs(t) <= min(abs(b), NEAR) or abs(t) <= TENOR_FIRST else (3, b)
+    if abs(shift) <= NEAR:
+        return Placement(voice, shift, lo, hi)
+    if s < FAR:
+        return Placement(0, s, lo, hi)
+    raise StudioError(f"{where} lies below every voice's range (a bass sings "
+                      f"{pitch_name(SATB_RANGE['bass'][0])}–{pitch_name(SATB_RANGE['bass'][1])}); "
+                      "transpose it up to harmonize it")

@@ -6,8 +6,12 @@ voice or one span of a four-voice song with everything else kept. Both return a 
 with tracks Soprano, Alto, Tenor, Bass; kept voices are copied note for note.
 
 The melody is put on the model's 16th grid (notes off the grid are quantized, with a
-warning), transposed into the soprano's range for the model and back afterwards, and pieces
-longer than the model's window are covered by overlapping windows.
+warning) and kept at its written pitch as the voice whose range it lies in
+(``satb.place_melody``: the soprano, or the tenor or bass of a low melody, the other voices
+written around it, each in its own range; a melody an octave or more beyond every voice is an
+error); the model sees it transposed to that voice's usual range (by less than an octave) and
+the result is moved back. Pieces longer than the model's window are covered by overlapping
+windows.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ CHOIR_PROGRAM = 52  # General MIDI "Choir Aahs"
 MAX_STEPS = 8192  # 512 bars of 4/4 in 16ths: longer than this is not a melody we harmonize
 DEFAULTS = {"temperature": 1.0, "candidates": 4, "steps": 8, "final_temperature": 0.7, "repair": 8, "proposals": 8,
             "rerank_weight": 6.0, "texture_weight": 0.5, "leap_weight": 4.0, "parallel_weight": 16.0}
-SOPRANO_TARGET = (62, 79)  # where the model likes the soprano
+SOPRANO_TARGET = satb.TESSITURA["soprano"]  # where the model likes the soprano
 
 _models: dict = {}
 _lock = threading.Lock()
@@ -122,14 +126,7 @@ def _line_tokens(line, first: int, count: int, shift: int) -> np.ndarray:
 
 def choose_shift(pitches: Sequence[int], target: tuple[int, int] = SOPRANO_TARGET) -> int:
     """Semitones to move a melody so it sits in the soprano's range (0 when it already does)."""
-    lo, hi = target
-    best = None
-    for s in range(-30, 31):
-        out = sum(max(0, lo - (p + s)) + max(0, (p + s) - hi) for p in pitches)
-        key = (out, abs(s))
-        if best is None or key < best[0]:
-            best = (key, s)
-    return best[1]
+    return satb.fit_shift(pitches, target)
 
 
 def tokens_to_notes(row: np.ndarray, first: int, step: int, shift: int, velocity: int = 80) -> list[Note]:
@@ -206,11 +203,13 @@ def harmonize(song: Song, melody_track: int | None = None, keep: Sequence[str] =
               device: str = "auto", progress: Callable[[float], bool] | None = None,
               steps: int | None = None, warn: Callable[[str], None] | None = None,
               weights: str | Path | None = None) -> Song:
-    """A new Song: the melody as Soprano (unchanged) over newly written Alto, Tenor, Bass.
+    """A new Song: the melody (unchanged) with three newly written voices, tracks Soprano, Alto,
+    Tenor, Bass. The melody is the Soprano, or, when it lies lower (``satb.place_melody``), the
+    Tenor or the Bass, the other voices written around it; ``warn`` then says so.
 
     ``melody_track`` is 0-based (None: the track named Soprano/Melody, else the highest one).
-    ``keep`` is ``("soprano",)`` or ``("soprano", "bass")``; a kept bass comes from the track
-    named Bass, else the lowest other track. ``progress(fraction) -> bool``: False cancels.
+    ``keep`` is ``("soprano",)`` (the melody) or ``("soprano", "bass")``; a kept bass comes from the
+    track named Bass, else the lowest other track. ``progress(fraction) -> bool``: False cancels.
     """
     warn = warn or _default_warn
     keep = tuple(k.strip().lower() for k in keep)
@@ -222,8 +221,14 @@ def harmonize(song: Song, melody_track: int | None = None, keep: Sequence[str] =
     mi = pick_melody_track(song, melody_track)
     melody = song.tracks[mi].notes
     line = _quantize(melody, step, "melody", warn)
-    lines = {0: line}
-    kept_notes = {0: list(melody)}
+    place = satb.place_melody([p for _, _, p in line])
+    mv = place.voice
+    if mv == 3 and "bass" in keep:
+        raise StudioError(f"{place.note.split(';')[0]}: no other bass can be kept under it")
+    if place.note:
+        warn(place.note)
+    lines = {mv: line}
+    kept_notes = {mv: list(melody)}
     if "bass" in keep:
         bi = _pick_bass(song, mi)
         lines[3] = _quantize(song.tracks[bi].notes, step, "bass", warn)
@@ -237,7 +242,7 @@ def harmonize(song: Song, melody_track: int | None = None, keep: Sequence[str] =
     count += -count % 4
     if count > MAX_STEPS:
         raise StudioError(f"the melody is {count // 16} bars of 4/4 long; the harmonizer takes at most {MAX_STEPS // 16}")
-    shift = choose_shift([p for _, _, p in line])
+    shift = place.shift
     tokens = np.zeros((4, count), dtype=np.int64)
     given = np.zeros((4, count), dtype=bool)
     for v, l in lines.items():
@@ -245,14 +250,9 @@ def harmonize(song: Song, melody_track: int | None = None, keep: Sequence[str] =
         given[v] = True
     given[:, : min(a for a, _, _ in line) - first] = True
     given[:, max(b for _, b, _ in line) - first:] = True
-    if abs(shift) >= 12:
-        octaves = int(round(abs(shift) / 12))
-        where = "below" if shift > 0 else "above"
-        warn(f"the melody lies about {octaves} octave{'s' if octaves > 1 else ''} {where} a soprano's range; "
-             "the other voices are written around it, not in their usual ranges")
     pos, blen, beat = meter_arrays(song, first, count)
     marks = ch.phrase_marks(line, first, count)
-    voiced = tokens[0] != ch.REST
+    voiced = tokens[mv] != ch.REST
     if 3 not in lines:
         final_cadence(line, first, shift, tokens, given)
     return _run(song, tokens, given, pos, blen, beat, first, step, shift, kept_notes, temperature, candidates,
@@ -262,8 +262,8 @@ def harmonize(song: Song, melody_track: int | None = None, keep: Sequence[str] =
 def final_cadence(line, first: int, shift: int, tokens: np.ndarray, given: np.ndarray) -> bool:
     """Write a V - I bass under the melody's last two notes when the melody asks for an authentic
     cadence: it ends on a note of its key's tonic chord after a note of the dominant seventh chord
-    (its key by Krumhansl-Schmuckler). The bass cells become given; the network writes the alto
-    and tenor around them. Returns whether it did."""
+    (its key by Krumhansl-Schmuckler). The bass lies below the melody (a tenor's too); its cells
+    become given and the network writes the other voices around them. Returns whether it did."""
     from .figures import key_of
 
     if len(line) < 2 or line[-1][0] != line[-2][1]:
@@ -272,12 +272,14 @@ def final_cadence(line, first: int, shift: int, tokens: np.ndarray, given: np.nd
     last, prev = (line[-1][2] - tonic) % 12, (line[-2][2] - tonic) % 12
     if last not in (0, 3 if minor else 4, 7) or prev not in (7, 11, 2, 5):
         return False
-    rs = range_shift(shift)
     t = (tonic + shift) % 12  # the tonic in the grid's key
-    bass_i = next(p for p in range(43 + rs, 55 + rs) if p % 12 == t)
-    bass_v = bass_i + 7 if bass_i + 7 <= 55 + rs else bass_i - 5
+    bass_i = next(p for p in range(43 + shift, 55 + shift) if p % 12 == t)
+    bass_v = bass_i + 7 if bass_i + 7 <= 55 + shift else bass_i - 5
+    lo = satb.SATB_RANGE["bass"][0] + shift
+    while bass_i >= line[-1][2] + shift or bass_v >= line[-2][2] + shift:  # under a low melody
+        bass_i, bass_v = bass_i - 12, bass_v - 12
     for (a, b, _), pitch in ((line[-1], bass_i), (line[-2], bass_v)):
-        if not ch.LOW <= pitch <= ch.HIGH:
+        if not max(ch.LOW, lo) <= pitch <= ch.HIGH:
             return False
     for (a, b, _), pitch in ((line[-1], bass_i), (line[-2], bass_v)):
         tokens[3, a - first] = ch.encode(pitch, True)
@@ -286,20 +288,13 @@ def final_cadence(line, first: int, shift: int, tokens: np.ndarray, given: np.nd
     return True
 
 
-def range_shift(shift: int) -> int:
-    """The part of ``shift`` the voices' ranges follow: a melody whole octaves away from a
-    soprano's range takes the other voices along by those octaves, so they keep their spacing
-    and stay inside the network's grid."""
-    return shift if abs(shift) < 12 else shift - 12 * int(round(shift / 12))
-
-
 def _run(song, tokens, given, pos, blen, beat, first, step, shift, kept_notes, temperature, candidates, seed,
          device, progress, steps, weights, marks=None, voiced=None) -> Song:
     from .data import metric_classes
 
     metric = metric_classes(pos, blen, beat)
     beats = np.nonzero(pos % beat == 0)[0]
-    grid = fill_grid(tokens, given, metric, beats, range_shift(shift), sampling_params(temperature, candidates, steps),
+    grid = fill_grid(tokens, given, metric, beats, shift, sampling_params(temperature, candidates, steps),
                      seed, progress, device, weights, marks=marks, voiced=voiced, quarters=np.nonzero(pos % 4 == 0)[0])
     parts = []
     for v in range(4):

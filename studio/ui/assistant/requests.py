@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ...core.satb import VOICE_NAMES, VOICES, bass_track, satb_tracks
+from ...core.errors import StudioError
+from ...core.satb import VOICE_NAMES, VOICES, bass_track, place_melody, satb_tracks
 from ...core.satb import melody_track as _melody_track
 from ...core.song import Note, Song
 from ...core.timing import bar_of, bar_start, bars, first_bar_number
@@ -94,24 +95,33 @@ def melody_track(song: Song, current: int) -> int | None:
 
 def harmonize_plan(ctx: Context, keep_bass: bool, temperature: float | None, candidates: int | None, takes: int,
                    seed: int | None) -> Plan:
-    """Harmonize the current track (or, in a four-voice song, the soprano) as the melody."""
+    """Harmonize the current track (or, in a four-voice song, the soprano) as the melody: the
+    take's soprano, or its tenor or bass when the melody lies that low (``satb.place_melody``)."""
     song = ctx.song.copy()
     idx = satb_tracks(song)
-    if idx is not None:  # four voices already: rewrite the lower ones under the soprano
-        m = idx[0]
+    m = idx[0] if idx is not None else melody_track(song, ctx.track)
+    voice, note = 0, ""
+    if m is not None:
+        try:
+            place = place_melody([n.pitch for n in song.tracks[m].notes])
+            voice, note = place.voice, place.note
+        except StudioError as exc:  # the worker answers with the same words
+            note = str(exc)
+    if idx is not None:  # four voices already: rewrite the others around the melody
         anchor = dict(enumerate(idx))
+        anchor[voice], anchor[0] = idx[0], idx[voice]
     else:
-        m = melody_track(song, ctx.track)
-        anchor = {0: m} if m is not None else {}
+        anchor = {voice: m} if m is not None else {}
         if keep_bass and m is not None:
             b = bass_track(song, m)
-            if b is not None:
+            if b is not None and voice != 3:
                 anchor[3] = b
     keep = ("soprano", "bass") if keep_bass else ("soprano",)
     req = P.HarmonizeRequest(0, song, seed=seed, melody_track=m, keep=keep, temperature=temperature,
                              candidates=candidates, takes=int(takes))
     name = song.tracks[m].name if m is not None else "the melody"
-    where = f"melody: {name}; writes {'alto and tenor' if keep_bass else 'alto, tenor and bass'}"
+    written = [VOICES[v] for v in range(4) if v != voice and not (keep_bass and v == 3)]
+    where = f"melody: {name}{'; ' + note if note else ''}; writes {', '.join(written[:-1])} and {written[-1]}"
     return Plan(req, song, anchor, False, where)
 
 
