@@ -110,3 +110,30 @@ def test_real_cli_in_a_subprocess(tmp_path):
     p = subprocess.run([sys.executable, "-m", "studio", "convert", str(DEMO), "-o", str(tmp_path / "x.mid")],
                        capture_output=True, text=True, env=env, timeout=60)
     assert p.returncode == 0 and (tmp_path / "x.mid").read_bytes()[:4] == b"MThd"
+
+
+def test_info_lists_controllers_per_track_and_counts_bars_after_a_pickup(tmp_path, capsys):
+    from studio.core.song import Control, Note, Song, TimeSignature, Track
+    from studio.io import save
+
+    notes = [Note(0, 67, 480)] + [Note(480 + i * 480, 60, 480) for i in range(7)]  # a pickup, a 4/4 bar, a 3/4 bar
+    pedal = [Control(480, 64, 127), Control(1400, 64, 0), Control(1440, 64, 127), Control(2300, 64, 0)]
+    bends = [Control(480 + i * 10, 128, i * 100) for i in range(5)]
+    song = Song(title="Up", tracks=[Track("Piano", 0, 0, notes=notes, controls=pedal + bends + [Control(0, 91, 40)]),
+                                    Track("Flute", 73, 1, notes=[Note(480, 72, 960)])],
+                time_signatures=[TimeSignature(0, 4, 4), TimeSignature(2400, 3, 4)], pickup=480)
+    path = tmp_path / "up.studio"
+    save(song, path)
+    rc, out, _ = run(capsys, "info", path)
+    lines = out.splitlines()
+    assert rc == 0 and "  length  2 bars after a pickup, " in out and "3/4 (bar 2)" in out
+    piano = next(i for i, line in enumerate(lines) if "Piano" in line)
+    assert lines[piano + 1].split() == ["controllers", "Sustain", "(CC", "64)", "4,", "CC", "91", "1,", "Pitch", "bend", "5"]
+    assert "controllers" not in lines[piano + 2]  # the flute has none
+    rc, out, _ = run(capsys, "info", path, "--json")
+    info = json.loads(out)
+    assert info["bars"] == 2 and info["pickup"] is True and info["meters"][1]["bar"] == 2
+    assert info["tracks"][0]["controllers"] == [{"number": 64, "name": "Sustain", "count": 4},
+                                                {"number": 91, "name": "CC 91", "count": 1},
+                                                {"number": 128, "name": "Pitch bend", "count": 5}]
+    assert info["tracks"][1]["controllers"] == []

@@ -13,9 +13,10 @@ import pytest
 pytest.importorskip("PySide6")
 from PySide6.QtCore import QPointF  # noqa: E402
 
-from studio.core.song import KeySignature, Note, Song, Track  # noqa: E402
+from studio.core.song import KeySignature, Note, Song, TempoChange, TimeSignature, Track  # noqa: E402
 from studio.io import load, save  # noqa: E402
 from studio.ui import commands  # noqa: E402
+from studio.ui.songprops import SongMapsCommand  # noqa: E402
 from studio.ui.autosave import find_orphans  # noqa: E402
 from studio.ui.settings import VERSION, Settings  # noqa: E402
 
@@ -115,12 +116,15 @@ def test_song_properties_drive_the_grid_and_undo(window):
     win.doc.replace_song(small_song())
     bar0 = win.editor.geom.bar_at(0)
     assert bar0.length == 1920
-    win.doc.undo.push(commands.SongProperties(win.doc, "Waltz", 90.0, 3, 4, KeySignature.from_name("D minor")))
+    win.doc.undo.push(SongMapsCommand(win.doc, "Waltz", "", 0, [TempoChange(0, 90.0)], [TimeSignature(0, 3, 4)],
+                                     [KeySignature.from_name("D minor")]))
     assert win.editor.geom.bar_at(0).length == 1440
     s = win.doc.song
     assert (s.title, s.tempo_at(0).bpm, str(s.time_signature_at(0)), s.key_at(0).name) == ("Waltz", 90.0, "3/4", "D minor")
     win.doc.undo.undo()
     assert win.editor.geom.bar_at(0).length == 1920 and win.doc.song.title == "Little"
+    menus = {a.text().replace("&", ""): a.menu() for a in win.menuBar().actions()}
+    assert win.a_props in menus["File"].actions()  # File > Song Properties pushes SongMapsCommand
 
 
 def test_track_properties_are_undoable(window, qtbot):

@@ -10,8 +10,9 @@ from PySide6.QtCore import QEvent, QObject, QPoint, Qt  # noqa: E402
 from PySide6.QtGui import QKeySequence  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
-from studio.core.song import KeySignature, Note, Song, Track  # noqa: E402
+from studio.core.song import KeySignature, Note, Song, TempoChange, TimeSignature, Track  # noqa: E402
 from studio.ui import commands  # noqa: E402
+from studio.ui.songprops import SongMapsCommand  # noqa: E402
 from studio.ui.settings import Settings  # noqa: E402
 
 CTRL, SHIFT = Qt.KeyboardModifier.ControlModifier, Qt.KeyboardModifier.ShiftModifier
@@ -99,7 +100,8 @@ def test_ruler_repaints_after_a_meter_change_and_file_new(window, qtbot):
     qtbot.wait(50)
     before = counter.count
     s = win.doc.song
-    win.doc.undo.push(commands.SongProperties(win.doc, s.title, 100.0, 3, 4, KeySignature(0, 0, False)))
+    win.doc.undo.push(SongMapsCommand(win.doc, s.title, "", 0, [TempoChange(0, 100.0)], [TimeSignature(0, 3, 4)],
+                                     [KeySignature(0, 0, False)]))
     qtbot.waitUntil(lambda: counter.count > before, timeout=2000)
     assert [b.start for b in win.editor.geom.bars_between(0, 3000)][:3] == [0, 1440, 2880]
     before = counter.count

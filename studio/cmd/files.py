@@ -6,8 +6,27 @@ import bisect
 import json
 import os
 
-from ..core.song import Song
-from ..core.timing import bars, song_seconds
+from ..core.song import CONTROLLER_NAMES, PITCH_BEND, Song
+from ..core.timing import bars, first_bar_number, song_seconds
+
+
+def controller_counts(track) -> list[dict]:
+    """How many events of each controller a track holds, by controller number (pitch bend last)."""
+    counts: dict[int, int] = {}
+    for c in track.controls:
+        counts[c.number] = counts.get(c.number, 0) + 1
+    return [{"number": n, "name": CONTROLLER_NAMES.get(n, f"CC {n}"), "count": counts[n]} for n in sorted(counts)]
+
+
+def _controllers(items: list[dict]) -> str:
+    """``Sustain (CC 64) 24, CC 91 3, Pitch bend 130``."""
+    words = []
+    for c in items:
+        named = c["number"] != PITCH_BEND and not c["name"].startswith("CC ")
+        number = f" (CC {c['number']})" if named else ""
+        words.append(f"{c['name']}{number} {c['count']}")
+    return ", ".join(words)
+
 
 def program_name(program: int, is_drum: bool = False) -> str:
     """The General MIDI instrument name of a program number (0-127)."""
@@ -32,16 +51,18 @@ def song_info(song: Song) -> dict:
     last = max([end] + [e.tick for e in (*song.tempos, *song.time_signatures, *song.key_signatures)])
     bar_list = bars(song, until=last + 1)
     starts = [b.start for b in bar_list]
-    n_bars = len(bars(song)) if end > 0 else 0
+    first = first_bar_number(song)  # a pickup is bar 0 and not counted, as a musician counts
+    n_bars = len(bars(song)) - (1 - first) if end > 0 else 0
 
-    def _bar_number(_song, tick: int) -> int:  # 1-based bar holding tick
-        return bisect.bisect_right(starts, tick)
+    def _bar_number(_song, tick: int) -> int:  # the bar holding tick, numbered as the score prints it
+        return bisect.bisect_right(starts, tick) - 1 + first
 
     return {
         "title": song.title,
         "ppq": song.ppq,
         "notes": song.note_count,
         "bars": n_bars,
+        "pickup": not first,
         "seconds": round(song_seconds(song), 3),
         "ticks": end,
         "tempos": [{"tick": t.tick, "bar": _bar_number(song, t.tick), "bpm": round(t.bpm, 3)} for t in song.tempos],
@@ -57,6 +78,7 @@ def song_info(song: Song) -> dict:
                 "notes": len(t.notes),
                 "lowest": min((n.pitch for n in t.notes), default=None),
                 "highest": max((n.pitch for n in t.notes), default=None),
+                "controllers": controller_counts(t),
             }
             for t in song.tracks
         ],
@@ -76,7 +98,8 @@ def _changes(items, key, fmt) -> str:
 def format_info(name: str, info: dict) -> str:
     lines = [
         f"{name}: {info['title']}",
-        f"  length  {info['bars']} bars, {_clock(info['seconds'])} ({info['seconds']:.1f} s)",
+        f"  length  {info['bars']} bar{'s' if info['bars'] != 1 else ''}{' after a pickup' if info.get('pickup') else ''}, "
+        f"{_clock(info['seconds'])} ({info['seconds']:.1f} s)",
         f"  notes   {info['notes']} in {len(info['tracks'])} track{'s' if len(info['tracks']) != 1 else ''}",
         f"  tempo   {_changes(info['tempos'], 'bpm', lambda b: f'{b:g} bpm')}",
         f"  meter   {_changes(info['meters'], 'meter', str)}",
@@ -87,6 +110,8 @@ def format_info(name: str, info: dict) -> str:
     for i, t in enumerate(info["tracks"], 1):
         prog = "drums" if t["is_drum"] else f"program {t['program']:3d}"
         lines.append(f"    {i:2d}. {t['name']:<{width}}  {prog} {t['instrument']:<24} ch {t['channel']:2d}  {t['notes']:6d} notes")
+        if t.get("controllers"):
+            lines.append(f"        {'':<{width}}  controllers  {_controllers(t['controllers'])}")
     if not info["tracks"]:
         lines.append("    (none)")
     return "\n".join(lines)

@@ -294,6 +294,7 @@ def song_to_music21(song: Song):
     if not song.tracks:
         qnotes_by_track = [[]]
 
+    shorts = short_names([t.name for t in tracks])
     for ti, (track, qnotes) in enumerate(zip(tracks, qnotes_by_track)):
         part = stream.Part(id=f"P{ti + 1}")
         part.partName = track.name
@@ -302,7 +303,7 @@ def song_to_music21(song: Song):
         except Exception:  # music21 knows most GM programs; keep a plain one for the rest
             inst = instrument.Instrument()
             inst.midiProgram = track.program
-        short = track.name if len(track.name) <= 5 else track.name[:3].rstrip() + "."
+        short = shorts[ti]
         inst.partName = inst.instrumentName = track.name
         inst.partAbbreviation = inst.instrumentAbbreviation = short
         part.partAbbreviation = short
@@ -402,6 +403,42 @@ def _bar_marks(pieces, key: KeySignature) -> dict:
         old = marks.get((pos, p))
         marks[(pos, p)] = (show or (old is not None and old[0]), max(v, old[1] if old else 0))
     return marks
+
+
+# the abbreviations orchestral scores print, longest name first where one name begins another
+_ABBREVIATIONS = (
+    ("violoncello", "Vc."), ("cello", "Vc."), ("violin", "Vln."), ("viola", "Vla."), ("contrabass", "Cb."),
+    ("double bass", "Cb."), ("piccolo", "Picc."), ("flute", "Fl."), ("oboe", "Ob."), ("english horn", "E.H."),
+    ("cor anglais", "E.H."), ("bass clarinet", "B. Cl."), ("clarinet", "Cl."), ("contrabassoon", "Cbsn."),
+    ("bassoon", "Bsn."), ("french horn", "Hn."), ("horn", "Hn."), ("trumpet", "Tpt."), ("trombone", "Tbn."),
+    ("tuba", "Tba."), ("timpani", "Timp."), ("percussion", "Perc."), ("drum", "Dr."), ("harpsichord", "Hpsd."),
+    ("harp", "Hp."), ("piano", "Pno."), ("organ", "Org."), ("guitar", "Gtr."), ("recorder", "Rec."),
+    ("saxophone", "Sax."), ("soprano", "S."), ("alto", "A."), ("tenor", "T."), ("baritone", "Bar."),
+    ("bass", "B."), ("voice", "Vo."),
+)
+
+
+def abbreviation(name: str) -> str:
+    """The short name a score prints before later systems: ``Violin 1`` -> ``Vln. 1``,
+    ``Viola`` -> ``Vla.``, ``Violoncello`` -> ``Vc.``; a number or Roman numeral after the
+    instrument stays.  A short name of no known instrument is kept; a long one is cut."""
+    words = name.split()
+    low = name.lower()
+    for full, short in _ABBREVIATIONS:
+        if low.startswith(full) and (len(low) == len(full) or not low[len(full)].isalpha()):
+            rest = name[len(full):].strip()
+            return f"{short} {rest}".strip()
+    if len(name) <= 7 or not words:
+        return name
+    tail = words[-1] if len(words) > 1 and (words[-1].isdigit() or set(words[-1]) <= set("IVX")) else ""
+    return f"{words[0][:3].rstrip()}. {tail}".strip()
+
+
+def short_names(names: list[str]) -> list[str]:
+    """:func:`abbreviation` of each name, with the full name where two different names would
+    share one abbreviation (two staves must not read alike)."""
+    shorts = [abbreviation(n) for n in names]
+    return [n if any(o != n and so == s for o, so in zip(names, shorts)) else s for n, s in zip(names, shorts)]
 
 
 def _clef_for(track: Track, clef):

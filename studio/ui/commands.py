@@ -7,14 +7,13 @@ pushes one command on release.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Sequence
 
 from PySide6.QtGui import QUndoCommand
 
 from ..core import edits
 from ..core.edits import NoteChange
-from ..core.song import KeySignature, TempoChange, TimeSignature, Track
+from ..core.song import Track
 
 
 class NoteEdit(QUndoCommand):
@@ -142,28 +141,3 @@ class RemoveTrack(QUndoCommand):
         self.doc.song.tracks.insert(self.index, self.track)
         self.doc.notify_tracks()
         self.doc.notify_notes({self.index})
-
-
-class SongProperties(QUndoCommand):
-    """Replace the title and the tempo, meter and key at the start of the song (later changes are kept)."""
-
-    def __init__(self, doc, title: str, bpm: float, numerator: int, denominator: int, key: KeySignature):
-        super().__init__("Song properties")
-        self.doc = doc
-        s = doc.song
-        self.old = (s.title, list(s.tempos), list(s.time_signatures), list(s.key_signatures))
-        tempos = [TempoChange(0, float(bpm))] + [t for t in s.tempos if t.tick > 0]
-        sigs = [TimeSignature(0, int(numerator), int(denominator))] + [t for t in s.time_signatures if t.tick > 0]
-        keys = [replace(key, tick=0)] + [k for k in s.key_signatures if k.tick > 0]
-        self.new = (title, tempos, sigs, keys)
-
-    def _set(self, values) -> None:
-        s = self.doc.song
-        s.title, s.tempos, s.time_signatures, s.key_signatures = values[0], list(values[1]), list(values[2]), list(values[3])
-        self.doc.notify_maps()
-
-    def redo(self) -> None:
-        self._set(self.new)
-
-    def undo(self) -> None:
-        self._set(self.old)

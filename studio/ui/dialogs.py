@@ -1,69 +1,13 @@
-"""Dialogs: song properties (title, tempo, meter, key) and audio export with progress."""
+"""Dialogs: file and audio export with progress (song properties: :mod:`studio.ui.songprops`)."""
 
 from __future__ import annotations
 
 import threading
 
 from PySide6.QtCore import QObject, Qt, Signal
-from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFormLayout, QHBoxLayout,
-                               QLabel, QLineEdit, QProgressDialog, QSpinBox, QWidget)
+from PySide6.QtWidgets import QProgressDialog
 
 from ..core.errors import Cancelled, StudioError
-from ..core.song import KeySignature, _MAJOR_BY_FIFTHS, _MINOR_BY_FIFTHS
-
-
-def key_names() -> list[str]:
-    majors = [f"{_MAJOR_BY_FIFTHS[f]} major" for f in range(-7, 8)]
-    minors = [f"{_MINOR_BY_FIFTHS[f]} minor" for f in range(-7, 8)]
-    return majors + minors
-
-
-class SongPropertiesDialog(QDialog):
-    """Title, tempo, time signature and key at the start of the song."""
-
-    def __init__(self, song, parent=None):
-        super().__init__(parent)
-        self.setWindowTitle("Song properties")
-        self.setMinimumWidth(440)
-        self.title = QLineEdit(song.title)
-        self.title.setCursorPosition(0)
-        self.tempo = QDoubleSpinBox()
-        self.tempo.setRange(10.0, 400.0)
-        self.tempo.setDecimals(1)
-        self.tempo.setSuffix(" BPM")
-        self.tempo.setValue(song.tempo_at(0).bpm)
-        ts = song.time_signature_at(0)
-        self.numerator = QSpinBox()
-        self.numerator.setRange(1, 32)
-        self.numerator.setValue(ts.numerator)
-        self.denominator = QComboBox()
-        for d in (1, 2, 4, 8, 16, 32):
-            self.denominator.addItem(str(d), d)
-        self.denominator.setCurrentText(str(ts.denominator))
-        meter = QWidget()
-        ml = QHBoxLayout(meter)
-        ml.setContentsMargins(0, 0, 0, 0)
-        ml.addWidget(self.numerator)
-        ml.addWidget(QLabel("/"))
-        ml.addWidget(self.denominator)
-        self.key = QComboBox()
-        self.key.addItems(key_names())
-        self.key.setCurrentText(song.key_at(0).name)
-        form = QFormLayout(self)
-        form.addRow("Title", self.title)
-        form.addRow("Tempo", self.tempo)
-        form.addRow("Time signature", meter)
-        form.addRow("Key", self.key)
-        if len(song.tempos) > 1 or len(song.time_signatures) > 1 or len(song.key_signatures) > 1:
-            form.addRow(QLabel("Later tempo, meter and key changes are kept."))
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
-        form.addRow(buttons)
-
-    def values(self) -> tuple:
-        return (self.title.text().strip() or "Untitled", self.tempo.value(), self.numerator.value(),
-                int(self.denominator.currentData()), KeySignature.from_name(self.key.currentText()))
 
 
 class _Relay(QObject):

@@ -202,6 +202,8 @@ class MainWindow(FileActions, QMainWindow):
         for a in self.a_export.values():
             ex.addAction(a)
         m.addSeparator()
+        m.addAction(self.a_props)
+        m.addSeparator()
         m.addAction(self.a_quit)
         self.rebuild_recent_menu()
         m = mb.addMenu("&Edit")

@@ -206,6 +206,17 @@ def _note_positions(root, factor: float, margin) -> tuple[dict, list]:
     return notes, systems
 
 
+def number_bars(xml: str, full_song, first_bar: int) -> str:
+    """The MusicXML of a window starting at bar index ``first_bar`` with its bars numbered as
+    in the whole song (a pickup is bar 0), not from 1."""
+    if not first_bar:
+        return xml
+    from ...core.timing import first_bar_number  # noqa: PLC0415
+
+    shift = first_bar - 1 + first_bar_number(full_song)
+    return _MEASURE_NO.sub(lambda m: f'{m.group(1)}{int(m.group(2)) + shift}"', xml)
+
+
 def engrave(full_song, width_px: int, first_bar: int = 0, n_bars: int = 12, scale: int = SCALE) -> Engraving:
     """Lay out a window of bars for a view ``width_px`` wide (see the module docstring)."""
     import verovio  # noqa: PLC0415 - only the helper process needs it
@@ -217,8 +228,7 @@ def engrave(full_song, width_px: int, first_bar: int = 0, n_bars: int = 12, scal
     if not any(t.notes for t in song.tracks):
         return empty
     xml = song_to_musicxml_bytes(song).decode("utf-8")
-    if fb:  # number the bars as in the whole song, not from 1
-        xml = _MEASURE_NO.sub(lambda m: f'{m.group(1)}{int(m.group(2)) + fb}"', xml)
+    xml = number_bars(xml, full_song, fb)
     verovio.enableLog(verovio.LOG_ERROR)  # layout warnings are not the user's business
     if width_px < 520:  # narrow views: a smaller staff keeps more than one bar on a line
         scale = min(scale, 34)
