@@ -137,6 +137,56 @@ def test_huge_time_signature_is_refused_before_anything_else(tmp_path):
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 50_000  # kB: nothing was built
 
 
+def slow_score(bars_: int, bpm: float = 20, whole_bars: int = 0) -> bytes:
+    """One part at ``bpm`` (a quarter note at 20 bpm lasts 3 s: 1,800 bars of 4/4 make 6 hours),
+    ``bars_`` bars of quarter notes."""
+    xml = score_xml(bars_)
+    mark = f'<direction><direction-type><metronome><beat-unit>quarter</beat-unit><per-minute>{bpm:g}</per-minute></metronome></direction-type><sound tempo="{bpm:g}"/></direction>'
+    return xml.replace(b"</attributes>", b"</attributes>" + mark.encode(), 1)
+
+
+class _CountingBytes(io.BytesIO):
+    def __init__(self, data: bytes):
+        super().__init__(data)
+        self.taken = 0
+
+    def read(self, n: int = -1) -> bytes:
+        out = super().read(n)
+        self.taken += len(out)
+        return out
+
+
+def test_a_score_past_six_hours_is_refused_before_it_is_read_whole(tmp_path):
+    from studio.io.musicxml_read import read_stream
+
+    data = slow_score(20_000)  # 66.7 hours at 20 bpm
+    fh = _CountingBytes(data)
+    with pytest.raises(FileFormatError) as err:
+        try:
+            read_stream(fh, "long.musicxml", "long")
+        except Exception as exc:  # the reader's own error type: turned into one line by its caller
+            raise FileFormatError(str(exc)) from None
+    assert "more than the 6 hour limit: part 1 passes 6.0 hours by bar 1801" in str(err.value)
+    assert fh.taken < len(data) // 5  # about 1,800 of 20,000 bars were read
+    path = tmp_path / "long.musicxml"
+    path.write_bytes(data)
+    with pytest.raises(FileFormatError, match=r"^long\.musicxml: more than the 6 hour limit: part 1 passes 6\.0 hours "
+                                              r"by bar 1801 \(the rest was not read\)$"):
+        read_musicxml_file(path)
+
+
+def test_a_score_just_under_six_hours_is_read_and_a_fast_one_of_many_bars_too(tmp_path):
+    path = tmp_path / "under.musicxml"
+    path.write_bytes(slow_score(1_799))  # 5.997 hours
+    song = read_musicxml_file(path)
+    assert song.note_count == 4 * 1_799 and song.tempos[0].bpm == 20
+    path.write_bytes(slow_score(1_801))  # 6.005 hours: past the cap by 18 s
+    with pytest.raises(FileFormatError, match="6 hour limit"):
+        read_musicxml_file(path)
+    path.write_bytes(slow_score(4_000, bpm=200))  # 4,000 bars at 200 bpm: 80 minutes
+    assert read_musicxml_file(path).note_count == 16_000
+
+
 def test_part_cap_is_checked_when_the_part_list_ends(tmp_path, monkeypatch):
     from studio.io import musicxml_read
 

@@ -35,6 +35,7 @@ MAX_NOTES = limits.MAX_EVENTS  # a 50 MB score holds far fewer
 MAX_TRACKS = limits.MAX_TRACKS  # the same cap as MIDI files and projects
 MAX_BEATS = limits.MAX_BEATS  # time-signature numerator (the project file's limit too)
 MAX_TICKS = limits.MAX_TICKS  # 6 hours at 1000 bpm
+MAX_SECONDS = limits.MAX_SECONDS  # 6 hours through the tempo marks read so far: checked measure by measure
 _DENOMINATORS = (1, 2, 4, 8, 16, 32, 64)
 _STEP = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 _UNIT = {"whole": Fraction(4), "half": Fraction(2), "quarter": Fraction(1), "eighth": Fraction(1, 2),
@@ -141,6 +142,9 @@ class Reader:
         self.keys: list[tuple[Fraction, int, bool]] = []
         self.notes = 0
         self.seen_software = False
+        self.reach = 0  # ticks: the furthest note end or tempo, meter or key change read so far
+        self.fastest = 0.0  # bpm: the fastest tempo mark read so far
+        self.marked_at_start = False  # whether a mark at the start replaces the 120 bpm before any mark
 
     # ---- header ----
     def part_list(self, el) -> None:
@@ -307,12 +311,15 @@ class Reader:
                 dur = _tick(Fraction(length) / d)
             if start + dur > MAX_TICKS:
                 raise _Bad(f"part {self.order.index(p.id) + 1} runs past {MAX_TICKS // PPQ:,} quarter notes (limit)")
+            if start + dur > self.reach and length:
+                self.reach = start + dur
             # (measure, position in it, voice, order): the order music21 lists a part's notes in
             p.notes[h[3]].append((p.seq, s0, h[1], h[2], h[4], start, max(1, dur) if length else 0, h[6], h[7], h[8]))
         self.notes += len(here)
         if self.notes > MAX_NOTES:
             raise _Bad(f"more than {MAX_NOTES:,} notes (limit)")
         p.offset += shift
+        self.check_length(p, m)
 
     def _offset(self, el) -> Fraction:
         """A direction's or harmony's <offset>, in divisions (0 when unreadable)."""
@@ -377,6 +384,7 @@ class Reader:
                 raise _Bad(f"time signature {num}/{den}: the beat must be 1, 2, 4, ... 64")
             p.bar = Fraction(4 * num, den)
             self.sigs.append((at, num, den))
+            self.reach = max(self.reach, _tick(at))
             break
         for k in a.findall("key"):
             f = _text(k.find("fifths"))
@@ -387,6 +395,7 @@ class Reader:
             except ValueError:
                 continue
             self.keys.append((at, fifths, (_text(k.find("mode"), "") or "").lower() == "minor"))
+            self.reach = max(self.reach, _tick(at))
             break
 
     def direction(self, p: _Part, d, pos: Fraction) -> None:
@@ -398,7 +407,7 @@ class Reader:
             except ValueError:
                 bpm = 0
             if 1 <= bpm <= 1000:
-                self.tempos.append((at, round(bpm, 3)))
+                self._tempo(at, round(bpm, 3))
                 return
         if d.tag != "direction":
             return
@@ -411,8 +420,42 @@ class Reader:
                 except ValueError:
                     continue
                 if 1 <= bpm <= 1000:
-                    self.tempos.append((at, round(bpm, 3)))
+                    self._tempo(at, round(bpm, 3))
             break
+
+    def _tempo(self, at: Fraction, bpm: float) -> None:
+        self.tempos.append((at, bpm))
+        self.fastest = max(self.fastest, bpm)
+        self.marked_at_start = self.marked_at_start or _tick(at) == 0
+        self.reach = max(self.reach, _tick(at))
+
+    def seconds(self, ticks: int) -> float:
+        """Seconds from the start to ``ticks`` through the tempo marks read so far (the song's
+        rules: the later mark at one position wins, 120 bpm before the first)."""
+        by_tick = {0: 120.0}
+        for at, bpm in self.tempos:
+            by_tick[_tick(at)] = bpm
+        marks = sorted(by_tick.items())
+        total = 0.0
+        for (t0, bpm), (t1, _) in zip(marks, marks[1:] + [(ticks, 0.0)]):
+            if t0 >= ticks:
+                break
+            total += (min(t1, ticks) - t0) / PPQ * 60.0 / bpm
+        return total
+
+    def check_length(self, p: _Part, m) -> None:
+        """Refuse the file as soon as what was read runs past the length cap, before the rest
+        of it is parsed.  Cheap per measure: the exact sum through the tempo marks is taken only
+        once even the fastest tempo read so far would not fit the music in the cap.  (A mark that
+        only a later part holds is not known yet; the whole song is checked again once read.)"""
+        fastest = self.fastest if self.marked_at_start else max(self.fastest, 120.0)
+        if self.reach / PPQ * 60.0 / fastest <= MAX_SECONDS:
+            return
+        secs = self.seconds(self.reach)
+        if secs > MAX_SECONDS + 1.0:  # a second's grace for rounding: the final check is exact
+            where = m.get("number") or str(p.seq)
+            raise _Bad(f"more than the {MAX_SECONDS / 3600:g} hour limit: part {self.order.index(p.id) + 1} "
+                       f"passes {secs / 3600:.1f} hours by bar {where[:12]} (the rest was not read)")
 
     # ---- the song ----
     def song(self, stem: str) -> Song:
