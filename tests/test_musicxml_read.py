@@ -55,6 +55,31 @@ def as_music21_places(song: Song) -> list[list[tuple]]:
     return [[(n.start + shift, n.pitch, n.duration, n.velocity) for n in t.notes] for t in song.tracks]
 
 
+_FINALE_ZERO_FORWARD = (
+    "music21 makes a hidden rest of each <forward> in a file from Finale, and its Rest(quarterLength=0) "
+    "gets the default length of a quarter: a <forward><duration>0</duration></forward> lengthens its bar "
+    "(Haydn op.1/1 iv bar 35 of Violin I: 72 divisions, 3 quarters of 3/4, in both voices; music21 "
+    "makes it 3 23/24 and every later onset moves).  With the zero-length forwards taken out of the "
+    "file, music21 reads the same notes as we do, note for note, in all five.")
+KNOWN_TO_DIFFER = {
+    "haydn/opus1no1/movement3.mxl": _FINALE_ZERO_FORWARD,
+    "haydn/opus1no1/movement4.mxl": _FINALE_ZERO_FORWARD,
+    "haydn/opus1no1/movement5.mxl": _FINALE_ZERO_FORWARD,
+    "schumann_robert/opus41no1/movement1.mxl": _FINALE_ZERO_FORWARD,
+    "schumann_robert/opus41no1/movement5.mxl": _FINALE_ZERO_FORWARD,
+    "schumann_robert/opus41no1/movement4.mxl": "some onsets one tick apart: music21 sums floats",
+    "liliuokalani/aloha_oe.mxl": (
+        "the piano's bars 14, 15, 17 and 18 hold chords across the staves, the first note on staff 2 and "
+        "11 later ones on staff 1: we put each note on the staff its <staff> names, music21 makes one "
+        "Chord on its first note's staff"),
+    "trecento/PMFC_13_04-Credo Cursor.xml": (
+        "Cantus 2, bar 147: <step>B</step> with no <alter> and an editorial <accidental>sharp</accidental>; "
+        "the pitch sounds as step and alter say (the accidental element is how it is drawn): B4, as we "
+        "read; music21 takes the accidental for the pitch (B#4, a semitone higher).  Every other "
+        "editorial accidental in the file comes with its <alter>.  (Compared with STUDIO_FULL_CORPUS.)"),
+}
+
+
 @pytest.mark.slow
 def test_notes_match_music21_on_the_corpus():
     files = corpus_files()
@@ -69,12 +94,11 @@ def test_notes_match_music21_on_the_corpus():
         if as_music21_places(mine) != want:
             differ.append(os.path.relpath(path, CORPUS))
     print(f"\n{len(files) - len(differ)} of {len(files)} corpus files: the same notes as music21; differ: {differ}")
-    # A few files still differ, at most 2 % (measured: 4 of 390 compared with this reader):
-    # haydn/opus1no1/movement4 (measure offsets drift by 23/24 of a quarter from bar 35),
-    # liliuokalani/aloha_oe (11 more notes on one staff than music21 keeps), schumann_robert/
-    # opus41no1/movement4 (some onsets one tick apart: music21 sums floats) and trecento Credo
-    # Cursor (one note a semitone apart).
-    assert len(differ) <= 0.02 * len(files), f"{len(differ)} of {len(files)} differ from music21: {differ[:20]}"
+    # The files that differ, each where the file itself says what we read (KNOWN_TO_DIFFER);
+    # any other difference fails.
+    unexplained = [d for d in differ if d not in KNOWN_TO_DIFFER]
+    allowed = 0.02 * len(files) if os.environ.get("STUDIO_FULL_CORPUS") else 0
+    assert len(unexplained) <= allowed, f"{len(unexplained)} of {len(files)} differ from music21: {unexplained[:20]}"
 
 
 # ---- generated files -------------------------------------------------------------------
@@ -274,6 +298,50 @@ def test_timewise_scores_are_read_like_partwise_ones(tmp_path):
     assert [t.name for t in song.tracks] == ["A", "B"]
     assert song.tracks[1].notes == [Note(i * 1440, 64, 1440) for i in range(3)]
     assert song.time_signatures == [TimeSignature(0, 3, 4)]
+
+
+# ---- where music21 reads otherwise (see KNOWN_TO_DIFFER): what the file says ----------------
+def _one_part(measures: str, software: str = "", staves: int = 1) -> bytes:
+    ident = f"<identification><encoding><software>{software}</software></encoding></identification>" if software else ""
+    return (f'<?xml version="1.0"?><score-partwise>{ident}<part-list><score-part id="P1"><part-name>Vn</part-name>'
+            f'</score-part></part-list><part id="P1">{measures}</part></score-partwise>').encode()
+
+
+def _n(step: str, octave: int, dur: int, extra: str = "", alter: str = "") -> str:
+    return f"<note>{'<chord/>' if 'CHORD' in extra else ''}<pitch><step>{step}</step>{alter}<octave>{octave}</octave></pitch><duration>{dur}</duration>{extra.replace('CHORD', '')}</note>"
+
+
+def test_a_zero_length_forward_from_finale_takes_no_time(tmp_path):
+    attrs = "<attributes><divisions>24</divisions><time><beats>3</beats><beat-type>4</beat-type></time></attributes>"
+    one = (attrs + _n("A", 4, 72, "<voice>1</voice>") + "<backup><duration>72</duration></backup>"
+           "<forward><duration>48</duration><voice>2</voice></forward>" + _n("G", 4, 23, "<voice>2</voice>")
+           + "<forward><duration>0</duration><voice>2</voice></forward><forward><duration>1</duration><voice>2</voice></forward>")
+    xml = _one_part(f'<measure number="1">{one}</measure><measure number="2">{_n("C", 5, 72)}</measure>',
+                    software="Finale 2002 for Windows")
+    path = tmp_path / "finale.musicxml"
+    path.write_bytes(xml)
+    assert [n.start for n in read_musicxml_file(path).tracks[0].notes] == [0, 960, 1440]  # bar 2 at 3 quarters
+
+
+def test_a_pitch_is_its_step_and_alter_not_its_drawn_accidental(tmp_path):
+    ed = '<accidental editorial="yes">sharp</accidental>'
+    xml = _one_part('<measure number="1"><attributes><divisions>1</divisions></attributes>'
+                    + _n("B", 4, 1, ed) + _n("C", 5, 1, ed, "<alter>1</alter>") + _n("F", 4, 2, "<accidental>natural</accidental>")
+                    + "</measure>")
+    path = tmp_path / "ficta.musicxml"
+    path.write_bytes(xml)
+    assert [n.pitch for n in read_musicxml_file(path).tracks[0].notes] == [71, 73, 65]
+
+
+def test_a_chord_across_two_staves_puts_each_note_on_its_own_staff(tmp_path):
+    xml = _one_part('<measure number="1"><attributes><divisions>1</divisions><staves>2</staves></attributes>'
+                    + _n("B", 3, 2, "<staff>2</staff>") + _n("D", 4, 2, "CHORD<staff>1</staff>")
+                    + _n("G", 4, 2, "<staff>1</staff>") + "<backup><duration>4</duration></backup>"
+                    + _n("G", 2, 4, "<voice>2</voice><staff>2</staff>") + "</measure>")
+    path = tmp_path / "cross.musicxml"
+    path.write_bytes(xml)
+    upper, lower = read_musicxml_file(path).tracks
+    assert [n.pitch for n in upper.notes] == [62, 67] and sorted(n.pitch for n in lower.notes) == [43, 59]
 
 
 # ---- title, composer, pickups, meter changes ------------------------------------------------
