@@ -49,9 +49,10 @@ def test_skewing_equals_naive_relative_attention():
         assert torch.allclose(fast.masked_fill(~causal, 0), slow, atol=1e-5)
 
 
-def test_kv_cache_matches_full_forward_and_slides():
+@pytest.mark.parametrize("n_layer", [1, 3])
+def test_kv_cache_matches_full_forward_and_slides(n_layer):
     torch.manual_seed(2)
-    model = MusicTransformer(TINY).eval()
+    model = MusicTransformer(Config(**{**vars(TINY), "n_layer": n_layer})).eval()
     x = torch.randint(4, T.VOCAB_SIZE, (2, 40))
     with torch.no_grad():
         full = model(x)[0]
@@ -67,10 +68,24 @@ def test_kv_cache_matches_full_forward_and_slides():
         assert torch.isfinite(out).all()
 
 
+def test_cached_decoding_follows_a_weight_update():
+    """The cached step's arranged weights are made again when a parameter changes in place."""
+    torch.manual_seed(5)
+    model = MusicTransformer(TINY).eval()
+    x = torch.randint(4, T.VOCAB_SIZE, (1, 12))
+    with torch.no_grad():
+        model.forward_cached(x, model.new_cache())
+        model.blocks[0].mlp[0].weight.mul_(3.0)
+        model.emb.weight.add_(0.5)
+        assert torch.allclose(model.forward_cached(x, model.new_cache()), model(x)[0][:, -1], atol=1e-4)
+
+
 @pytest.mark.parametrize("backend", ["torch", "onnx", "onnx-int8"])
-def test_fast_decoding_steps_match_forward_cached(backend, tmp_path, monkeypatch):
-    """The lean torch step and the ONNX Runtime fp32 step give forward_cached's logits, also past
-    ctx; the int8-weight graph gives nearly the same next-token distribution."""
+def test_fast_decoding_steps_match_the_full_pass_and_forward_cached(backend, tmp_path, monkeypatch):
+    """The lean torch step and the ONNX Runtime fp32 step give the logits of the full forward
+    pass (skewed attention, no cache) while the context holds everything, and forward_cached's
+    past it (the oldest keys drop out, the header stays); the int8-weight graph gives nearly
+    the same next-token distribution. Three blocks: every layer's cache is used."""
     from studio.ml.continuation import decode as continuation_ort
     from studio.ml.continuation.model import _step_function
 
@@ -78,10 +93,11 @@ def test_fast_decoding_steps_match_forward_cached(backend, tmp_path, monkeypatch
         pytest.skip("onnxruntime is not installed")
     monkeypatch.setenv("STUDIO_CACHE", str(tmp_path))
     torch.manual_seed(4)
-    model = MusicTransformer(TINY).eval()
+    model = MusicTransformer(Config(**{**vars(TINY), "n_layer": 3})).eval()
     x = torch.randint(4, T.VOCAB_SIZE, (2, 10 + 90))
     kl, agree = [], []
     with torch.inference_mode():
+        full = model(x[:, :TINY.ctx])[0]
         ref_cache, cache = model.new_cache(), model.new_cache()
         model.forward_cached(x[:, :10], ref_cache, keep_head=3)
         model.forward_cached(x[:, :10], cache, keep_head=3)
@@ -89,6 +105,8 @@ def test_fast_decoding_steps_match_forward_cached(backend, tmp_path, monkeypatch
         for i in range(10, 100):  # 100 positions through a context of 64: the oldest keys drop out
             want = model.forward_cached(x[:, i: i + 1], ref_cache, keep_head=3)
             got = torch.from_numpy(step(x[:, i].tolist()))
+            if i < TINY.ctx:
+                assert torch.allclose(want, full[:, i], atol=1e-4), i
             if backend == "onnx-int8":
                 lp, lq = torch.log_softmax(want, -1), torch.log_softmax(got, -1)
                 kl.append(float((lp.exp() * (lp - lq)).sum(-1).max()))

@@ -2,7 +2,8 @@
 
 The face every model package has: :func:`load` and :func:`generate`. Inside: ``tokens`` (REMI
 tokens and their grammar) · ``model`` (Music-Transformer with relative attention, sampling) ·
-``decode`` (the cached decoding step as an ONNX Runtime graph, int8 on the CPU) · ``api``
+``step`` (the cached decoding step, defined once) · ``decode`` (that step as an ONNX Runtime
+graph, int8 on the CPU) · ``api``
 (continue a Song) · ``train`` · ``eval``.
 """
 

@@ -33,7 +33,6 @@ view however far the continuation goes.
 from __future__ import annotations
 
 import hashlib
-import math
 import os
 import threading
 import warnings
@@ -44,8 +43,9 @@ import torch
 import torch.nn as nn
 
 from .. import paths
+from .step import StepWeights, cached_step
 
-GRAPH_VERSION = 5  # 5: the cache length is a dynamic axis (memory)
+GRAPH_VERSION = 6  # 5: the cache length is a dynamic axis (memory); 6: step.cached_step
 PRECISIONS = ("fp32", "int8")
 GROW = 128  # cache slots added at a time
 _sessions: dict = {}
@@ -62,49 +62,25 @@ def available() -> bool:
 
 
 class _Step(nn.Module):
-    """One decoding position over a fixed-size cache, written for export (no in-place writes).
+    """The graph to export: :func:`~.step.cached_step` for one position over a fixed-size cache.
 
-    Per layer ``l`` the inputs hold the keys transposed, ``k_l`` (B, H, d_head, ctx), and the
-    values ``v_l`` (B, H, ctx, d_head), so the graph neither slices nor transposes the cache.
-    The attention scale is folded into the query weights, which saves a node per layer.
+    Per layer ``l`` the inputs hold the keys transposed, ``k_l`` (B, H, d_head, S), and the
+    values ``v_l`` (B, H, S, d_head), so the graph neither slices nor transposes the cache;
+    ``dist`` and ``mask`` (S,) cover the cached keys, the new one is at distance 0.
     """
 
     def __init__(self, model):
         super().__init__()
-        self.m = model
-        C = model.cfg.d_model
-        H = model.blocks[0].attn.h
-        scale = 1.0 / math.sqrt(C // H)
-        self.er_t = nn.ParameterList([nn.Parameter(b.attn.er.detach().transpose(-1, -2).contiguous())
-                                      for b in model.blocks])  # (H, d_head, R)
-        self.qkv = nn.ModuleList()
-        for b in model.blocks:
-            lin = nn.Linear(C, 3 * C)
-            w, bias = b.attn.qkv.weight.detach().clone(), b.attn.qkv.bias.detach().clone()
-            w[:C] *= scale
-            bias[:C] *= scale
-            lin.weight.data, lin.bias.data = w, bias
-            self.qkv.append(lin)
+        self.w = StepWeights(model)
+        for i, t in enumerate(self.w.tensors()):  # the graph's initializers
+            self.register_buffer(f"w{i}", t)
 
     def forward(self, tok, dist, mask, *kv):
-        m = self.m
-        C = m.cfg.d_model
-        H = m.blocks[0].attn.h
-        dh = C // H
-        x = m.emb(tok)
-        ks, vs = [], []
-        for layer, b in enumerate(m.blocks):
-            q, k, v = self.qkv[layer](b.ln1(x)).reshape(-1, 3 * H, 1, dh).split(H, dim=1)  # (B, H, 1, dh)
-            rel = torch.matmul(q, self.er_t[layer])  # (B, H, 1, R): distances 0..R-1
-            old = torch.matmul(q, kv[2 * layer]) + rel.index_select(-1, dist) + mask  # (B, H, 1, ctx)
-            own = (q * k).sum(-1, keepdim=True) + rel[..., :1]  # the new key, distance 0
-            att = torch.softmax(torch.cat([old, own], -1), -1)
-            y = torch.matmul(att[..., :-1], kv[2 * layer + 1]) + att[..., -1:] * v  # (B, H, 1, dh)
-            x = x + b.attn.proj(y.reshape(-1, C))
-            x = x + b.mlp(b.ln2(x))
-            ks.append(k)
-            vs.append(v)
-        return m.head(m.ln_f(x)), torch.cat(ks, 1), torch.cat(vs, 1)  # (B, V), (B, L*H, 1, dh) x 2
+        zero = torch.zeros(1, dtype=dist.dtype)
+        past = list(zip(kv[0::2], kv[1::2]))
+        logits, ks, vs = cached_step(self.w, tok[:, None], past, torch.cat([dist, zero])[None],
+                                     torch.cat([mask, zero.to(mask.dtype)])[None])
+        return logits, torch.cat(ks, 1), torch.cat(vs, 1)  # (B, V), (B, L*H, 1, dh) x 2
 
 
 def _kv_names(layers: int) -> list[str]:

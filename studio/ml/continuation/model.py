@@ -22,6 +22,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from . import tokens as T
+from .step import FastStep, StepWeights, cache_past, cache_store, cached_step
 
 
 @dataclass
@@ -70,36 +71,14 @@ class RelativeSelfAttention(nn.Module):
         self.er = nn.Parameter(torch.randn(cfg.n_head, cfg.ctx, self.dh) * 0.02)
         self.drop = cfg.dropout
 
-    def forward(self, x, cache=None, dist=None, mask=None):
+    def forward(self, x):
         B, L, C = x.shape
         q, k, v = self.qkv(x).split(C, dim=2)
         q, k, v = (t.view(B, L, self.h, self.dh).transpose(1, 2) for t in (q, k, v))
-        scale = 1.0 / math.sqrt(self.dh)
-        if cache is None:
-            bias = rel_logits_skewed(q, self.er) * scale
-            causal = torch.ones(L, L, dtype=torch.bool, device=x.device).tril()
-            bias = bias.masked_fill(~causal, float("-inf"))
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias,
-                                               dropout_p=self.drop if self.training else 0.0)
-        else:
-            # keys/values live in preallocated buffers; ``n`` of them are in use
-            n = cache["n"]
-            if "k" not in cache or cache["k"].shape[0] != B or cache["k"].shape[2] < n + L:
-                cap = max(n + L, cache["cap"])
-                kb = x.new_zeros(B, self.h, cap, self.dh)
-                vb = x.new_zeros(B, self.h, cap, self.dh)
-                if n:
-                    kb[:, :, :n], vb[:, :, :n] = cache["k"][:, :, :n], cache["v"][:, :, :n]
-                cache["k"], cache["v"] = kb, vb
-            cache["k"][:, :, n: n + L] = k
-            cache["v"][:, :, n: n + L] = v
-            cache["n"] = n + L
-            k, v = cache["k"][:, :, : n + L], cache["v"][:, :, : n + L]
-            all_d = torch.matmul(q, self.er.transpose(-1, -2).unsqueeze(0))  # (B, H, L, R)
-            bias = torch.gather(all_d, 3, dist.expand(B, self.h, L, dist.shape[-1])) * scale
-            if mask is not None:
-                bias = bias.masked_fill(mask, float("-inf"))
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+        bias = rel_logits_skewed(q, self.er) * (1.0 / math.sqrt(self.dh))
+        causal = torch.ones(L, L, dtype=torch.bool, device=x.device).tril()
+        bias = bias.masked_fill(~causal, float("-inf"))
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=self.drop if self.training else 0.0)
         return self.proj(y.transpose(1, 2).reshape(B, L, C))
 
 
@@ -112,8 +91,8 @@ class Block(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(cfg.d_model, cfg.d_ff), nn.GELU(), nn.Linear(cfg.d_ff, cfg.d_model))
         self.drop = nn.Dropout(cfg.dropout)
 
-    def forward(self, x, cache=None, dist=None, mask=None):
-        x = x + self.drop(self.attn(self.ln1(x), cache, dist, mask))
+    def forward(self, x):
+        x = x + self.drop(self.attn(self.ln1(x)))
         return x + self.drop(self.mlp(self.ln2(x)))
 
 
@@ -161,27 +140,36 @@ class MusicTransformer(nn.Module):
         return {"layers": [{"n": 0, "cap": cap} for _ in self.blocks], "pos": torch.zeros(0, dtype=torch.long),
                 "next": 0, "limit": limit}
 
-    def forward_cached(self, idx: torch.Tensor, cache: dict, keep_head: int = 0) -> torch.Tensor:
+    def forward_cached(self, idx: torch.Tensor, cache: dict, keep_head: int = 0,
+                       weights: StepWeights | None = None) -> torch.Tensor:
         """Logits of the last position after feeding ``idx`` (B, T) on top of ``cache``.
 
-        When the cache would exceed its limit (``cfg.ctx`` keys plus its memory), the oldest
-        keys after the first ``keep_head`` (the header naming the tracks) are dropped.
+        Runs :func:`cached_step` over ``weights`` (default: this model's, arranged once per
+        set of parameters). When the cache would exceed its limit (``cfg.ctx`` keys plus its
+        memory), the oldest keys after the first ``keep_head`` (the header naming the tracks)
+        are dropped.
         """
+        if weights is None:
+            weights = StepWeights.of(self)
         B, Tn = idx.shape
         dev = idx.device
-        q_pos = torch.arange(cache["next"], cache["next"] + Tn, device=dev)
+        pos = cache["next"]
+        q_pos = torch.arange(pos, pos + Tn, device=dev)
         k_pos = torch.cat([cache["pos"].to(dev), q_pos])
-        R = self.blocks[0].attn.er.shape[1]
-        dist = (q_pos[:, None] - k_pos[None, :]).clamp(min=0, max=R - 1)  # (T, S), shared by all layers
-        mask = (k_pos[None, :] > q_pos[:, None]) if Tn > 1 else None
-        x = self.emb(idx)
-        for b, lc in zip(self.blocks, cache["layers"]):
-            x = b(x, lc, dist, mask)
-        cache["pos"], cache["next"] = k_pos, cache["next"] + Tn
+        dist = (q_pos[:, None] - k_pos[None, :]).clamp_(min=0, max=weights.R - 1)  # (T, S + T)
+        mask = None
+        if Tn > 1:  # the new positions see each other causally
+            mask = torch.zeros(Tn, k_pos.numel(), device=dev, dtype=weights.emb.dtype)
+            mask.masked_fill_(k_pos[None, :] > q_pos[:, None], float("-inf"))
+        past = [cache_past(lc, B, weights, dev) for lc in cache["layers"]]
+        logits, ks, vs = cached_step(weights, idx, past, dist, mask)
+        for lc, k, v in zip(cache["layers"], ks, vs):
+            cache_store(lc, k, v)
+        cache["pos"], cache["next"] = k_pos, pos + Tn
         over = k_pos.numel() - cache.get("limit", self.cfg.ctx)
         if over > 0:
             self._drop_oldest(cache, k_pos, over, keep_head)
-        return self.head(self.ln_f(x[:, -1]))
+        return logits
 
     def _drop_oldest(self, cache: dict, k_pos: torch.Tensor, over: int, keep_head: int) -> None:
         """Forget the oldest keys after the first ``keep_head`` (in chunks: fewer copies)."""
@@ -195,74 +183,6 @@ class MusicTransformer(nn.Module):
             lc["k"][:, :, :n] = lc["k"][:, :, keep]
             lc["v"][:, :, :n] = lc["v"][:, :, keep]
             lc["n"] = n
-
-
-class FastStep:
-    """One cached decoding step of a :class:`MusicTransformer` without the module machinery.
-
-    Sampling feeds one token per take per step; at that size the cost is the per-call
-    overhead of modules and ops, not arithmetic.  This class holds the weights pre-transposed
-    and runs the same computation as ``forward_cached`` for a single new position with plain
-    tensor ops on the same cache (a test checks the two agree).  Build it right before
-    sampling: it copies nothing the model owns, but it must not outlive a weight update.
-    """
-
-    def __init__(self, model: MusicTransformer):
-        self.model = model
-        self.cfg = model.cfg
-        self.layers = []
-        for b in model.blocks:
-            a = b.attn
-            self.layers.append((
-                b.ln1.weight, b.ln1.bias, a.qkv.bias, a.qkv.weight.t().contiguous(),
-                a.proj.bias, a.proj.weight.t().contiguous(), a.er.transpose(-1, -2).contiguous(),
-                b.ln2.weight, b.ln2.bias, b.mlp[0].bias, b.mlp[0].weight.t().contiguous(),
-                b.mlp[2].bias, b.mlp[2].weight.t().contiguous()))
-        self.emb = model.emb.weight
-        self.ln_f = (model.ln_f.weight, model.ln_f.bias)
-        self.head = model.head.weight.t().contiguous()
-        self.h = model.blocks[0].attn.h
-        self.dh = model.blocks[0].attn.dh
-        self.R = model.blocks[0].attn.er.shape[1]
-        self.scale = 1.0 / math.sqrt(self.dh)
-
-    def __call__(self, idx: torch.Tensor, cache: dict, keep_head: int = 0) -> torch.Tensor:
-        """Logits (B, V) after feeding ``idx`` (B,) on top of ``cache`` (as ``forward_cached``)."""
-        B = idx.shape[0]
-        C, H, dh = self.cfg.d_model, self.h, self.dh
-        dev = idx.device
-        pos = cache["next"]
-        k_pos = torch.cat([cache["pos"].to(dev), torch.tensor([pos], device=dev)])
-        dist = (pos - k_pos).clamp(min=0, max=self.R - 1)  # (S,)
-        x = self.emb[idx]
-        ln = F.layer_norm
-        for (w1, b1, bqkv, wqkv, bp, wp, er_t, w2, b2, bf1, wf1, bf2, wf2), lc in zip(self.layers, cache["layers"]):
-            h = ln(x, (C,), w1, b1)
-            q, k, v = torch.addmm(bqkv, h, wqkv).view(B, 3, H, dh).unbind(1)  # (B, H, dh) each
-            n = lc["n"]
-            if "k" not in lc or lc["k"].shape[0] != B or lc["k"].shape[2] < n + 1:
-                cap = max(n + 1, lc["cap"])
-                kb, vb = x.new_zeros(B, H, cap, dh), x.new_zeros(B, H, cap, dh)
-                if n:
-                    kb[:, :, :n], vb[:, :, :n] = lc["k"][:, :, :n], lc["v"][:, :, :n]
-                lc["k"], lc["v"] = kb, vb
-            lc["k"][:, :, n] = k
-            lc["v"][:, :, n] = v
-            lc["n"] = n + 1
-            keys, vals = lc["k"][:, :, : n + 1], lc["v"][:, :, : n + 1]
-            qe = q.unsqueeze(-2)  # (B, H, 1, dh)
-            scores = torch.matmul(qe, keys.transpose(-1, -2)).squeeze(-2)  # (B, H, S)
-            rel = torch.matmul(qe, er_t).squeeze(-2)  # (B, H, R)
-            att = torch.softmax((scores + rel.index_select(-1, dist)) * self.scale, dim=-1)
-            y = torch.matmul(att.unsqueeze(-2), vals).reshape(B, C)
-            x = x + torch.addmm(bp, y, wp)
-            h = ln(x, (C,), w2, b2)
-            x = x + torch.addmm(bf2, F.gelu(torch.addmm(bf1, h, wf1)), wf2)
-        cache["pos"], cache["next"] = k_pos, pos + 1
-        over = k_pos.numel() - cache.get("limit", self.cfg.ctx)
-        if over > 0:
-            self.model._drop_oldest(cache, k_pos, over, keep_head)
-        return torch.matmul(ln(x, (C,), *self.ln_f), self.head)
 
 
 def grow(model: MusicTransformer, weights: dict, old: dict) -> None:
