@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from ..ml.child import run_python, run_studio
 
 
 @dataclass
@@ -48,54 +49,7 @@ def _best_of(fn, repeat: int) -> float:
     return best
 
 
-_LAUNCHER = ("import resource, subprocess, sys, time\n"
-             "t0 = time.perf_counter()\n"
-             "r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL)\n"
-             "wall = time.perf_counter() - t0\n"
-             "peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss\n"
-             "print(f'@@peak_kib {peak}', file=sys.stderr)\n"
-             "print(f'@@wall {wall}', file=sys.stderr)\n"
-             "sys.exit(r.returncode)\n")
-
-
-def _run_child(args: list[str], env: dict | None = None, timeout: float = 120) -> tuple[float, int, int, str]:
-    """Run a command; return (its wall seconds, exit code, peak RSS in MiB, stderr tail).
-
-    The command runs under a small launcher process, so the peak memory is that of the
-    command's own processes (the largest of them), not of this process it was forked from.
-    """
-    t0 = time.perf_counter()
-    try:
-        proc = subprocess.run([sys.executable, "-c", _LAUNCHER, *args], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, env=env, timeout=timeout)
-        code, err = proc.returncode, proc.stderr.decode(errors="replace")
-    except subprocess.TimeoutExpired as exc:
-        code, err = -9, (exc.stderr or b"").decode(errors="replace") + "\ntimed out"
-    wall = time.perf_counter() - t0
-    peak = 0
-    lines = []
-    for line in err.splitlines():
-        if line.startswith("@@peak_kib "):
-            peak = int(line.split()[1]) // 1024
-        elif line.startswith("@@wall "):
-            wall = float(line.split()[1])  # the command alone, without the launcher's start
-        else:
-            lines.append(line)
-    return wall, code, peak, "\n".join(lines)[-300:]
-
-
 # ---- test material --------------------------------------------------------------------------
-def ten_thousand_note_song():
-    """A 10,000-note, 4-track song (scales and chords at 16ths) for file and GUI figures."""
-    from ..core.song import Note, Song, Track
-
-    tracks = []
-    for t, (name, prog, base) in enumerate((("Piano", 0, 60), ("Strings", 48, 48), ("Bass", 32, 36), ("Flute", 73, 72))):
-        notes = [Note(i * 120, base + (i * (t + 2)) % 24, 110, 60 + (i * 7) % 60) for i in range(2500)]
-        tracks.append(Track(name, prog, t, notes=notes))
-    return Song(title="10k notes", tracks=tracks)
-
-
 def k525_path() -> Path:
     import music21
 
@@ -105,8 +59,9 @@ def k525_path() -> Path:
 # ---- sections --------------------------------------------------------------------------------
 def bench_files(repeat: int) -> list[Row]:
     from ..io import load, save
+    from ..ui.bench import ten_thousand_notes  # the editor's figures measure the same song
 
-    song = ten_thousand_note_song()
+    song = ten_thousand_notes()
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "10k.mid"
         save(song, path)
@@ -194,12 +149,11 @@ def bench_commands() -> list[Row]:
                                                                      "--seed", "0"], "<= 3"),
                 ("studio continue --bars 4 (whole process)", ["continue", str(prompt), "-o", str(Path(d) / "c.mid"),
                                                               "--bars", "4", "--seed", "0"], "<= 8")):
-            cmd = [sys.executable, "-m", "studio", *args]
-            _run_child(cmd)  # first run: caches (ONNX graph, bytecode)
-            runs = [_run_child(cmd) for _ in range(3)]
-            ok = [w for w, code, _r, _e in runs if code == 0]
+            run_studio(*args)  # first run: caches (ONNX graph, bytecode)
+            runs = [run_studio(*args) for _ in range(3)]
+            ok = [r.seconds for r in runs if r.ok]
             rows.append(Row(name, min(ok) if ok else None, "s", target,
-                            note="" if ok else runs[-1][3].strip().splitlines()[-1][:120]))
+                            note="" if ok else runs[-1].last_line()[:120]))
     return rows
 
 
@@ -227,17 +181,13 @@ def bench_gui() -> list[Row]:
     rows = []
     with tempfile.TemporaryDirectory() as d:
         from ..io import save
+        from ..ui.bench import ten_thousand_notes
 
         path = Path(d) / "10k.mid"
-        save(ten_thousand_note_song(), path)
-        from ..ui.bench import ROOT  # this checkout's studio, not whatever the environment installed
-
-        env = {**os.environ, "QT_QPA_PLATFORM": "offscreen",
-               "PYTHONPATH": os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH", "")) if p)}
-        wall, code, rss, err = _run_child([sys.executable, "-m", "studio", str(path), "--screenshot",
-                                           str(Path(d) / "shot.png")], env=env)
-        rows.append(Row("GUI peak memory (10k notes, screenshot)", rss if code == 0 else None, "MiB", "",
-                        note="" if code == 0 else err.strip().splitlines()[-1:] and err.strip().splitlines()[-1]))
+        save(ten_thousand_notes(), path)
+        r = run_studio(str(path), "--screenshot", str(Path(d) / "shot.png"), env={"QT_QPA_PLATFORM": "offscreen"})
+        rows.append(Row("GUI peak memory (10k notes, screenshot)", r.peak_mib if r.ok else None, "MiB", "",
+                        note="" if r.ok else r.last_line()))
     try:
         from ..ui import bench as uibench
     except ImportError as exc:
@@ -251,8 +201,9 @@ def bench_gui() -> list[Row]:
 def bench_worker_memory() -> list[Row]:
     code = ("import sys; from studio.ml.worker.server import _warm, MODEL_NAMES\n"
             "ok=[n for n in MODEL_NAMES if _warm(n)]\nprint(ok)")
-    wall, rc, rss, err = _run_child([sys.executable, "-c", code])
-    return [Row("worker peak memory (3 models loaded)", rss if rc == 0 else None, "MiB", "", note=err.strip()[-120:] if rc else "")]
+    r = run_python(["-c", code])
+    return [Row("worker peak memory (3 models loaded)", r.peak_mib if r.ok else None, "MiB", "",
+                note="" if r.ok else r.stderr.strip()[-120:])]
 
 
 # ---- driver ---------------------------------------------------------------------------------

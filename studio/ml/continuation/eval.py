@@ -14,17 +14,14 @@ from __future__ import annotations
 
 import json
 import os
-import resource
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from .. import cards
+from ..child import run_studio
 from . import tokens as T
 from .model import tokens_per_second
 from ...core.song import Song
@@ -215,17 +212,11 @@ def process_seconds(folder: Path, song: Song, bars: int = 4) -> tuple[float, flo
         os.symlink(Path(folder).resolve(), models / "continuation")
         src, dst = Path(tmp) / "in.mid", Path(tmp) / "out.mid"
         io.save(song, src)
-        env = dict(os.environ, STUDIO_MODELS=str(models))
-        t0 = time.perf_counter()
-        ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        r = subprocess.run([sys.executable, "-m", "studio", "continue", str(src), "-o", str(dst), "--bars", str(bars),
-                            "--seed", "1", "--device", "cpu"], env=env, capture_output=True, text=True, timeout=300)
-        dt = time.perf_counter() - t0
-        ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        if r.returncode != 0 or not dst.exists():
-            raise RuntimeError(f"studio continue failed: {r.stderr.strip()[-300:]}")
-        cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
-        return dt, cpu
+        r = run_studio("continue", str(src), "-o", str(dst), "--bars", str(bars), "--seed", "1", "--device", "cpu",
+                       env={"STUDIO_MODELS": str(models)}, check=True)
+        if not dst.exists():
+            raise RuntimeError(f"studio continue wrote no file: {r.last_line()}")
+        return r.seconds, r.cpu_seconds
 
 
 # ---- the whole evaluation ----------------------------------------------------------------------

@@ -184,12 +184,11 @@ def _latency(test: list[ch.Chorale], device: str, weights) -> dict:
     """Seconds to harmonize 8 bars in-process (2 threads) and a 16-bar melody as a whole process."""
     import os
     import statistics
-    import subprocess
-    import sys
     import tempfile
 
     from ... import io
     from ...core.song import Song, Track
+    from ..child import run_studio
     from . import api
 
     c = next(x for x in test if int(x.bar[0]) == 16 and x.length >= 256)
@@ -217,17 +216,8 @@ def _latency(test: list[ch.Chorale], device: str, weights) -> dict:
     with tempfile.TemporaryDirectory() as d:
         src, dst = os.path.join(d, "melody16.mid"), os.path.join(d, "out.mid")
         io.save(melody(16), src)
-        cmd = [sys.executable, "-m", "studio", "harmonize", src, "-o", dst, "--seed", "0"]
-        env = dict(os.environ)
-        if weights:
-            env["STUDIO_MODELS"] = str(Path(weights).resolve().parent)
-        times = []
-        for _ in range(3):
-            t0 = time.perf_counter()
-            r = subprocess.run(cmd, capture_output=True, text=True, env=env)
-            times.append(time.perf_counter() - t0)
-            if r.returncode != 0:
-                raise RuntimeError(f"studio harmonize failed: {r.stderr.strip()}")
+        env = {"STUDIO_MODELS": str(Path(weights).resolve().parent)} if weights else None
+        times = [run_studio("harmonize", src, "-o", dst, "--seed", "0", env=env, check=True).seconds for _ in range(3)]
         runs["process_16_bars_s"] = round(statistics.median(times), 3)
     runs["threads_in_process"] = 2
     runs["load_average_1min"] = round(os.getloadavg()[0], 2)  # the machine is shared: context for the figures

@@ -7,11 +7,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
-from ...core.errors import StudioError
 from .. import cards
 
 STRENGTHS = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -154,27 +152,17 @@ def plot_strength(curve: dict, path: Path) -> None:
 
 def quartet_timing(song, start_bar: int = 5, device: str = "auto") -> dict:
     """Whole-process time of ``studio vary`` on 4 bars of a string quartet (a fresh interpreter)."""
-    import subprocess
     import tempfile
 
     from ... import io
+    from ..child import run_studio
 
     with tempfile.TemporaryDirectory() as d:
         src = Path(d) / "quartet.mid"
         io.save(song, src)
-        cmd = [sys.executable, "-m", "studio", "vary", str(src), "-o", str(Path(d) / "out.mid"), "--strength", "0.5",
-               "--bars", f"{start_bar}:{start_bar + 3}", "--seed", "1", "--device", device]
-        import resource
-
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        t0 = time.perf_counter()
-        r = subprocess.run(cmd, capture_output=True, text=True)
-        dt = time.perf_counter() - t0
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        if r.returncode != 0:
-            raise StudioError(f"timing run failed: {r.stderr.strip()[-300:]}")
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return {"seconds": dt, "cpu_seconds": cpu, "load_average": os.getloadavg()[0],
+        r = run_studio("vary", str(src), "-o", str(Path(d) / "out.mid"), "--strength", "0.5",
+                       "--bars", f"{start_bar}:{start_bar + 3}", "--seed", "1", "--device", device, check=True)
+    return {"seconds": r.seconds, "cpu_seconds": r.cpu_seconds, "load_average": os.getloadavg()[0],
             "command": f"studio vary quartet.mid -o out.mid --strength 0.5 --bars {start_bar}:{start_bar + 3} --seed 1"}
 
 
