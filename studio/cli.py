@@ -148,21 +148,22 @@ def _resolve(handler: str, args) -> callable:
 
 
 def _show_file_warnings() -> None:
-    """Print a file's repair notes as ``studio: warning: ...`` lines (the exit code stays 0)."""
+    """Print the notes for the user (a file's repairs, a model's) as ``studio: warning: ...`` lines
+    (the exit code stays 0)."""
     import warnings
 
-    from .core.errors import FileWarning
+    from .core.errors import StudioWarning
 
     shown = warnings.showwarning
 
     def show(message, category, filename, lineno, file=None, line=None):
-        if issubclass(category, FileWarning):
+        if issubclass(category, StudioWarning):
             print(f"{PROG}: warning: {message}", file=sys.stderr)
         else:
             shown(message, category, filename, lineno, file, line)
 
     warnings.showwarning = show
-    warnings.simplefilter("always", FileWarning)
+    warnings.simplefilter("always", StudioWarning)
 
 
 def main(argv: list[str] | None = None) -> int:

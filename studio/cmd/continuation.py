@@ -53,7 +53,8 @@ def _per_track_density(text: str, n_tracks: int) -> list[str]:
 def continue_(args) -> int:
     """Write ``--bars`` more bars after IN (or from ``--from-bar``) into OUT (OUT-1, OUT-2... for takes)."""
     from .. import io
-    from ..ml.continuation.api import continue_song
+    from ..ml import continuation
+    from ..ml.worker.protocol import ContinueRequest
 
     song = io.load(args.input)
     io.check_output(args.output)
@@ -67,10 +68,12 @@ def continue_(args) -> int:
     out_dir = Path(args.output).parent
     if str(out_dir) and not out_dir.exists():
         raise StudioError(f"{args.output}: the folder {out_dir} does not exist")
-    takes = continue_song(song, bars=args.bars, from_bar=args.from_bar, temperature=args.temperature,
-                          top_p=args.top_p, takes=args.takes, seed=args.seed, device=args.device,
-                          key_strength=args.key_strength, density=parse_density(args.density, len(song.tracks)),
-                          keep_range=args.keep_range, cadence=args.cadence)
+    request = ContinueRequest(0, song, seed=args.seed, device=args.device, bars=args.bars, from_bar=args.from_bar,
+                              temperature=args.temperature, top_p=args.top_p, takes=args.takes,
+                              key_strength=args.key_strength,
+                              density=tuple(parse_density(args.density, len(song.tracks)) or ()),
+                              keep_range=args.keep_range, cadence=args.cadence)
+    takes = continuation.generate(song, request)  # as the assistant asks for them
     paths = _take_paths(args.output, len(takes))
     for take, path in zip(takes, paths):
         io.save(take, path)

@@ -49,10 +49,6 @@ def command_line() -> str:
     return "studio " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["train"] else ""
 
 
-def _warn(msg: str) -> None:
-    print(f"studio: warning: {msg}", file=sys.stderr)
-
-
 def harmonize(args) -> int:
     """``studio harmonize IN -o OUT``: four voices under the melody, written to OUT."""
     from .. import io
@@ -67,16 +63,19 @@ def harmonize(args) -> int:
     melody = None if args.melody_track is None else args.melody_track - 1
     if args.melody_track is not None and args.melody_track < 1:
         raise StudioError(f"--melody-track counts from 1 (got {args.melody_track})")
-    from ..ml.harmonizer import api as harmonize_api
+    from ..ml import harmonizer
+    from ..ml.harmonizer.api import pick_melody_track
+    from ..ml.worker.protocol import HarmonizeRequest
 
     name = Path(args.input).name
+    request = HarmonizeRequest(0, song, seed=args.seed, device=args.device, melody_track=melody, keep=keep,
+                               temperature=args.temperature, candidates=args.candidates)
     try:
-        out = harmonize_api.harmonize(song, melody_track=melody, keep=keep, temperature=args.temperature,
-                                      candidates=args.candidates, seed=args.seed, device=args.device, warn=_warn)
+        out, = harmonizer.generate(song, request)  # as the assistant asks; its notes come as StudioWarning
     except StudioError as exc:
         raise StudioError(f"{name}: {exc}") from None
     io.save(out, args.output)
-    given = sorted(song.tracks[harmonize_api.pick_melody_track(song, melody)].notes)
+    given = sorted(song.tracks[pick_melody_track(song, melody)].notes)
     print(f"wrote {args.output}: " + ", ".join(f"{t.name} {len(t.notes)} notes" + (" (the melody)" if t.notes == given else "")
                                                for t in out.tracks))
     return 0

@@ -84,11 +84,14 @@ def vary(args) -> int:
     import torch
 
     torch.set_num_threads(_threads())
-    from ..ml.variation.api import vary as vary_song
+    from ..ml import variation
+    from ..ml.worker.protocol import VaryRequest
 
+    request = VaryRequest(0, song, seed=args.seed, device=args.device, strength=args.strength, start_tick=start,
+                          end_tick=end, tracks=None if tracks is None else tuple(tracks), takes=args.takes,
+                          mode=getattr(args, "mode", "free"))
     t0 = time.perf_counter()
-    songs = vary_song(song, args.strength, start_tick=start, end_tick=end, tracks=tracks, takes=args.takes,
-                      seed=args.seed, device=args.device, mode=getattr(args, "mode", "free"))
+    songs = variation.generate(song, request)  # as the assistant asks for them
     dt = time.perf_counter() - t0
     for s, path in zip(songs, take_paths(args.output, args.takes)):
         io.save(s, path)

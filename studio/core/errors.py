@@ -13,6 +13,12 @@ class Cancelled(Exception):
     """A long job (a model sampling, an export) was cancelled by the user."""
 
 
-class FileWarning(UserWarning):
+class StudioWarning(UserWarning):
+    """Something the user should know, in their words (a model kept a melody at its pitch as the
+    tenor, a file was repaired): the command line prints it as ``studio: warning: ...`` and
+    still exits 0."""
+
+
+class FileWarning(StudioWarning):
     """A file was read, but something in it was repaired or skipped: one line naming the file
     (the command line prints it as ``studio: warning: ...`` and still exits 0)."""

@@ -3,8 +3,7 @@
 The face every model package has: :func:`load` and :func:`generate`. Inside: ``tokens`` (REMI
 tokens and their grammar) · ``model`` (Music-Transformer with relative attention, sampling) ·
 ``step`` (the cached decoding step, defined once) · ``decode`` (that step as an ONNX Runtime
-graph, int8 on the CPU) · ``api``
-(continue a Song) · ``train`` · ``eval``.
+graph, int8 on the CPU) · ``api`` (continue a Song) · ``train`` · ``eval``.
 """
 
 from __future__ import annotations

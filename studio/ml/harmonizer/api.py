@@ -23,7 +23,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ...core.errors import Cancelled, StudioError
+from ...core.errors import Cancelled, StudioError, StudioWarning
 from ...core import satb
 from ...core.satb import VOICE_NAMES
 from ...core.song import Note, Song, Track
@@ -162,7 +162,7 @@ def sampling_params(temperature=None, candidates=None, steps=None) -> dict:
 
 
 def _default_warn(msg: str) -> None:
-    warnings.warn(msg, stacklevel=3)
+    warnings.warn(StudioWarning(msg), stacklevel=3)
 
 
 def pick_melody_track(song: Song, melody_track: int | None) -> int:
