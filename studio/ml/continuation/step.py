@@ -131,12 +131,12 @@ def cache_store(lc: dict, k: torch.Tensor, v: torch.Tensor) -> None:
 
 class FastStep:
     """One cached decoding position for sampling: :meth:`MusicTransformer.forward_cached` over
-    weights arranged once, when it is built (build it right before sampling; it must not
-    outlive a weight update)."""
+    the model's arranged weights, looked up once, when it is built (build it right before
+    sampling; it must not outlive a weight update)."""
 
     def __init__(self, model):
         self.model = model
-        self.weights = StepWeights(model)
+        self.weights = StepWeights.of(model)
 
     def __call__(self, idx: torch.Tensor, cache: dict, keep_head: int = 0) -> torch.Tensor:
         """Logits (B, V) after feeding ``idx`` (B,) on top of ``cache``."""
