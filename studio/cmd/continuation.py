@@ -3,18 +3,11 @@
 from __future__ import annotations
 
 import json
-import shlex
 import sys
 from pathlib import Path
 
 from ..core.errors import StudioError
-
-
-def _take_paths(out: str, takes: int) -> list[Path]:
-    p = Path(out)
-    if takes == 1:
-        return [p]
-    return [p.with_name(f"{p.stem}-{i}{p.suffix}") for i in range(1, takes + 1)]
+from . import command_line, take_paths
 
 
 def parse_density(text: str | None, n_tracks: int):
@@ -74,7 +67,7 @@ def continue_(args) -> int:
                               density=tuple(parse_density(args.density, len(song.tracks)) or ()),
                               keep_range=args.keep_range, cadence=args.cadence)
     takes = continuation.generate(song, request)  # as the assistant asks for them
-    paths = _take_paths(args.output, len(takes))
+    paths = take_paths(args.output, len(takes))
     for take, path in zip(takes, paths):
         io.save(take, path)
     added = [t.note_count - song.note_count for t in takes]
@@ -96,8 +89,7 @@ def train(args) -> int:
 
     if args.data and not Path(args.data).is_dir():
         raise StudioError(f"{args.data}: not a folder")
-    command = "studio " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["train"] else ""
-    run = run_from_args(args, checkpoint.model_dir("continuation"), command)
+    run = run_from_args(args, checkpoint.model_dir("continuation"), command_line())
     log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
     path = ct.default_dataset_path()
     if args.data:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import shlex
 import sys
 from pathlib import Path
 
 from ..core.errors import StudioError
+from . import command_line
 
 
 CARD_NOTE = "studio: the model's card.json was left as it is (--update-card writes these figures into it)"
@@ -43,10 +43,6 @@ def train(args) -> int:
     r = fit(ht.forward_bach_task(data), fb_run)
     print(f"forward_bach: step {r['step']}, best held-out NLL {r['best']:.4f} nats/cell -> {fb_out}")
     return 0
-
-
-def command_line() -> str:
-    return "studio " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["train"] else ""
 
 
 def harmonize(args) -> int:

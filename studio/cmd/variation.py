@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import os
-import shlex
 import sys
 import time
-from pathlib import Path
 
 from ..core.errors import StudioError
+from . import command_line, take_paths
 
 
 def _threads() -> int:
     """Half the cores (at least one): leaves room for the rest of the machine, avoids oversubscription."""
     return max(1, (os.cpu_count() or 2) // 2)
-
-
-def _command_line() -> str:
-    return "studio " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if len(sys.argv) > 1 else ""
 
 
 # ---- studio vary ----------------------------------------------------------------------
@@ -61,13 +56,6 @@ def parse_tracks(text: str | None, song) -> list[int] | None:
     return [t - 1 for t in nums]
 
 
-def take_paths(out: str, takes: int) -> list[str]:
-    if takes == 1:
-        return [out]
-    p = Path(out)
-    return [str(p.with_name(f"{p.stem}-{i + 1}{p.suffix}")) for i in range(takes)]
-
-
 def vary(args) -> int:
     from .. import io
 
@@ -106,7 +94,7 @@ def train(args) -> int:
     from ..ml.training import fit, run_from_args
     from ..ml.variation import train as vt
 
-    run = run_from_args(args, checkpoint.model_dir("variation"), _command_line())
+    run = run_from_args(args, checkpoint.model_dir("variation"), command_line())
     log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
     # use what the corpus cache holds; parse the corpus only when the cache is (nearly) empty
     watcher = vt.CacheWatcher("train")
