@@ -34,7 +34,7 @@ from . import sample
 CHOIR_PROGRAM = 52  # General MIDI "Choir Aahs"
 MAX_STEPS = 8192  # 512 bars of 4/4 in 16ths: longer than this is not a melody we harmonize
 DEFAULTS = {"temperature": 1.0, "candidates": 4, "steps": 8, "final_temperature": 0.7, "repair": 8, "proposals": 8,
-            "rerank_weight": 6.0, "texture_weight": 0.5, "leap_weight": 4.0, "parallel_weight": 16.0}
+            "rerank_weight": 6.0, "texture_weight": 1.0, "leap_weight": 4.0, "parallel_weight": 16.0}
 SOPRANO_TARGET = satb.TESSITURA["soprano"]  # where the model likes the soprano
 
 _models: dict = {}

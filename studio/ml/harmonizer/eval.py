@@ -335,7 +335,7 @@ def _write_card(folder: Path, fb_folder: Path, meta: dict, fb_meta: dict, report
     card = {"name": "harmonizer", "kind": kind, **common,
             "steps": meta.get("steps"), "minutes": meta.get("minutes"), "command": meta.get("command"),
             "valid_history": meta.get("history"), "metrics": report}
-    cards.write(folder, card)
+    cards.write(folder, card, merge=True)  # keeps what the trainer and earlier notes wrote there
     if (fb_folder / "model.safetensors").exists():
         fcard = {"name": "forward_bach", "kind": "feed-forward baseline: soprano window in, alto/tenor/bass out",
                  **common, "steps": fb_meta.get("steps"), "minutes": fb_meta.get("minutes"),
