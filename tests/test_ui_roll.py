@@ -225,3 +225,80 @@ def test_paint_only_visible_notes_of_a_big_song(qtbot, roll):
     vis = ed.view.index.visible(ed.doc.song, 0, ed.geom.tick_at(0), ed.geom.tick_at(ed.view.viewport().width()))
     assert 0 < len(vis) < 200
     ed.view.viewport().repaint()  # must not raise
+
+
+# ---- the grid on the song's real bars: meter changes and a pickup ---------------------------------
+def _changing_song():
+    """A quarter-note pickup in 4/4, a 4/4 bar, then 3/4 from tick 2400: bar lines at 0 (bar 0, the
+    pickup), 480, 2400, 3840, 5280..."""
+    from studio.core.song import TimeSignature
+
+    song = make_song(Note(480, 60, 480))
+    song.pickup = 480
+    song.time_signatures = [TimeSignature(0, 4, 4), TimeSignature(2400, 3, 4)]
+    return song
+
+
+def test_snap_grid_follows_the_meter_map_and_the_pickup():
+    from studio.core.grid import SnapGrid
+    from studio.core.song import TimeSignature
+    from studio.core.timing import bars
+
+    song = _changing_song()
+    bar = SnapGrid(bars(song, until=8000), None)
+    assert [bar.round(t) for t in (200, 300, 1500, 2300, 3000, 3200, 5000, 5300)] == \
+        [0, 480, 2400, 2400, 2400, 3840, 5280, 5280]
+    assert bar.floor(2399) == 480 and bar.next(2400) == 3840 and bar.prev(2400) == 480 and bar.ceil(2401) == 3840
+    assert bar.next(9000) - bar.floor(9000) == 1440  # past the bars given, the last meter goes on
+    # a note grid counts from each bar line: dotted quarters in the 3/4 bars after a 3/8 bar
+    song.time_signatures = [TimeSignature(0, 3, 8), TimeSignature(720, 3, 4)]
+    song.pickup = 0
+    dq = SnapGrid(bars(song, until=8000), 720)
+    assert [dq.floor(t) for t in (100, 800, 1500, 2200, 2300)] == [0, 720, 1440, 2160, 2160]
+    q = SnapGrid(bars(song, until=8000), 480)
+    assert q.round(1190) == 1200 and q.floor(700) == 480 and q.next(480) == 720  # a bar line is a snap point
+
+
+def test_bar_snap_draws_moves_and_seeks_on_the_real_bar_lines(qtbot, roll):
+    ed = roll()
+    ed.doc.song.pickup, ed.doc.song.time_signatures = _changing_song().pickup, _changing_song().time_signatures
+    ed.doc.song.tracks[0].notes[:] = []
+    ed.refresh_bars()
+    ed.set_grid("Bar")
+    ed.set_tool(tools.DRAW)
+    drag(qtbot, ed, at(ed, 2500, 64), at(ed, 3700, 64))  # in the first 3/4 bar
+    assert notes(ed) == [Note(2400, 64, 1440, 90)]
+    ed.set_tool(tools.SELECT)
+    drag(qtbot, ed, at(ed, 2600, 64), at(ed, 2600 + 1500, 64))  # a 3/4 bar later
+    assert notes(ed) == [Note(3840, 64, 1440, 90)]
+    drag(qtbot, ed, at(ed, 4000, 64), at(ed, 4000 - 3300, 64))  # back over the 4/4 bar: to its line
+    assert notes(ed)[0].start == 480
+    ed.doc.set_selection(ed.doc.track.notes)
+    qtbot.keyClick(ed.view, Qt.Key.Key_Right)  # by the 4/4 bar it stands in
+    assert notes(ed)[0].start == 2400
+    qtbot.keyClick(ed.view, Qt.Key.Key_Right)  # then by a 3/4 bar
+    assert notes(ed)[0].start == 3840
+    seen = []
+    ed.seekRequested.connect(seen.append)
+    r = ed.ruler
+    qtbot.mouseClick(r, L, NO, QPoint(int(round(ed.geom.x_of(300))), r.height() // 2))
+    qtbot.mouseClick(r, L, NO, QPoint(int(round(ed.geom.x_of(5100))), r.height() // 2))
+    assert seen == [480, 5280]
+
+
+def test_note_grid_counts_from_each_bar_line(qtbot, roll):
+    ed = roll()
+    from studio.core.song import TimeSignature
+
+    ed.doc.song.time_signatures = [TimeSignature(0, 3, 8), TimeSignature(720, 4, 4)]
+    ed.refresh_bars()
+    ed.set_grid("1/4")
+    ed.set_tool(tools.DRAW)
+    drag(qtbot, ed, at(ed, 1250, 64), at(ed, 1700, 64))  # the 2nd quarter of the 4/4 bar starts at 1200
+    (n,) = [x for x in notes(ed) if x.pitch == 64]
+    assert (n.start, n.end) == (1200, 1680)
+    ed.doc.set_selection([Note(1190, 60, 500, 90)])
+    ed.doc.song.tracks[0].notes[:] = sorted(ed.doc.song.tracks[0].notes + [Note(1190, 60, 500, 90)])
+    ed.doc.set_selection([Note(1190, 60, 500, 90)])
+    ed.quantize()
+    assert Note(1200, 60, 480, 90) in notes(ed)

@@ -9,7 +9,7 @@ the same functions.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 from .song import Note, Song
 
@@ -100,22 +100,27 @@ def velocity_ramp(track: int, notes: Sequence[Note], v0: int, v1: int) -> NoteCh
 def quantize(
     track: int,
     notes: Sequence[Note],
-    grid: int,
+    grid: int = 0,
     strength: float = 1.0,
     ends: bool = True,
+    snap: Callable[[int], int] | None = None,
 ) -> NoteChange:
-    """Pull onsets (and, with ``ends``, note ends) toward the nearest multiple of ``grid`` ticks."""
-    if grid <= 0:
-        raise ValueError("grid must be positive")
+    """Pull onsets (and, with ``ends``, note ends) toward the nearest multiple of ``grid`` ticks, or
+    toward the nearest point ``snap`` gives (a grid laid on the song's bars; ``grid`` is then the
+    length a note collapsed to nothing gets)."""
+    if snap is None:
+        if grid <= 0:
+            raise ValueError("grid must be positive")
+        snap = lambda t: round(t / grid) * grid  # noqa: E731
     out = []
     for n in notes:
-        q_start = round(n.start / grid) * grid
+        q_start = snap(n.start)
         start = round(n.start + (q_start - n.start) * strength)
         if ends:
-            q_end = round(n.end / grid) * grid
+            q_end = snap(n.end)
             end = round(n.end + (q_end - n.end) * strength)
             if end <= start:
-                end = start + max(1, round(grid * strength) or n.duration)
+                end = start + max(1, round((grid or n.duration) * strength) or n.duration)
         else:
             end = start + n.duration
         out.append(replace(n, start=max(0, start), duration=max(1, end - start)))

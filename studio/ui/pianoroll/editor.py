@@ -8,6 +8,7 @@ from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QSplitter, QVBoxLayout, QWidget
 
 from ...core import edits
+from ...core.grid import SnapGrid
 from ...core.song import Note
 from .. import commands
 from . import tools
@@ -79,9 +80,17 @@ class RollEditor(QWidget):
 
     # ---- state -------------------------------------------------------------------------
     @property
+    def snap(self) -> SnapGrid:
+        """The snap points of the grid chosen, on the song's real bars (meter changes, a pickup)."""
+        return self.view.snap
+
+    @property
     def grid(self) -> int:
-        song = self.doc.song
-        return grid_ticks(self.grid_name, song.ppq, song.time_signature_at(0).bar_ticks(song.ppq))
+        """Ticks of one grid step; for "Bar", the length of the bar under the playhead."""
+        if self.grid_name == "Bar":
+            lo, hi = self.snap.around(self.view.playhead)
+            return hi - lo
+        return grid_ticks(self.grid_name, self.doc.song.ppq)
 
     @property
     def step(self) -> int:
@@ -90,6 +99,9 @@ class RollEditor(QWidget):
 
     def set_grid(self, name: str) -> None:
         self.grid_name = name
+        step = None if name == "Bar" else grid_ticks(name, self.doc.song.ppq)
+        self.view.snap = self.ruler.snap = SnapGrid(self.geom.bars_between(0, self.geom.content_ticks), step,
+                                                    self.doc.song.ppq)
         self.view.grid = self.ruler.grid = self.grid
         self.view.viewport().update()
 
@@ -169,6 +181,8 @@ class RollEditor(QWidget):
             span = max(n.end for n in notes) - min(n.start for n in notes)
             g = self.grid
             offset = -(-span // g) * g
+            if self.grid_name == "Bar":  # the copy starts at the first bar line after the selection's end
+                offset = self.snap.ceil(max(n.end for n in notes)) - self.snap.floor(min(n.start for n in notes))
             commands.push_notes(self.doc, "Duplicate", edits.duplicate(self.doc.current_track, notes, offset))
 
     def transpose(self, semitones: int) -> None:
@@ -179,13 +193,20 @@ class RollEditor(QWidget):
     def shift(self, steps: int) -> None:
         notes = self.doc.selected_notes()
         if notes:
-            commands.push_notes(self.doc, "Move notes", edits.move(self.doc.current_track, notes, steps * self.step, 0))
+            dt = steps * self.step
+            if self.grid_name == "Bar":  # by the bar of the meter in force, keeping the place in the bar
+                first = line = self.snap.floor(min(n.start for n in notes))
+                for _ in range(abs(steps)):
+                    line = self.snap.next(line) if steps > 0 else self.snap.prev(line)
+                dt = line - first
+            commands.push_notes(self.doc, "Move notes", edits.move(self.doc.current_track, notes, dt, 0))
 
     def quantize(self) -> None:
         notes = self._sel_or_all()
         if notes:
-            grid = self.grid if self.grid > 1 else self.doc.song.ppq // 4  # snapping off: quantize to 16ths
-            change = edits.quantize(self.doc.current_track, notes, grid)
+            snap = self.snap if self.grid_name != "Off" else SnapGrid(  # snapping off: quantize to 16ths
+                self.geom.bars_between(0, self.geom.content_ticks), self.doc.song.ppq // 4, self.doc.song.ppq)
+            change = edits.quantize(self.doc.current_track, notes, snap.step or self.grid, snap=snap.round)
             commands.push_notes(self.doc, "Quantize", change, select_added=bool(self.doc.selection))
 
     def zoom(self, factor: float, vertical: bool = False) -> None:

@@ -7,6 +7,7 @@ from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QPainter, QPen
 from PySide6.QtWidgets import QWidget
 
+from ...core.grid import SnapGrid
 from .geometry import RollGeometry
 
 
@@ -22,6 +23,7 @@ class Ruler(QWidget):
         self.playhead = 0
         self.loop: tuple[int, int] | None = None
         self.grid = 120
+        self.snap = SnapGrid([], 120)
         self._press: float | None = None
         self._dragging = False
         self.setFixedHeight(self.HEIGHT)
@@ -72,8 +74,7 @@ class Ruler(QWidget):
         p.end()
 
     def _snap(self, x: float) -> int:
-        t = self.geom.tick_at(x)
-        return max(0, int(round(t / self.grid) * self.grid))
+        return max(0, self.snap.round(self.geom.tick_at(x)))
 
     def mousePressEvent(self, event) -> None:
         if event.button() == Qt.MouseButton.RightButton:

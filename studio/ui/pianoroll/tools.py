@@ -16,14 +16,6 @@ from .. import commands
 DRAW, SELECT, ERASE = "draw", "select", "erase"
 
 
-def snap_round(tick: float, grid: int) -> int:
-    return int(round(tick / grid) * grid) if grid > 1 else int(round(tick))
-
-
-def snap_floor(tick: float, grid: int) -> int:
-    return int(tick // grid * grid) if grid > 1 else int(tick)
-
-
 class Gesture:
     """Base: ``hidden`` notes are not drawn, ``preview`` notes are drawn instead."""
 
@@ -46,16 +38,18 @@ class DrawGesture(Gesture):
     def __init__(self, roll, tick: float, pitch: int, free: bool):
         super().__init__(roll)
         g = roll.grid
-        self.start = int(tick) if free else snap_floor(tick, g)
+        self.start = int(tick) if free else roll.snap.floor(tick)
         self.pitch = pitch
-        self.length = g if g > 1 else roll.doc.song.ppq // 4  # snapping off: a 16th to start with
+        # one grid step (for "Bar", to the bar line); snapping off: a 16th to start with
+        self.length = roll.snap.next(self.start) - self.start if g > 1 else roll.doc.song.ppq // 4
         self.velocity = roll.default_velocity
         self.preview = [Note(self.start, pitch, self.length, self.velocity)]
 
     def move(self, tick, pitch, free):
         g = 1 if free else self.roll.grid
-        end = int(tick) if free else snap_round(tick, g)
-        self.length = max(g if g > 1 else 10, end - self.start)
+        end = int(tick) if free else self.roll.snap.round(tick)
+        first = self.roll.snap.next(self.start) - self.start  # the shortest note the grid draws
+        self.length = max(first if g > 1 else 10, end - self.start)
         self.preview = [Note(self.start, self.pitch, self.length, self.velocity)]
 
     def release(self):
@@ -74,9 +68,8 @@ class MoveGesture(Gesture):
         self.change = None
 
     def move(self, tick, pitch, free):
-        g = self.roll.grid
         target = self.anchor.start + (tick - self.t0)
-        new_start = int(round(target)) if free else snap_round(target, g)
+        new_start = int(round(target)) if free else self.roll.snap.round(target)
         dt, dp = new_start - self.anchor.start, pitch - self.p0
         self.change = edits.move(self.roll.doc.current_track, self.notes, dt, dp)
         self.preview = list(self.change.added)
@@ -97,11 +90,14 @@ class ResizeGesture(Gesture):
         self.change = None
 
     def move(self, tick, pitch, free):
-        g = self.roll.grid
+        snap = self.roll.snap
         target = self.anchor.end + (tick - self.t0)
-        new_end = int(round(target)) if free else snap_round(target, g)
+        new_end = int(round(target)) if free else snap.round(target)
+        if not free and new_end <= self.anchor.start:  # never shorter than the grid step it starts in
+            new_end = snap.next(self.anchor.start)
         delta = new_end - self.anchor.end
-        self.change = edits.resize(self.roll.doc.current_track, self.notes, delta, min_duration=10 if free else max(g, 10))
+        self.change = edits.resize(self.roll.doc.current_track, self.notes, delta,
+                                   min_duration=10 if free else max(10, snap.step or new_end - self.anchor.start))
         self.preview = list(self.change.added)
 
     def release(self):

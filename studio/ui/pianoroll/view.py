@@ -13,6 +13,7 @@ from PySide6.QtGui import QColor, QFont, QPainter, QPen
 from PySide6.QtWidgets import QAbstractScrollArea
 
 from ...core import spelling
+from ...core.grid import SnapGrid
 from ...core.song import Note
 from . import tools
 from .geometry import BLACK, RollGeometry, track_color
@@ -61,6 +62,7 @@ class PianoRollView(QAbstractScrollArea):
         self.index = NoteIndex()
         self.tool = tools.SELECT
         self.grid = 120
+        self.snap = SnapGrid([], 120)  # the snap points, laid on the song's bars by the editor
         self.default_velocity = 90
         self.playhead = 0
         self.overlays: list = []  # callables (painter, rect) drawn over the notes: the assistant's takes
@@ -312,11 +314,11 @@ class PianoRollView(QAbstractScrollArea):
         g = self.geom
         ppx, sx = g.ppx, g.scroll_x
         subs, beats, bars_ = [], [], []
-        step_px = self.grid * ppx
+        step = self.snap.step or 0  # "Bar": the bar lines only
         for bar in g.bars_between(t0, t1):
             beat = bar.meter.beat_ticks()
-            if step_px >= 6:
-                for t in range(bar.start + self.grid, bar.end, self.grid):
+            if step and step * ppx >= 6:
+                for t in range(bar.start + step, bar.end, step):
                     if (t - bar.start) % beat:
                         subs.append(round(t * ppx - sx) + 0.5)
             if beat * ppx >= 4:
