@@ -426,3 +426,33 @@ def test_missing_weights_are_one_clear_line(window, panel, qtbot, tmp_path, monk
     text = panel.status.text()
     assert "weights" in text and "\n" not in text and "Traceback" not in text
     assert window.doc.song == before and not panel.model.entries
+
+
+def test_redraw_offers_the_songs_own_parts_by_name(window, panel):
+    from studio.ui.assistant import requests as rq
+
+    quartet = _satb_with_parallel_fifths()
+    for t, name, program in zip(quartet.tracks, ("Violin I", "Violin II", "Viola", "Cello"), (40, 40, 41, 42)):
+        t.name, t.program = name, program
+    quartet.pickup = 480  # the fifths fall from the pickup (bar 0) into bar 1
+    window.doc.replace_song(quartet)
+    panel.run_checker()
+    combo = panel.checker.voice
+    assert [combo.itemText(k) for k in range(combo.count())] == ["Violin I", "Violin II", "Viola", "Cello"]
+    fifths = next(i for i in panel.issues if i.kind == "parallel_fifths")
+    row = panel.issues.index(fifths)
+    assert panel.checker.list.item(row).text().startswith("Bar 0 beat 1")
+    assert "Violin I" in panel.checker.list.item(row).toolTip() and "soprano" not in panel.checker.list.item(row).toolTip()
+    plan = rq.regenerate_plan(quartet, quartet.copy(), [2], 480, 960, None, None, None)
+    assert plan.where == "redraws the Viola over bar 1"
+    assert rq.regenerate_plan(quartet, quartet.copy(), [3], 0, 2400, None, None, None).where == \
+        "redraws the Cello over bars 0–1"
+    assert [t.name for t in plan.request.song.tracks] == ["Soprano", "Alto", "Tenor", "Bass"]  # what the model reads
+    # two parts of one name are told apart by their track numbers; a chorale keeps its voices' names
+    quartet.tracks[1].name = "Violin I"
+    window.doc.replace_song(quartet)
+    panel.run_checker()
+    assert [combo.itemText(k) for k in range(combo.count())][:2] == ["Violin I (track 1)", "Violin I (track 2)"]
+    window.doc.replace_song(_satb_with_parallel_fifths())
+    panel.run_checker()
+    assert [combo.itemText(k) for k in range(combo.count())] == ["Soprano", "Alto", "Tenor", "Bass"]

@@ -14,35 +14,20 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QListW
                                QPushButton, QVBoxLayout, QWidget)
 
 from ...core import voiceleading as vl
+from ...core.satb import satb_tracks  # noqa: F401  (the four voices, as the requests see them)
 from ...core.song import Note, Song
-from ...core.timing import bars
+from ...core.timing import bars, first_bar_number
 from ..notice import ElidedLabel
 
 VOICES = ("soprano", "alto", "tenor", "bass")
 DEFAULT_KINDS = frozenset(vl.KINDS) - {"non_tertian"}
 
 
-def satb_tracks(song: Song) -> list[int] | None:
-    """Track indices of soprano, alto, tenor, bass, or None when the song is not four voices.
-
-    The song must have exactly four non-empty pitched tracks.  Tracks named Soprano, Alto,
-    Tenor or Bass take that voice; the others fill the remaining voices from the highest to
-    the lowest average pitch (a "Melody" track over accepted Alto, Tenor, Bass is the soprano).
-    """
-    cands = [i for i, t in enumerate(song.tracks) if t.notes and not t.is_drum]
-    if len(cands) != 4:
-        return None
-    named: dict[str, int] = {}
-    for i in cands:
-        key = song.tracks[i].name.strip().lower()
-        if key in VOICES and key not in named:
-            named[key] = i
-    rest = sorted((i for i in cands if i not in named.values()),
-                  key=lambda i: -sum(n.pitch for n in song.tracks[i].notes) / len(song.tracks[i].notes))
-    out = []
-    for v in VOICES:
-        out.append(named[v] if v in named else rest.pop(0))
-    return out
+def part_names(song: Song, idx: list[int]) -> list[str]:
+    """What the four parts are called in the song, highest first: the tracks' own names (a string
+    quartet's Violin I, Violin II, Viola, Cello), numbered where two share a name."""
+    names = [song.tracks[i].name.strip() or f"Track {i + 1}" for i in idx]
+    return [f"{n} (track {i + 1})" if names.count(n) > 1 else n for n, i in zip(names, idx)]
 
 
 def beat_ticks(song: Song) -> list[int]:
@@ -106,7 +91,7 @@ def describe(song: Song, issue) -> str:
     bs = bars(song, until=issue.tick + 1)
     b = bs[bar] if bar < len(bs) else bs[-1]
     beat = (issue.tick - b.start) // max(1, b.meter.beat_ticks(song.ppq)) + 1
-    return f"Bar {bar + 1} beat {beat} — {issue.message}"
+    return f"Bar {bar + first_bar_number(song)} beat {beat} — {issue.message}"
 
 
 class CheckerWidget(QWidget):
@@ -141,13 +126,13 @@ class CheckerWidget(QWidget):
         row.addWidget(self.chords)
         row.addStretch(1)
         self.voice = QComboBox()
-        self.voice.addItems(["Soprano", "Alto", "Tenor", "Bass"])
+        self.voice.addItems(["Soprano", "Alto", "Tenor", "Bass"])  # the song's own parts once checked
         self.voice.setCurrentIndex(1)
-        self.voice.setToolTip("The voice the harmonizer rewrites over the issue's span")
+        self.voice.setToolTip("The part the harmonizer rewrites over the issue's span")
         row.addWidget(self.voice)
         self.redraw = QPushButton("Redraw voice")
-        self.redraw.setToolTip("Let the harmonizer rewrite this voice over the picked issue's span "
-                               "(or over the selection), keeping the other voices")
+        self.redraw.setToolTip("Let the harmonizer rewrite this part over the picked issue's span "
+                               "(or over the selection), keeping the other parts")
         self.redraw.clicked.connect(self._redraw)
         row.addWidget(self.redraw)
         lay.addLayout(row)
@@ -163,8 +148,16 @@ class CheckerWidget(QWidget):
         self.redraw.setEnabled(on)
         self.voice.setEnabled(on)
 
-    def show_issues(self, song: Song | None, issues: list, satb: bool, where: str = "", assumed: str = "") -> None:
+    def show_issues(self, song: Song | None, issues: list, satb: bool, where: str = "", assumed: str = "",
+                    names: list[str] | None = None) -> None:
+        """``names``: the four parts, highest first, as the song calls them (see :func:`part_names`)."""
         self.issues = list(issues)
+        names = list(names) if names and len(names) == 4 else [v.capitalize() for v in VOICES]
+        if [self.voice.itemText(k) for k in range(self.voice.count())] != names:
+            row = self.voice.currentIndex()
+            self.voice.clear()
+            self.voice.addItems(names)
+            self.voice.setCurrentIndex(max(0, row))
         self.assumed.setText(assumed)
         self.assumed.setVisible(bool(assumed) and satb)
         self.list.blockSignals(True)
@@ -173,7 +166,7 @@ class CheckerWidget(QWidget):
             text = describe(song, iss)
             item = QListWidgetItem(text)
             item.setToolTip(f"{text}\n({iss.kind.replace('_', ' ')}; voices: "
-                            f"{', '.join(VOICES[v] for v in iss.voices if v < 4)})")
+                            f"{', '.join(names[v] for v in iss.voices if v < 4)})")
             self.list.addItem(item)
         self.list.blockSignals(False)
         if not satb:

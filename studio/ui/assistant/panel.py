@@ -529,7 +529,8 @@ class AssistantPanel(ParamPages, QDockWidget):
         self.issues, self._issue_song, self._issue_tracks = issues, song, idx
         where = f" in take {self.shown.number}" if self.shown is not None else ""
         assumed = chk.assumptions(song, idx)[3] if idx is not None else ""
-        self.checker.show_issues(song, issues, idx is not None, where, assumed)
+        self.checker.show_issues(song, issues, idx is not None, where, assumed,
+                                 chk.part_names(song, idx) if idx is not None else None)
         self.issuesChanged()
 
     def issuesChanged(self) -> None:

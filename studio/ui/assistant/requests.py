@@ -131,6 +131,7 @@ def regenerate_plan(source: Song, base: Song, voices, start: int | None, end: in
     applied (whose first tracks are the song's own, and whose extra tracks are new)."""
     idx = satb_tracks(source)
     anchor = {}
+    own = [source.tracks[i].name.strip() or f"track {i + 1}" for i in idx] if idx is not None else list(VOICES)
     source = source.copy()
     if idx is not None:
         for v, ti in enumerate(idx):
@@ -140,9 +141,15 @@ def regenerate_plan(source: Song, base: Song, voices, start: int | None, end: in
                 anchor[v] = ti
     req = P.RegenerateRequest(0, source, seed=seed, voices=tuple(int(v) for v in voices), start_tick=start,
                               end_tick=end, temperature=temperature, candidates=candidates)
-    names = ", ".join(VOICES[v] for v in voices)
-    span = "the whole piece" if start is None else f"ticks {start}–{end}"
+    names = ", ".join(own[v] for v in voices)  # the parts as the song calls them (Viola, Cello...)
+    a, b = (_bar_no(base, start), _bar_no(base, max(start, end - 1))) if start is not None else (0, 0)
+    span = "the whole piece" if start is None else f"bar {a}" if a == b else f"bars {a}–{b}"
     return Plan(req, base, anchor, False, f"redraws the {names} over {span}")
+
+
+def _bar_no(song: Song, tick: int) -> int:
+    """The number a score prints on the bar holding ``tick`` (a pickup is bar 0)."""
+    return bar_of(song, tick) + first_bar_number(song)
 
 
 def vary_span(ctx: Context, lock: bool) -> tuple[int, int] | None:
