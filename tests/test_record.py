@@ -318,3 +318,61 @@ def test_without_python_rtmidi_midi_input_says_so(monkeypatch):
     midi.poll()
     assert not midi.available and midi.reason == why
     monkeypatch.setattr(midiin, "_availability", None)
+
+
+def _changing_song():
+    """A one-beat pickup in 4/4 at 120 bpm; from tick 2400 (bar 2) 3/4 at 60 bpm."""
+    from studio.core.song import Song, TempoChange, Track
+
+    song = Song(tracks=[Track("Piano", notes=[Note(0, 67, 480), Note(480, 60, 5000)])],
+                tempos=[TempoChange(0, 120.0), TempoChange(2400, 60.0)],
+                time_signatures=[TimeSignature(0, 4, 4), TimeSignature(2400, 3, 4)])
+    song.pickup = 480
+    return song
+
+
+def test_playback_clicks_follow_tempo_meter_and_pickup():
+    from studio.audio.metronome import ACCENT_KEY, BEAT_KEY, METRONOME_CHANNEL, clicks, with_clicks
+    from studio.audio.schedule import build_schedule
+
+    song = _changing_song()
+    cl = clicks(song, 0, 5280)
+    # the pickup is beat 4 (no bell); bar 1 in 4/4; bar 2 in 3/4 at half the speed
+    assert [(c.tick, c.accent) for c in cl] == [(0, False), (480, True), (960, False), (1440, False), (1920, False),
+                                                (2400, True), (2880, False), (3360, False), (3840, True),
+                                                (4320, False), (4800, False)]
+    assert [c.seconds for c in cl] == pytest.approx([0, .5, 1, 1.5, 2, 2.5, 3.5, 4.5, 5.5, 6.5, 7.5])
+    sr = 44100
+    sched = with_clicks(build_schedule(song, [0], sr, 960, 4800), song, volume=0.5)
+    on = [(f, key) for f, kind, ch, key, _v in sched.events if ch == METRONOME_CHANNEL and kind is True]
+    want = [(s - 1.0, ACCENT_KEY if a else BEAT_KEY) for s, a in
+            [(1, False), (1.5, False), (2, False), (2.5, True), (3.5, False), (4.5, False), (5.5, True), (6.5, False)]]
+    assert [k for _f, k in on] == [k for _s, k in want]
+    assert [f / sr for f, _k in on] == pytest.approx([s for s, _k in want], abs=64 / sr)
+    assert [ev for ev in sched.events if ev[2] == 0] == [ev for ev in build_schedule(song, [0], sr, 960, 4800).events]
+
+
+def test_player_adds_the_clicks_when_the_metronome_is_on(monkeypatch):
+    from studio.audio.metronome import METRONOME_CHANNEL
+    from studio.audio.player import Player
+
+    monkeypatch.setenv("STUDIO_NO_AUDIO", "1")
+    p = Player(preload=False)
+    got = []
+    monkeypatch.setattr(p, "prepare", lambda: True)
+    monkeypatch.setattr(p, "play_schedules", lambda song, first, loop, tempo, programs, lp=None: got.append(
+        (first, loop, programs)) or True)
+    monkeypatch.setattr(Player, "playing", property(lambda self: True))
+    monkeypatch.setattr(p, "position_tick", lambda: 960.0)
+    song = _changing_song()
+
+    def clicks_in(s):
+        return [ev[0] for ev in s.events if ev[2] == METRONOME_CHANNEL and ev[1] is True]
+
+    p.play(song, 0)
+    assert not clicks_in(got[-1][0]) and (METRONOME_CHANNEL, 0, True) not in got[-1][2]
+    p.play(song, 0, loop=(480, 2400), metronome=0.6)
+    first, loop, programs = got[-1]
+    assert len(clicks_in(first)) == 5 and len(clicks_in(loop)) == 4 and (METRONOME_CHANNEL, 0, True) in programs
+    p.update(song)  # an edit while playing: on from the same place (tick 960), the clicks still on
+    assert len(clicks_in(got[-1][0])) == 10 and clicks_in(got[-1][0])[0] == 0

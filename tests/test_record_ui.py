@@ -333,3 +333,44 @@ def test_opening_another_song_while_recording_records_nothing_into_it(rig):
     rec.stop()
     assert doc.song.tracks[0].notes == [] and doc.undo.count() == 0
     assert "nothing was recorded" in win.statusBar().currentMessage() and not rec.use_take(0)
+
+
+def test_metronome_toggle_clicks_in_playback_and_is_remembered(rig, qtbot, tmp_path):
+    win, _src, _clock = rig
+    tr = win.transport
+    played = []
+
+    class FakePlayer:
+        sample_rate = 44100
+        playing = True
+
+        def play(self, song, start_tick=0, loop=None, **clicks):
+            played.append((start_tick, clicks))
+            return True
+
+        def position_tick(self):
+            return 1234.0
+
+        def stop(self):
+            pass
+
+    tr.player, tr.available = FakePlayer(), True
+    a = win.record.ui.a_metronome
+    assert not a.isChecked() and not win.settings.metronome  # off at first
+    assert a in win.transport_bar.actions()  # beside Play and Loop
+    tr.play(0)
+    assert played[-1] == (0, {})
+    a.trigger()  # on while playing: plays on from where it is, with the clicks
+    assert played[-1][0] == 1234 and played[-1][1]["metronome"] == pytest.approx(win.settings.metronome_volume / 100)
+    win.record.ui.volume.setValue(30)
+    qtbot.waitUntil(lambda: played[-1][1].get("metronome") == pytest.approx(0.3), timeout=2000)
+    tr.stop()
+    tr.play(0)
+    assert played[-1][1]["metronome"] == pytest.approx(0.3)
+    win.settings.sync()
+    again = Settings(str(tmp_path / "s.ini"))
+    assert again.metronome and again.metronome_volume == 30
+    a.trigger()
+    assert not Settings(str(tmp_path / "s.ini")).metronome
+    tr.play(0)
+    assert played[-1] == (0, {})

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..core.recording import count_in_seconds
 from ..core.song import Song, TimeSignature
-from ..core.timing import TempoMap, bars
+from ..core.timing import TempoMap, bars, beat_origin
 from .render import Schedule, Sequencer
 from .synth import Synth, find_soundfont
 
@@ -68,10 +68,28 @@ def clicks(song: Song, start_tick: int, end_tick: int, count_in_bars: int = 0) -
         if bar.start >= end_tick:
             break
         step = beat_ticks(bar.meter, song.ppq)
-        for tick in range(bar.start, bar.end, step):
-            if start <= tick < end_tick:
-                out.append(Click(lead + tm.seconds(tick) - t0, float(tick), tick == bar.start))
+        origin = beat_origin(song, bar)  # a pickup's beats are the last beats of a bar: no accent
+        for tick in range(origin, bar.end, step):
+            if start <= tick < end_tick and tick >= bar.start:
+                out.append(Click(lead + tm.seconds(tick) - t0, float(tick), tick == origin))
     return out
+
+
+def with_clicks(schedule: Schedule, song: Song, volume: float = 0.8, attack: dict | None = None) -> Schedule:
+    """``schedule`` (a window of ``song``) with the metronome's clicks on every beat of it, through
+    the song's tempo and meter changes: what playback plays when the metronome is on."""
+    cl = clicks(song, schedule.start_tick, schedule.end_tick)
+    events = _merge(schedule.events, click_events(cl, schedule.sample_rate, volume, attack=attack))
+    return Schedule(schedule.start_tick, schedule.end_tick, schedule.sample_rate, schedule.start_seconds,
+                    schedule.length, events)
+
+
+def cached_attack(soundfont: str | os.PathLike | None, sample_rate: int) -> dict[int, float] | None:
+    """The clicks' attack delays when :func:`attack_delays` has measured them already, else None."""
+    try:
+        return _attack_cache.get((str(find_soundfont(soundfont)), int(sample_rate)))
+    except Exception:  # noqa: BLE001 - no soundfont: nothing measured
+        return None
 
 
 def click_events(click_list, sample_rate: int, volume: float = 0.8, channel: int = METRONOME_CHANNEL,

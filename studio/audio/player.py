@@ -165,6 +165,7 @@ class Player:
         self._last_tick = 0.0
         self._song: Song | None = None
         self._loop: tuple[int, int] | None = None
+        self._metronome: tuple[float, dict | None] = (0.0, None)  # the clicks' volume and attack in play()
         self._stopping = False
         self._closed = False
         try:
@@ -274,12 +275,16 @@ class Player:
         return True
 
     # ---- transport ----
-    def play(self, song: Song, start_tick: int = 0, loop: tuple[int, int] | None = None) -> bool:
+    def play(self, song: Song, start_tick: int = 0, loop: tuple[int, int] | None = None,
+             metronome: float = 0.0, attack: dict | None = None) -> bool:
         """Play ``song`` from ``start_tick``; with ``loop=(a, b)`` ticks, repeat a..b once
-        the playhead reaches b (a start at or after b plays through to the end).  Returns
-        False (and does nothing) when playback is unavailable."""
+        the playhead reaches b (a start at or after b plays through to the end).  ``metronome``
+        (volume 0..1; 0: off) adds a click on every beat, through the tempo and meter changes
+        (``attack``: see :func:`~studio.audio.metronome.attack_delays`).  Returns False (and
+        does nothing) when playback is unavailable."""
         if not self.prepare():
             return False
+        self._metronome = (float(metronome), attack)
         engine = self._engine
         tempo = TempoMap(song)
         channels = assign_channels(song.tracks, PLAYER_CHANNELS - 1)
@@ -294,6 +299,12 @@ class Player:
                 if cand.length >= MIN_LOOP_FRAMES:
                     loop_sched, end = cand, b
         first = build_schedule(song, channels, self.sample_rate, start, max(start, end), tempo)
+        if metronome > 0:
+            from .metronome import METRONOME_CHANNEL, with_clicks  # noqa: PLC0415
+
+            first = with_clicks(first, song, metronome, attack)
+            loop_sched = with_clicks(loop_sched, song, metronome, attack) if loop_sched is not None else None
+            programs.append((METRONOME_CHANNEL, 0, True))
         return self.play_schedules(song, first, loop_sched, tempo, programs, loop)
 
     def play_schedules(self, song: Song, first: Schedule, loop_sched: Schedule | None, tempo: TempoMap,
@@ -340,7 +351,7 @@ class Player:
         with the new song."""
         if not self.playing:
             return False
-        return self.play(song, int(self.position_tick()), self._loop)
+        return self.play(song, int(self.position_tick()), self._loop, *self._metronome)
 
     def stop(self) -> None:
         """Stop playback (notes are released, not cut).  The position stays where it stopped."""

@@ -70,6 +70,16 @@ def bars(song: Song, until: int | None = None) -> list[Bar]:
     return out
 
 
+def beat_origin(song: Song, bar: Bar) -> int:
+    """Where ``bar``'s beats count from: its start, or for a pickup (a short first bar) the start
+    of the full bar it ends, so a one-beat pickup in 4/4 is beat 4, not a downbeat. (A bar cut
+    short by a meter change keeps its beats from its start.)"""
+    full = bar.meter.bar_ticks(song.ppq)
+    if bar.index == 0 and bar.start == 0 and 0 < song.pickup == bar.length < full:
+        return bar.end - full
+    return bar.start
+
+
 def bar_start(song: Song, index: int) -> int:
     """Start tick of bar ``index`` (0-based), extending the last meter past the song's end."""
     if index <= 0:

@@ -243,6 +243,7 @@ class MainWindow(FileActions, QMainWindow):
         self.position_label.setToolTip("Playhead: bar.beat")
         self.position_label.setStyleSheet("font-family: monospace; font-size: 14px; padding: 0 8px;")
         tb.addWidget(self.position_label)
+        self.transport_bar = tb  # the Metronome joins it (studio.ui.record)
         tb = self.addToolBar("Tools")
         tb.setObjectName("ToolsBar")
         for a in self.a_tools.values():

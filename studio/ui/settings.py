@@ -10,7 +10,7 @@ import os
 
 from PySide6.QtCore import QByteArray, QSettings, QStandardPaths
 
-VERSION = 1
+VERSION = 2  # 2: one Metronome for playback and recording (transport/metronome, off at first)
 MAX_RECENT = 10
 
 
@@ -35,6 +35,8 @@ class Settings:
         if stored < 1 and self._q.allKeys():
             # before version 1 nothing was typed; start clean rather than misread old values
             self._q.clear()
+        if stored < 2:
+            self._q.remove("record/metronome")  # it meant clicks while recording only
         self._q.setValue("version", VERSION)
 
     # ---- typed helpers ---------------------------------------------------------------
@@ -173,11 +175,12 @@ class Settings:
 
     @property
     def metronome(self) -> bool:
-        return self._bool("record/metronome", True)
+        """Click on the beats while playing and while recording (the count-in clicks either way)."""
+        return self._bool("transport/metronome", False)
 
     @metronome.setter
     def metronome(self, value: bool) -> None:
-        self._q.setValue("record/metronome", bool(value))
+        self._q.setValue("transport/metronome", bool(value))
 
     @property
     def metronome_volume(self) -> int:

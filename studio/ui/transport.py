@@ -29,10 +29,16 @@ class Transport(QObject):
         self.latency: float | None = None  # the device buffer in seconds; None: the player's default
         self.held = False  # recording drives the player (see hold)
         self.start_tick = 0
+        self.metronome = False  # click on the beats while playing (recording adds its own count-in)
+        self.metronome_volume = 0.7  # 0..1
         self._playing = False
         self._timer = QTimer(self)
         self._timer.setInterval(33)
         self._timer.timeout.connect(self._poll)
+        self._click_volume = QTimer(self)
+        self._click_volume.setSingleShot(True)
+        self._click_volume.setInterval(200)
+        self._click_volume.timeout.connect(self._replay_clicks)
         self._ready_signal = _Relay()
         self._ready_signal.done.connect(self._engine_ready)
 
@@ -77,7 +83,13 @@ class Transport(QObject):
         start = self.start_tick
         if self.loop and not (self.loop[0] <= start < self.loop[1]):
             start = self.loop[0]
-        self.player.play(song if song is not None else self.doc.song, start_tick=start, loop=self.loop)
+        clicks = {}
+        if self.metronome and self.metronome_volume > 0:
+            from ..audio.metronome import cached_attack  # noqa: PLC0415 - optional engine
+
+            clicks = {"metronome": self.metronome_volume,
+                      "attack": cached_attack(self.soundfont, getattr(self.player, "sample_rate", 44100))}
+        self.player.play(song if song is not None else self.doc.song, start_tick=start, loop=self.loop, **clicks)
         self._set_playing(True)
         self._timer.start()
         return True
@@ -101,6 +113,21 @@ class Transport(QObject):
     def set_loop(self, loop) -> None:
         self.loop = tuple(loop) if loop else None
         if self._playing:
+            self.play(int(self.player.position_tick()))
+
+    def set_metronome(self, on: bool | None = None, volume: float | None = None) -> None:
+        """Switch the playback metronome on or off, or change its volume (0..1); a playing song
+        goes on from where it is with the clicks as they are now."""
+        if on is not None and bool(on) != self.metronome:
+            self.metronome = bool(on)
+            self._replay_clicks()
+        if volume is not None:
+            self.metronome_volume = max(0.0, min(1.0, float(volume)))
+            if self.metronome:
+                self._click_volume.start()  # a slider drag plays on once, when it rests
+
+    def _replay_clicks(self) -> None:
+        if self._playing and not self.held and self.player is not None:
             self.play(int(self.player.position_tick()))
 
     def restart_if_playing(self) -> None:

@@ -65,8 +65,12 @@ class RecordUI:
         self.a_record = act("&Record", self.toggle_record, ["R", "Shift+Space"],
                             tip="Record into the current track from the playhead")
         self.a_record.setIcon(_dot_icon("#d62828"))
-        self.a_metronome = act("&Metronome", self._metronome, tip="Click on the beats while recording",
+        self.a_metronome = act("&Metronome", self._metronome,
+                               tip="Click on the beats while playing and recording, through the tempo and meter "
+                                   "changes (the count-in before recording clicks either way)",
                                checkable=True, checked=s.metronome)
+        window.transport.metronome = s.metronome
+        window.transport.metronome_volume = s.metronome_volume / 100.0
         self.a_thru = act("MIDI &Thru", self._thru, tip="Hear what the MIDI keyboard plays with the track's instrument",
                           checkable=True, checked=s.midi_thru)
         self.a_piano = act("&Computer Keyboard as Piano", self._piano, "Ctrl+K",
@@ -94,14 +98,15 @@ class RecordUI:
         self.count_combo.setToolTip("Bars of clicks before recording starts (not recorded)")
         self.count_combo.currentIndexChanged.connect(self._count_in)
         tb.addWidget(self.count_combo)
-        tb.addAction(self.a_metronome)
+        bar = getattr(window, "transport_bar", tb)  # beside Play and Loop: it sounds in playback too
+        bar.addAction(self.a_metronome)
         self.volume = QSlider(Qt.Orientation.Horizontal)
         self.volume.setRange(0, 100)
         self.volume.setValue(s.metronome_volume)
         self.volume.setFixedWidth(70)
         self.volume.setToolTip("Metronome volume")
         self.volume.valueChanged.connect(self._volume)
-        tb.addWidget(self.volume)
+        bar.addWidget(self.volume)
         self.mode_combo = QComboBox()
         self.mode_combo.addItems(["Overdub", "Replace"])
         self.mode_combo.setCurrentIndex(1 if s.record_mode == REPLACE else 0)
@@ -184,9 +189,11 @@ class RecordUI:
 
     def _metronome(self, on: bool) -> None:
         self.win.settings.metronome = on
+        self.win.transport.set_metronome(on=on)
 
     def _volume(self, v: int) -> None:
         self.win.settings.metronome_volume = v
+        self.win.transport.set_metronome(volume=v / 100.0)
 
     def _mode(self, i: int) -> None:
         self.win.settings.record_mode = REPLACE if i == 1 else OVERDUB
