@@ -376,3 +376,39 @@ def test_texture_figures_count_overlaps_off_grid_notes_and_short_rests():
     assert r["single_line_overlap_new"] == 0.5  # the long one overlaps the next note
     assert m["short_rests"] == 1 and m["short_rests_source"] == 0
     assert r["kept"] == (len(sel) - 2) / len(sel)
+
+
+# ---- a song that starts with a pickup ------------------------------------------------------------
+def test_the_bar_grid_counts_a_pickup_as_the_end_of_a_bar():
+    song = melody(2)
+    song.pickup = Q // 2  # an eighth-note upbeat: bar 1 starts at tick 240 (step 2)
+    pos, length = R.meter_steps(song, 20)
+    assert list(pos[:4]) == [14, 15, 0, 1] and list(length[:4]) == [16] * 4 and pos[18] == 0
+    song.time_signatures = [TimeSignature(0, 3, 4), TimeSignature(Q + 3 * Q, 2, 4)]
+    song.pickup = Q  # a quarter upbeat in 3/4, then a 3/4 bar, then 2/4
+    pos, length = R.meter_steps(song, 28)
+    assert list(pos[:6]) == [8, 9, 10, 11, 0, 1] and list(length[:5]) == [12] * 5
+    assert pos[16] == 0 and length[16] == 8 and pos[24] == 0
+
+
+@pytest.mark.parametrize("strength", [0.6, 1.0])
+def test_a_selection_after_a_pickup_is_varied_on_the_real_bar_grid(strength):
+    """An eighth-note upbeat (in the guitar), then a tune of quarters, halves and quarter rests on
+    the beats of the real bars: its variations keep their notes on those beats."""
+    up = Q // 2
+    phrase = [(60, 1), (62, 1), (None, 1), (64, 1), (65, 2), (67, 1), (None, 1), (64, 1), (62, 1), (60, 2)]
+    tune, t = [], up
+    for k in range(8):
+        for p, d in phrase if k % 2 == 0 else phrase[::-1]:
+            if p:
+                tune.append(Note(t, p, d * Q, 80))
+            t += d * Q
+    guitar = [Note(0, 55, up, 70)] + [Note(up + k * 4 * Q, 48, 4 * Q, 70) for k in range(16)]
+    song = Song(title="m", tracks=[Track("Flute", 73, notes=tune), Track("Guitar", 24, notes=guitar)],
+                time_signatures=[TimeSignature(0, 4, 4)], key_signatures=[KeySignature(0, 0, False)], pickup=up)
+    start, end = up + 8 * Q, up + 24 * Q
+    for seed in range(6):
+        out = vary_api.vary(song, strength, start_tick=start, end_tick=end, tracks=[0], seed=seed,
+                            model=tiny_model(seed))[0]
+        notes = [n for n in out.tracks[0].notes if start <= n.start < end]
+        assert notes and all((n.start - up) % Q == 0 for n in notes), [(n.start, n.duration) for n in notes]

@@ -154,24 +154,26 @@ def _chunk(work, source, model, dev, roll_tracks, sel, a, b, start_tick, end_tic
     lo_tick, hi_tick = max(a * st, start_tick), min(b * st, end_tick)
     lo, hi = max(a, -(-lo_tick // st)) - w0, -(-hi_tick // st) - w0  # selection steps in the window
     lo = max(0, lo_tick // st - w0)
-    # the units (beats) re-noised per selected track
+    # the units (beats) re-noised per selected track, counted from the song's bar lines (a pickup
+    # or a 3/8 bar moves the beats after it)
     cols = np.zeros((K, T), dtype=bool)
     phase = w0 % UNIT
+    unit_of = np.cumsum((roll.bar_pos % UNIT == 0) | (np.arange(T) == 0)) - 1  # [T] the unit of each step
+    inside = (np.arange(T) >= lo) & (np.arange(T) < hi)
     for k, ti in enumerate(roll_tracks):
         if ti not in sel:
             continue
         if strength >= 1:
             cols[k, lo:hi] = True
             continue
-        n_units = (T + phase) // UNIT + 2
+        n_units = max((T + phase) // UNIT + 2, int(unit_of[-1]) + 1)
         pick = rng.random(n_units) < strength
-        cols[k] = np.repeat(pick, UNIT)[phase:phase + T] & (np.arange(T) >= lo) & (np.arange(T) < hi)
+        cols[k] = pick[unit_of] & inside
     if strength < 1 and not cols.any():
         ks = [k for k, ti in enumerate(roll_tracks) if ti in sel]
         k = ks[int(rng.integers(len(ks)))]
         u0 = lo + int(rng.integers(max(1, hi - lo)))
-        u0 = max(lo, (u0 + phase) // UNIT * UNIT - phase)
-        cols[k, u0:min(hi, u0 + UNIT)] = True
+        cols[k] = (unit_of == unit_of[u0]) & inside
     cells = np.zeros((K, T, P), dtype=np.int64)
     free = np.zeros((K, T), dtype=bool)
     occupied = np.zeros((K, T, P), dtype=bool)

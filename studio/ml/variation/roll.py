@@ -21,6 +21,7 @@ import numpy as np
 
 from ...core import key as key_finding
 from ...core.song import KeySignature, Note, Song
+from ...core.timing import bars, beat_origin
 
 MAX_TRACKS = 8
 LOW, HIGH = 21, 108  # piano range, inclusive
@@ -74,27 +75,22 @@ def song_key(song: Song, tick: int = 0, pitches=None) -> KeySignature:
 
 # ---- meter -------------------------------------------------------------------------------
 def meter_steps(song: Song, n_steps: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per step: its position in the bar and the bar's length, both in steps (clamped)."""
+    """Per step: its position in the bar and the bar's length, both in steps (clamped), on the
+    song's bars (``studio.core.timing.bars``): a bar cut short by a meter change is that short,
+    and a pickup is the end of a full bar (a one-beat pickup in 4/4 sits at steps 12..15 of 16)."""
     st = step_ticks(song)
     pos = np.zeros(n_steps, dtype=np.int64)
-    length = np.zeros(n_steps, dtype=np.int64)
-    sigs = sorted(song.time_signatures, key=lambda s: s.tick)
-    if not sigs or sigs[0].tick != 0:
-        from ...core.song import TimeSignature
-
-        sigs = [TimeSignature(0)] + list(sigs)
-    step, si = 0, 0
-    while step < n_steps:
-        tick = step * st
-        while si + 1 < len(sigs) and sigs[si + 1].tick <= tick:
-            si += 1
-        bar = max(1, sigs[si].bar_ticks(song.ppq) // st)
-        if si + 1 < len(sigs):  # a meter change inside the bar shortens it
-            bar = max(1, min(bar, (sigs[si + 1].tick - tick + st - 1) // st))
-        hi = min(n_steps, step + bar)
-        pos[step:hi] = np.arange(hi - step)
-        length[step:hi] = bar
-        step = hi
+    length = np.ones(n_steps, dtype=np.int64)
+    for bar in bars(song, until=max(1, n_steps * st)):
+        a, b = -(-bar.start // st), min(n_steps, -(-bar.end // st))
+        if a >= n_steps:
+            break
+        if a >= b:
+            continue
+        origin = beat_origin(song, bar)  # the bar line a pickup's beats count from
+        steps = np.arange(a, b)
+        pos[a:b] = (steps * st - origin) // st
+        length[a:b] = max(1, -(-(bar.end - origin) // st))
     return np.minimum(pos, MAX_BAR_STEPS - 1), np.minimum(length, MAX_BAR_STEPS)
 
 
