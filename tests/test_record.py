@@ -376,3 +376,13 @@ def test_player_adds_the_clicks_when_the_metronome_is_on(monkeypatch):
     assert len(clicks_in(first)) == 5 and len(clicks_in(loop)) == 4 and (METRONOME_CHANNEL, 0, True) in programs
     p.update(song)  # an edit while playing: on from the same place (tick 960), the clicks still on
     assert len(clicks_in(got[-1][0])) == 10 and clicks_in(got[-1][0])[0] == 0
+
+
+def test_input_quantize_lies_on_the_real_bars():
+    # a 3/8 bar first: the quarters of the 4/4 bars after it fall on 720, 1200, 1680...
+    song = song_at(120.0)
+    song.time_signatures = [TimeSignature(0, 3, 8), TimeSignature(720, 4, 4)]
+    rec = Recorder(song, 0, 720, quantize=480)
+    play(rec, [(0, 60, 0.9), (1, 62, 0.9), (2.1, 64, 0.9)], 120.0, 0.0, jitter=[0.03, -0.02, 0.0])
+    rec.finish(3)
+    assert [n.start for n in rec.take_notes(rec.takes[0])] == [720, 1200, 1680]

@@ -302,3 +302,11 @@ def test_note_grid_counts_from_each_bar_line(qtbot, roll):
     ed.doc.set_selection([Note(1190, 60, 500, 90)])
     ed.quantize()
     assert Note(1200, 60, 480, 90) in notes(ed)
+
+
+def test_a_pickup_does_not_thin_out_the_bar_numbers():
+    from studio.core.timing import bars
+    from studio.ui.pianoroll.ruler import label_spacing
+
+    song = _changing_song()  # a quarter upbeat, a 4/4 bar, then 3/4
+    assert label_spacing(bars(song, until=9000)) == 1440  # the 3/4 bars, not the upbeat

@@ -570,3 +570,14 @@ def test_which_parts_count_as_voices():
     assert not vl.is_vocal("Soprano Sax", 64) and not vl.is_vocal("Bass Guitar", 33) and not vl.is_vocal("Violin 1", 40)
     assert vl.texture(["Melody", "Alto", "Tenor", "Bass"], [73, 52, 52, 52]) == "chorale"  # a harmonized tune
     assert vl.texture(["Soprano Sax", "Alto Sax", "Tenor Sax", "Baritone Sax"], [64, 65, 66, 67]) == "instrumental"
+
+
+def test_the_position_shows_a_pickup_as_the_last_beats_of_bar_0(window):
+    win = window()
+    song = quartet_song()
+    song.pickup = 480  # a one-beat upbeat in 4/4: beat 4 of bar 0
+    load(win, song)
+    win._position(0)
+    assert win.position_label.text().strip() == "0.4"
+    win._position(480 + 960)
+    assert win.position_label.text().strip() == "1.3"

@@ -234,8 +234,12 @@ class Recorder:
     def take_notes(self, take: Take) -> list[Note]:
         """A take's notes, input-quantized when ``quantize`` is set."""
         notes = sorted(take.notes)
-        if self.quantize and notes:
-            notes = sorted(edits.quantize(self.track, notes, self.quantize).added)
+        if self.quantize and notes:  # on the grid of the real bars (a pickup, a meter change)
+            from .grid import SnapGrid  # noqa: PLC0415
+            from .timing import bars  # noqa: PLC0415
+
+            grid = SnapGrid(bars(self.song, until=max(n.end for n in notes) + 1), self.quantize, self.song.ppq)
+            notes = sorted(edits.quantize(self.track, notes, self.quantize, snap=grid.round).added)
         return notes
 
     def change(self, song: Song, take: Take | None = None) -> NoteChange:

@@ -10,7 +10,7 @@ from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDockWidget, QLabel, QMainWindow, QMessageBox, QSplitter, QVBoxLayout,
                                QWidget)
 
-from ..core.timing import bar_of
+from ..core.timing import bar_of, beat_origin
 from . import commands
 from .autosave import Autosaver
 from .document import Document
@@ -322,7 +322,7 @@ class MainWindow(FileActions, QMainWindow):
         song = self.doc.song
         bar = self.editor.geom.bar_at(tick)
         if bar is not None:
-            beat = (tick - bar.start) // bar.meter.beat_ticks(song.ppq) + 1
+            beat = (tick - beat_origin(song, bar)) // bar.meter.beat_ticks(song.ppq) + 1  # a pickup ends a bar
             self.position_label.setText(f" {bar.index + getattr(self.editor.geom, 'first_number', 1)}.{beat} ")
 
     def focus_roll(self) -> None:

@@ -11,6 +11,12 @@ from ...core.grid import SnapGrid
 from .geometry import RollGeometry
 
 
+def label_spacing(bars) -> int:
+    """Ticks between bar numbers at the least: the shortest bar in view, a pickup aside."""
+    full = [b.length for b in bars if b.index > 0 or len(bars) == 1]
+    return min(full) if full else 1920
+
+
 class Ruler(QWidget):
     seek = Signal(int)
     loopChanged = Signal(object)  # (start, end) ticks or None
@@ -47,7 +53,7 @@ class Ruler(QWidget):
         p.setFont(self._font)
         bars = g.bars_between(t0, t1)
         # label every n-th bar so numbers never overlap
-        bar_px = (bars[0].length * g.ppx) if bars else 100
+        bar_px = label_spacing(bars) * g.ppx
         every = 1
         while bar_px * every < 34:
             every *= 2
