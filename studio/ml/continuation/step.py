@@ -22,7 +22,8 @@ class StepWeights:
     the attention scale folded into the query projection, the relative-position tables as
     (H, d_head, R). Plain tensors, no modules: a step then costs its arithmetic and little call
     overhead. ``layers[i]`` is the tuple ``(ln1_w, ln1_b, qkv_b, qkv_w, er_t, proj_b, proj_w,
-    ln2_w, ln2_b, fc1_b, fc1_w, fc2_b, fc2_w)``. Copies: rebuild after a weight update."""
+    ln2_w, ln2_b, fc1_b, fc1_w, fc2_b, fc2_w)``. Partly copies: after a weight update, arrange
+    again (:meth:`of` does when a parameter changed)."""
 
     def __init__(self, model):
         C = model.cfg.d_model
