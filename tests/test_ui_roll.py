@@ -302,6 +302,10 @@ def test_note_grid_counts_from_each_bar_line(qtbot, roll):
     ed.doc.set_selection([Note(1190, 60, 500, 90)])
     ed.quantize()
     assert Note(1200, 60, 480, 90) in notes(ed)
+    ed.set_tool(tools.DRAW)
+    qtbot.mouseClick(ed.view.viewport(), L, CTRL, at(ed, 3010, 70))  # off the grid: a grid step long
+    (free,) = [x for x in notes(ed) if x.pitch == 70]
+    assert abs(free.start - 3010) < 15 and free.duration == 480
 
 
 def test_a_pickup_does_not_thin_out_the_bar_numbers():

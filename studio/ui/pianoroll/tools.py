@@ -40,8 +40,8 @@ class DrawGesture(Gesture):
         g = roll.grid
         self.start = int(tick) if free else roll.snap.floor(tick)
         self.pitch = pitch
-        # one grid step (for "Bar", to the bar line); snapping off: a 16th to start with
-        self.length = roll.snap.next(self.start) - self.start if g > 1 else roll.doc.song.ppq // 4
+        # to the next grid line (for "Bar", the bar line); off the grid: a step, or a 16th with snapping off
+        self.length = g if free and g > 1 else roll.snap.next(self.start) - self.start if g > 1 else roll.doc.song.ppq // 4
         self.velocity = roll.default_velocity
         self.preview = [Note(self.start, pitch, self.length, self.velocity)]
 
