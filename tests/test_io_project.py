@@ -50,7 +50,7 @@ def test_round_trip_keeps_everything(tmp_path):
     back = load(path)
     assert back == song  # dataclass equality: title, maps, tracks (color/mute/solo), meta
     doc = json.loads(path.read_text("utf-8"))
-    assert doc["format_version"] == project.FORMAT_VERSION == 2
+    assert doc["format_version"] == project.FORMAT_VERSION == 3
 
 
 def test_save_keeps_a_backup_of_the_previous_version(tmp_path):
@@ -85,15 +85,15 @@ def test_old_version_zero_document_is_migrated(tmp_path):
 def test_migration_chain_runs_every_step_in_order(monkeypatch):
     seen = []
 
-    def v2_to_v3(doc):
+    def v3_to_v4(doc):
         seen.append(doc["format_version"])
-        return {**doc, "format_version": 3, "title": doc["title"] + " (v3)"}
+        return {**doc, "format_version": 4, "title": doc["title"] + " (v4)"}
 
-    monkeypatch.setattr(project, "FORMAT_VERSION", 3)
-    monkeypatch.setitem(project.MIGRATIONS, 2, v2_to_v3)
+    monkeypatch.setattr(project, "FORMAT_VERSION", 4)
+    monkeypatch.setitem(project.MIGRATIONS, 3, v3_to_v4)
     doc = project.migrate({"format_version": 0, "title": "x", "bpm": 60, "tracks": []})
-    assert seen == [2] and doc["format_version"] == 3 and doc["title"] == "x (v3)"
-    assert doc["pickup"] == 0 and doc["composer"] == ""
+    assert seen == [3] and doc["format_version"] == 4 and doc["title"] == "x (v4)"
+    assert doc["pickup"] == 0 and doc["composer"] == "" and doc["fermatas"] == []
 
 
 def test_version_one_document_is_migrated_to_controllers(tmp_path):
@@ -110,7 +110,7 @@ def test_version_one_document_is_migrated_to_controllers(tmp_path):
     assert t.notes == [Note(0, 60, 480, 90)] and song.meta == {"k": 1}
     save(song, path)
     doc = json.loads(path.read_text())
-    assert doc["format_version"] == 2 and doc["tracks"][0]["controls"] == [] and doc["tracks"][0]["volume"] == 100
+    assert doc["format_version"] == project.FORMAT_VERSION and doc["tracks"][0]["controls"] == [] and doc["tracks"][0]["volume"] == 100
 
 
 def test_controllers_composer_and_pickup_round_trip(tmp_path):
@@ -148,7 +148,7 @@ def test_newer_version_is_refused_clearly(tmp_path):
     doc["format_version"] = project.FORMAT_VERSION + 1
     path = tmp_path / "future.studio"
     path.write_text(json.dumps(doc))
-    with pytest.raises(FileFormatError, match=r"^future\.studio: written by a newer Cantor Studio .*format 3.*Update"):
+    with pytest.raises(FileFormatError, match=r"^future\.studio: written by a newer Cantor Studio .*format 4.*Update"):
         load(path)
 
 

@@ -210,6 +210,9 @@ class Song:
     # length in ticks of a partial first bar (an anacrusis); 0 = the song starts with a full bar.
     # Tick 0 is the start of the pickup; the first full bar begins at ``pickup``.
     pickup: int = 0
+    # onset ticks of the notes that carry a fermata (phrase ends), sorted, no duplicates; one mark
+    # holds for every track sounding there, as a score prints it over each staff
+    fermatas: tuple[int, ...] = ()
 
     # ---- queries -----------------------------------------------------------------
     @property
@@ -240,6 +243,7 @@ class Song:
             meta=json_copy(self.meta),
             composer=self.composer,
             pickup=self.pickup,
+            fermatas=self.fermatas,
         )
 
     def normalize(self) -> "Song":
@@ -249,12 +253,29 @@ class Song:
         self.tempos = _dedupe(self.tempos) or [TempoChange(0, 120.0)]
         self.time_signatures = _dedupe(self.time_signatures) or [TimeSignature(0, 4, 4)]
         self.key_signatures = _dedupe(self.key_signatures) or [KeySignature(0, 0, False)]
+        self.fermatas = fermata_ticks(self.fermatas)
         return self
+
+    def has_fermata(self, tick: int) -> bool:
+        i = bisect.bisect_left(self.fermatas, tick)
+        return i < len(self.fermatas) and self.fermatas[i] == tick
 
     def notes_equal(self, other: "Song") -> bool:
         if len(self.tracks) != len(other.tracks):
             return False
         return all(a.notes == b.notes for a, b in zip(self.tracks, other.tracks))
+
+
+def fermata_ticks(ticks) -> tuple[int, ...]:
+    """Fermata positions as a Song keeps them: whole ticks at or after 0, sorted, each once."""
+    return tuple(sorted({int(t) for t in ticks if int(t) >= 0}))
+
+
+def toggled_fermatas(fermatas, ticks) -> tuple[int, ...]:
+    """``fermatas`` with the marks at ``ticks`` switched: all set when any of them is missing,
+    else all removed (one toggle over a selection, as a bold button works)."""
+    have, want = set(fermatas), set(ticks)
+    return fermata_ticks(have | want if not want <= have else have - want)
 
 
 def json_copy(obj):

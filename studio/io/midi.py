@@ -25,6 +25,8 @@ Import rules:
 * controllers (control changes and pitch bend) go to the track of their channel, in the
   order they came; a volume (CC 7) or pan (CC 10) at tick 0 becomes the track's volume/pan;
 * a ``Composer: NAME`` text event in the first track is the song's composer;
+* a marker event ``fermata`` (in any track) marks a fermata at its tick; the writer puts one in the
+  conductor track for each of the song's fermatas (players and other programs ignore markers);
 * a first bar in a shorter meter than the next, one bar long, is read as a pickup (that is
   how a pickup is written: its own short meter, then the song's meter).
 """
@@ -54,6 +56,7 @@ MAX_SECONDS = limits.MAX_SECONDS
 MAX_QUARTERS = limits.MAX_QUARTERS
 REPAIR_TICKS = PPQ // 8  # length given to zero-length notes (a 32nd note)
 DRUM_CHANNEL = 9
+FERMATA_MARKER = "fermata"  # the text of the marker meta event a fermata is written as
 
 # General MIDI program names, 0-127
 GM_PROGRAM_NAMES: tuple[str, ...] = tuple(
@@ -383,7 +386,7 @@ def _plain(exc: Exception) -> str:
 def _events(track: mido.MidiTrack, index: int, tick_cap: int) -> list[tuple]:
     """The messages of one track as (tick, kind, channel, a, b) tuples.
 
-    kinds: 'on', 'off', 'prog', 'cc', 'bend', 'tempo', 'ts', 'key', 'name', 'text', 'eot'.
+    kinds: 'on', 'off', 'prog', 'cc', 'bend', 'tempo', 'ts', 'key', 'name', 'text', 'fermata', 'eot'.
     """
     out = []
     tick = 0
@@ -406,6 +409,8 @@ def _events(track: mido.MidiTrack, index: int, tick_cap: int) -> list[tuple]:
         elif kind == "text" and index == 0:
             raw = msg.text.encode("latin-1", errors="replace")
             out.append((tick, "text", 0, *_decode_text(raw)))
+        elif kind == "marker" and msg.text.strip().lower() == FERMATA_MARKER:
+            out.append((tick, "fermata", 0, 0, 0))
         elif kind == "end_of_track":
             out.append((tick, "eot", 0, 0, 0))
             break
@@ -511,6 +516,7 @@ def _build_song(tracks_events, scale, smpte: bool, title: str, fmt: int) -> Song
     song = Song(title=title, ppq=PPQ, tracks=[], tempos=[], time_signatures=[], key_signatures=[])
     title_from_file = None
     orphans: dict[int, list[Control]] = defaultdict(list)  # controllers of channels without notes in their chunk
+    fermatas = set()
     # some files set every channel's program from one track: the earliest change per channel
     file_program: dict[int, tuple[int, int]] = {}
     for events in tracks_events:
@@ -551,6 +557,8 @@ def _build_song(tracks_events, scale, smpte: bool, title: str, fmt: int) -> Song
                 song.time_signatures.append(TimeSignature(tick, a, b))
             elif kind == "key":
                 song.key_signatures.append(KeySignature(tick, a, bool(b)))
+            elif kind == "fermata":
+                fermatas.add(tick)
         for (ch, pitch), q in open_notes.items():  # notes never switched off end with the track
             for start, vel in q:
                 notes_by_ch[ch].append(_note(start, pitch, last_tick - start, vel))
@@ -582,6 +590,7 @@ def _build_song(tracks_events, scale, smpte: bool, title: str, fmt: int) -> Song
             _take_controls(owner, owner.controls + cs)
     if title_from_file:
         song.title = title_from_file
+    song.fermatas = tuple(fermatas)
     song.normalize()
     _find_pickup(song)
     if not song.tempos or song.tempos[0].tick != 0:
@@ -713,6 +722,8 @@ def song_to_midi_file(song: Song) -> mido.MidiFile:
         conductor.append((k.tick, 2, Meta("key_signature", key=ks.tonic + ("m" if ks.minor else ""))))
     for t in song.tempos:
         conductor.append((t.tick, 3, Meta("set_tempo", tempo=max(1, min(0xFFFFFF, t.us_per_quarter)))))
+    for f in song.fermatas:
+        conductor.append((f, 4, Meta("marker", text=FERMATA_MARKER)))
     mf = mido.MidiFile(type=1, ticks_per_beat=song.ppq, charset="utf-8")
     mf.tracks.append(_track(conductor))
     for track, ch in zip(song.tracks, _assign_channels(song)):
@@ -749,7 +760,7 @@ def write_midi(song: Song, path: str | os.PathLike) -> None:
     label = os.path.basename(str(path))
     limits.check_song(song, label)
     events = (2 * song.note_count + sum(len(t.controls) for t in song.tracks)
-              + len(song.tempos) + len(song.time_signatures) + len(song.key_signatures))
+              + len(song.tempos) + len(song.time_signatures) + len(song.key_signatures) + len(song.fermatas))
     if events + 6 * (len(song.tracks) + 1) > MAX_EVENTS:  # known before building millions of messages
         raise FileFormatError(f"{label}: {events:,} MIDI events, more than the limit of {MAX_EVENTS:,} for MIDI files; "
                               "nothing was written")

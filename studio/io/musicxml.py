@@ -204,13 +204,14 @@ def _tie_for(t: str | None, i: int, k: int) -> str | None:
 
 
 def _fill(container, pieces, bar_start: int, bar_len: int, key: KeySignature, beat: int, marks: dict,
-          full: bool = True) -> bool:
+          full: bool = True, fermatas=frozenset()) -> bool:
     """Put chords (and rests between them) into a Measure or Voice, beamed by ``beat``.
 
-    ``marks`` maps (start, pitch) to (show an accidental?, velocity).
+    ``marks`` maps (start, pitch) to (show an accidental?, velocity); a note or chord starting
+    at a tick of ``fermatas`` carries a fermata.
     Returns whether any triplet values were used (they need tuplet brackets).
     """
-    from music21 import chord, note, tie
+    from music21 import chord, expressions, note, tie
     from music21 import pitch as m21pitch
 
     at = bar_start  # where the next note or rest goes
@@ -260,6 +261,8 @@ def _fill(container, pieces, bar_start: int, bar_len: int, key: KeySignature, be
             el = notes[0] if len(notes) == 1 else chord.Chord(notes, quarterLength=_ql(w))
             if velocity:
                 el.volume.velocity = velocity
+            if i == 0 and start in fermatas and any(t not in ("stop", "continue") for _p, t, _q in members):
+                el.expressions.append(expressions.Fermata())
             put(el, w)
     if at < bar_start + bar_len:
         rests(bar_start + bar_len - at)
@@ -280,22 +283,27 @@ def song_to_music21(song: Song):
     if song.composer:
         score.metadata.composer = song.composer
     qnotes_by_track = []
+    fermatas_by_track = []  # the quantized onsets of the notes carrying a fermata
     end = 0
     for track in song.tracks:
         qn = []
+        held = set()
         for n, (s, e) in zip(track.notes, quantize_notes((n.start, n.end) for n in track.notes)):
             qn.append((s, e, n.pitch, n.velocity, len(qn)))
             end = max(end, e)
+            if song.has_fermata(n.start):
+                held.add(s)
         qnotes_by_track.append(qn)
+        fermatas_by_track.append(held)
     bar_list = bars(song, until=max(end, 1))
     sigs = {s.tick: s for s in song.time_signatures}
     keys = {k.tick: k for k in song.key_signatures}
     tracks = song.tracks or [Track(name="Music")]
     if not song.tracks:
-        qnotes_by_track = [[]]
+        qnotes_by_track, fermatas_by_track = [[]], [set()]
 
     shorts = short_names([t.name for t in tracks])
-    for ti, (track, qnotes) in enumerate(zip(tracks, qnotes_by_track)):
+    for ti, (track, qnotes, held) in enumerate(zip(tracks, qnotes_by_track, fermatas_by_track)):
         part = stream.Part(id=f"P{ti + 1}")
         part.partName = track.name
         try:
@@ -368,12 +376,12 @@ def song_to_music21(song: Song):
             marks = _bar_marks(by_bar.get(b.index, ()), current_key)
             full = b.length == b.meter.bar_ticks(song.ppq)  # a pickup's rest is not a whole-bar rest
             if len(voices) <= 1:
-                if _fill(m, voices[0] if voices else [], b.start, b.length, current_key, beat, marks, full):
+                if _fill(m, voices[0] if voices else [], b.start, b.length, current_key, beat, marks, full, held):
                     _brackets(m)
             else:
                 for vi, vp in enumerate(voices):
                     v = stream.Voice(id=str(vi + 1))
-                    if _fill(v, vp, b.start, b.length, current_key, beat, marks, full):
+                    if _fill(v, vp, b.start, b.length, current_key, beat, marks, full, held):
                         _brackets(v)
                     m.insert(0, v)
             part.append(m)

@@ -17,6 +17,7 @@ pickup), velocities from a note's ``dynamics`` attribute.
 
 from __future__ import annotations
 
+import bisect
 import os
 import re
 import zipfile
@@ -127,6 +128,7 @@ class _Part:
         self.notes: dict[int, list] = defaultdict(list)
         self.pickup = Fraction(0)
         self.seq = 0  # measures read
+        self.fermatas: list[tuple[int, int]] = []  # (tick, staff) of the notes marked with a fermata
 
 
 class Reader:
@@ -212,6 +214,7 @@ class Reader:
         chord_len = 0
         last_voice = None
         finale_rest = None
+        held: list = []  # [start, staff] of the notes here carrying a fermata
         for c in children:
             tag = c.tag
             if tag == "note":
@@ -247,6 +250,8 @@ class Reader:
                 tie = ties[0] if len(ties) == 1 else ("continue" if "start" in ties and "stop" in ties else None)
                 staff_t = _text(c.find("staff"))
                 staff = int(staff_t) if staff_t and staff_t.isdigit() else 0
+                if c.find("notations/fermata") is not None:
+                    held.append([start, staff])
                 here.append([start, vorder.get(voice, 0) if use_voices else 0, len(here), staff, member,
                              chord_len if is_chord else length, vel, voice or "1", tie])
             elif tag == "backup":
@@ -270,6 +275,8 @@ class Reader:
                     finale_rest = None if finale_rest is None else (finale_rest[0] * f, finale_rest[1] * f)
                     for h in here:
                         h[0], h[5] = h[0] * f, h[5] * f
+                    for h in held:
+                        h[0] = h[0] * f
                 if c.find("clef") is not None or c.find("key") is not None or c.find("time") is not None:
                     highest = max(highest, pos)  # music21 puts a clef, key or meter there
             elif tag in ("direction", "sound"):
@@ -315,6 +322,8 @@ class Reader:
                 self.reach = start + dur
             # (measure, position in it, voice, order): the order music21 lists a part's notes in
             p.notes[h[3]].append((p.seq, s0, h[1], h[2], h[4], start, max(1, dur) if length else 0, h[6], h[7], h[8]))
+        for s0, staff in held:
+            p.fermatas.append((_tick(p.offset + Fraction(s0) / d), staff))
         self.notes += len(here)
         if self.notes > MAX_NOTES:
             raise _Bad(f"more than {MAX_NOTES:,} notes (limit)")
@@ -463,6 +472,7 @@ class Reader:
                     time_signatures=[], key_signatures=[], composer=self.composer)
         first = self.parts.get(self.order[0]) if self.order else None
         song.pickup = _tick(first.pickup) if first is not None else 0
+        fermatas = set()
         for pi, pid in enumerate(self.order):
             p = self.parts.get(pid)
             info = self.parts_info[pid]
@@ -477,14 +487,16 @@ class Reader:
                 staffs = [(k, p.notes.get(k, []) + p.notes.get(0, [])) for k in keys]
             else:
                 staffs = [(0, [h for hs in p.notes.values() for h in hs])]
-            for _k, items in staffs:
+            for k, items in staffs:
                 song.tracks.append(Track(name=info["name"] or f"Part {pi + 1}", program=max(0, min(127, program)),
                                          channel=max(0, min(15, channel)), is_drum=is_drum, notes=_merge(items)))
+                fermatas.update(_fermata_onsets(song.tracks[-1].notes, [t for t, st in p.fermatas if not k or st in (k, 0)]))
                 if len(song.tracks) > MAX_TRACKS:
                     raise _Bad(f"more than {MAX_TRACKS} staves (limit)")
         song.tempos = [TempoChange(_tick(t), bpm) for t, bpm in self.tempos]
         song.time_signatures = [TimeSignature(_tick(t), n, d) for t, n, d in self.sigs]
         song.key_signatures = [KeySignature(_tick(t), f, mi) for t, f, mi in self.keys]
+        song.fermatas = tuple(fermatas)
         song.normalize()
         for lst, default in ((song.tempos, TempoChange(0, 120.0)), (song.time_signatures, TimeSignature(0, 4, 4))):
             if lst[0].tick != 0:
@@ -513,6 +525,18 @@ def _marks(d) -> bool:
                 return True
             metronome = metronome or x.tag == "metronome"
     return not metronome and any(snd.get("tempo") is not None for snd in d.findall("sound"))
+
+
+def _fermata_onsets(notes: list[Note], ticks) -> list[int]:
+    """Where fermatas marked at ``ticks`` belong in a track: the onset of the note sounding there
+    (a fermata written on the last piece of tied notes is the whole note's), else the tick itself."""
+    out = []
+    starts = [n.start for n in notes]
+    for t in ticks:
+        i = bisect.bisect_right(starts, t)
+        on = [n.start for n in notes[max(0, i - 8):i] if n.start <= t < n.end]
+        out.append(max(on) if on else t)
+    return out
 
 
 def _merge(items) -> list[Note]:

@@ -1,9 +1,10 @@
 """The ``.studio`` project file: versioned JSON, written atomically with a ``.bak``.
 
-Layout (format_version 2)::
+Layout (format_version 3)::
 
-    {"format_version": 2, "app": "cantor-studio", "title": ..., "composer": ..., "ppq": 480,
+    {"format_version": 3, "app": "cantor-studio", "title": ..., "composer": ..., "ppq": 480,
      "pickup": ticks of a partial first bar (0: none),
+     "fermatas": [tick, ...] (the onsets of the notes carrying a fermata),
      "tempos": [[tick, bpm], ...], "time_signatures": [[tick, num, den], ...],
      "key_signatures": [[tick, fifths, minor], ...],
      "tracks": [{"name", "program", "channel", "is_drum", "color", "mute", "solo",
@@ -14,7 +15,7 @@ Layout (format_version 2)::
 
 ``controls``: number 0-127 is a MIDI controller (value 0-127), 128 is pitch bend
 (value -8192..8191); events keep their order within a tick.  Version 1 had no composer,
-pickup, volume, pan or controls.
+pickup, volume, pan or controls; version 2 had no fermatas.
 
 Older documents are brought up to date one version at a time through ``MIGRATIONS``;
 a document from a *newer* version is refused rather than misread.
@@ -33,7 +34,7 @@ from .meta import history_problem
 from .reading import read_limited
 from .atomic import atomic_write
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 APP = "cantor-studio"
 MAX_BYTES = limits.PROJECT_MAX_BYTES
 MAX_NOTES = limits.MAX_EVENTS
@@ -81,7 +82,15 @@ def _v1_to_v2(doc: dict) -> dict:
     return out
 
 
-MIGRATIONS: dict[int, Callable[[dict], dict]] = {0: _v0_to_v1, 1: _v1_to_v2}
+def _v2_to_v3(doc: dict) -> dict:
+    """Version 2 had no fermatas: a v2 song has none (the harmonizer guesses its phrase ends)."""
+    out = dict(doc)
+    out["format_version"] = 3
+    out.setdefault("fermatas", [])
+    return out
+
+
+MIGRATIONS: dict[int, Callable[[dict], dict]] = {0: _v0_to_v1, 1: _v1_to_v2, 2: _v2_to_v3}
 
 
 def migrate(doc: dict) -> dict:
@@ -115,6 +124,7 @@ def song_to_doc(song: Song) -> dict:
         "composer": song.composer,
         "ppq": song.ppq,
         "pickup": song.pickup,
+        "fermatas": list(song.fermatas),
         "tempos": [[t.tick, t.bpm] for t in song.tempos],
         "time_signatures": [[s.tick, s.numerator, s.denominator] for s in song.time_signatures],
         "key_signatures": [[k.tick, k.fifths, bool(k.minor)] for k in song.key_signatures],
@@ -256,8 +266,13 @@ def doc_to_song(doc: dict) -> Song:
     if not isinstance(composer, str):
         raise _Bad("composer: text was expected")
     pickup = tk(doc.get("pickup", 0), "pickup")
+    fermatas = _list(doc.get("fermatas", []), "fermatas")
+    if len(fermatas) > MAX_NOTES:
+        raise _Bad(f"more than {MAX_NOTES:,} fermatas (limit)")
+    fermatas = [tk(f, f"fermatas[{i}]") for i, f in enumerate(fermatas)]
     song = Song(title=title, ppq=PPQ, tracks=tracks, tempos=tempos, time_signatures=sigs,
-                key_signatures=keys, meta=json_copy(meta), composer=composer, pickup=pickup)
+                key_signatures=keys, meta=json_copy(meta), composer=composer, pickup=pickup,
+                fermatas=tuple(fermatas))
     return song.normalize()
 
 

@@ -187,7 +187,7 @@ def _pick_bass(song: Song, melody: int) -> int:
 
 def _output_song(song: Song, parts: list[list[Note]]) -> Song:
     out = Song(title=song.title, ppq=song.ppq, tempos=list(song.tempos), time_signatures=list(song.time_signatures),
-               key_signatures=list(song.key_signatures), meta=dict(song.meta))
+               key_signatures=list(song.key_signatures), meta=dict(song.meta), fermatas=song.fermatas)
     for v, (name, notes) in enumerate(zip(VOICE_NAMES, parts)):
         out.tracks.append(Track(name=name, program=CHOIR_PROGRAM, channel=v, notes=sorted(notes)))
     return out
@@ -251,12 +251,32 @@ def harmonize(song: Song, melody_track: int | None = None, keep: Sequence[str] =
     given[:, : min(a for a, _, _ in line) - first] = True
     given[:, max(b for _, b, _ in line) - first:] = True
     pos, blen, beat = meter_arrays(song, first, count)
-    marks = ch.phrase_marks(line, first, count)
+    marks = phrase_marks(song, line, first, count, step)
     voiced = tokens[mv] != ch.REST
     if 3 not in lines:
         final_cadence(line, first, shift, tokens, given)
     return _run(song, tokens, given, pos, blen, beat, first, step, shift, kept_notes, temperature, candidates,
                 seed, device, progress, steps, weights, marks, voiced)
+
+
+def phrase_marks(song: Song, line, first: int, count: int, step: int) -> np.ndarray:
+    """The network's fermata classes per grid step (``data.fermata_classes``). A song with fermatas
+    says where its phrases end, as the chorales the network learned from did: a fermata over each
+    melody note at (or sounding at) a fermata's tick, no fermata elsewhere, the last note marked as
+    the end. Without any, phrase ends are guessed from rests and the last note (``data.phrase_marks``)."""
+    if not song.fermatas:
+        return ch.phrase_marks(line, first, count)
+    marks = np.full(count, ch.FERMATA_NO, dtype=np.int64)
+    spans = [(a, b) for a, b, _p in line]
+    for tick in song.fermatas:
+        at = int(round(tick / step))
+        span = next(((a, b) for a, b in spans if a <= at < b), None)
+        if span is not None:
+            marks[span[0] - first:span[1] - first] = ch.FERMATA_YES
+    if line:
+        a, b, _p = line[-1]
+        marks[a - first:b - first] = ch.FERMATA_LAST
+    return marks
 
 
 def final_cadence(line, first: int, shift: int, tokens: np.ndarray, given: np.ndarray) -> bool:
@@ -412,8 +432,9 @@ def regenerate(song: Song, voices: Sequence[int | str] | int | str, start: int |
     from .data import metric_classes
 
     metric = metric_classes(pos, blen, beat)
+    marks = phrase_marks(song, lines[0], first, count, step) if song.fermatas and lines[0] else None
     grid = fill_grid(tokens, given, metric, np.nonzero(pos % beat == 0)[0], shift,
-                     sampling_params(temperature, candidates, steps), seed, progress, device, weights)
+                     sampling_params(temperature, candidates, steps), seed, progress, device, weights, marks=marks)
     parts = []
     ta, tb = a * step, b * step
     for v in range(4):
