@@ -262,7 +262,9 @@ def _fill(container, pieces, bar_start: int, bar_len: int, key: KeySignature, be
             if velocity:
                 el.volume.velocity = velocity
             if i == 0 and start in fermatas and any(t not in ("stop", "continue") for _p, t, _q in members):
-                el.expressions.append(expressions.Fermata())
+                fermata = expressions.Fermata()
+                fermata.type = "upright"  # over the staff, as chorales print it (music21's default is under)
+                el.expressions.append(fermata)
             put(el, w)
     if at < bar_start + bar_len:
         rests(bar_start + bar_len - at)

@@ -13,7 +13,7 @@ from PySide6.QtGui import QUndoCommand
 
 from ..core import edits
 from ..core.edits import NoteChange
-from ..core.song import Track
+from ..core.song import Track, toggled_fermatas
 
 
 class NoteEdit(QUndoCommand):
@@ -56,6 +56,26 @@ def push_notes(doc, text: str, *changes: NoteChange, select_added: bool = True) 
         select = [fate.get(n, n) for c in changes for n in c.added if fate.get(n, n) is not None]
     doc.undo.push(NoteEdit(doc, text, changes + fixes, select_added, select))
     return True
+
+
+class ToggleFermatas(QUndoCommand):
+    """Fermatas on or off at the onsets ``ticks`` (all on when any is missing, else all off)."""
+
+    def __init__(self, doc, ticks):
+        self.doc = doc
+        self.old = doc.song.fermatas
+        self.new = toggled_fermatas(self.old, ticks)
+        super().__init__("Add fermata" if len(self.new) > len(self.old) else "Remove fermata")
+
+    def _set(self, fermatas) -> None:
+        self.doc.song.fermatas = fermatas
+        self.doc.notify_maps()
+
+    def redo(self) -> None:
+        self._set(self.new)
+
+    def undo(self) -> None:
+        self._set(self.old)
 
 
 class TrackProperty(QUndoCommand):

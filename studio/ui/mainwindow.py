@@ -166,6 +166,8 @@ class MainWindow(FileActions, QMainWindow):
         self.a_right = A("Move Right by Grid", lambda: ed.shift(1), "Right", context=W)
         self.a_left = A("Move Left by Grid", lambda: ed.shift(-1), "Left", context=W)
         self.a_quantize = A("&Quantize", ed.quantize, "Q", tip="Quantize the selection (or the track) to the grid", context=W)
+        self.a_fermata = A("&Fermata", ed.toggle_fermata, "Ctrl+Shift+F", context=W,
+                           tip="Put a fermata (a phrase end) on the selected notes, or take it off")
         self.a_props = A("Song &Properties…", self.song_properties, "Ctrl+P", tip="Title, composer, pickup; tempo, meter and key changes")
         self.a_zoom_in = A("Zoom &In", lambda: ed.zoom(1.25), "Z", context=W)
         self.a_zoom_out = A("Zoom &Out", lambda: ed.zoom(0.8), "Shift+Z", context=W)
@@ -209,7 +211,7 @@ class MainWindow(FileActions, QMainWindow):
         m = mb.addMenu("&Edit")
         for a in (self.a_undo, self.a_redo, None, self.a_cut, self.a_copy, self.a_paste, self.a_dup, self.a_delete,
                   self.a_select_all, None, self.a_up, self.a_down, self.a_oct_up, self.a_oct_down, self.a_left,
-                  self.a_right, self.a_quantize, None, self.a_props):
+                  self.a_right, self.a_quantize, self.a_fermata, None, self.a_props):
             m.addSeparator() if a is None else m.addAction(a)
         m = mb.addMenu("&View")
         for a in (self.a_zoom_in, self.a_zoom_out, self.a_taller, self.a_shorter):

@@ -201,6 +201,12 @@ class RollEditor(QWidget):
                 dt = line - first
             commands.push_notes(self.doc, "Move notes", edits.move(self.doc.current_track, notes, dt, 0))
 
+    def toggle_fermata(self) -> None:
+        """A fermata (a phrase end) on the onsets of the selected notes, or off again."""
+        notes = self.doc.selected_notes()
+        if notes:
+            self.doc.undo.push(commands.ToggleFermatas(self.doc, {n.start for n in notes}))
+
     def quantize(self) -> None:
         notes = self._sel_or_all()
         if notes:

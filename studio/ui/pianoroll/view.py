@@ -77,6 +77,7 @@ class PianoRollView(QAbstractScrollArea):
         doc.notesChanged.connect(self._notes_changed)
         doc.tracksChanged.connect(self._tracks_changed)
         doc.selectionChanged.connect(self.viewport().update)
+        doc.mapsChanged.connect(self.viewport().update)  # fermatas are drawn over the notes
         doc.currentTrackChanged.connect(lambda _i: self.viewport().update())
         self._font = QFont()
         self._font.setPixelSize(9)
@@ -279,6 +280,7 @@ class PianoRollView(QAbstractScrollArea):
             if i != cur:
                 self._paint_ghosts(p, i, t0, t1, top_pitch, bottom_pitch)
         self._paint_current(p, cur, t0, t1, top_pitch, bottom_pitch)
+        self._paint_fermatas(p, cur, t0, t1)
         gest = self.gesture
         if gest is not None and gest.band is not None and not gest.band.isNull():
             b = gest.band
@@ -335,6 +337,36 @@ class PianoRollView(QAbstractScrollArea):
         w = n.duration * g.ppx - 1
         return QRectF(x0, (127 - n.pitch) * g.key_h - g.scroll_y + 1, w if w > 2.0 else 2.0,
                       g.key_h - 1 if g.key_h > 3 else 2.0)
+
+    def fermata_rects(self, cur: int, t0: int, t1: int) -> list[QRectF]:
+        """Where the fermata marks go: just above each note of the current track that carries one."""
+        song = self.doc.song
+        if not song.fermatas:
+            return []
+        out = []
+        for n in self.index.visible(song, cur, t0, t1):
+            if song.has_fermata(n.start):
+                r = self._note_rect(n)
+                w = max(8.0, min(16.0, r.width()))
+                out.append(QRectF(r.left() + min(r.width(), 16.0) / 2 - w / 2, r.top() - w * 0.6 - 2, w, w * 0.6))
+        return out
+
+    def _paint_fermatas(self, p, cur, t0, t1) -> None:
+        """A small fermata (an arc over a dot) above each note carrying one."""
+        rects = self.fermata_rects(cur, t0, t1)
+        if not rects:
+            return
+        p.save()
+        p.setRenderHint(QPainter.RenderHint.Antialiasing)
+        p.setPen(QPen(QColor(30, 30, 40), 1.5))
+        p.setBrush(Qt.BrushStyle.NoBrush)
+        for r in rects:
+            p.drawArc(QRectF(r.left(), r.top(), r.width(), r.height() * 2), 0, 180 * 16)
+            p.setBrush(QColor(30, 30, 40))
+            d = max(2.0, r.width() / 6)
+            p.drawEllipse(QPointF(r.center().x(), r.bottom() - d / 2), d / 2, d / 2)
+            p.setBrush(Qt.BrushStyle.NoBrush)
+        p.restore()
 
     def _paint_ghosts(self, p, i, t0, t1, top_pitch, bottom_pitch) -> None:
         c = track_color(self.doc.song, i)

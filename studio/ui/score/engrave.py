@@ -104,10 +104,13 @@ def window(song, first_bar: int, n_bars: int):
     last = min(len(all_bars), first_bar + n_bars)
     a, b = all_bars[first_bar].start, all_bars[last - 1].end
     tracks = []
+    fermatas = {f - a for f in song.fermatas if a <= f < b}
     for t in song.tracks:
         notes = [n.moved(-a, 0) for n in t.notes if a <= n.start < b]
         if performed(notes, song.ppq):
             notes = display_quantize(notes, song.ppq)
+            g = song.ppq // 4  # a fermata follows its note onto the 16th grid
+            fermatas |= {int(round(f / g)) * g for f in fermatas}
         notes = [n if n.end <= b - a else type(n)(n.start, n.pitch, b - a - n.start, n.velocity) for n in notes
                  if n.start < b - a]  # (a played note snapped onto the window's end belongs to the next)
         tracks.append(Track(t.name, t.program, t.channel, t.is_drum, notes, t.color))
@@ -118,7 +121,7 @@ def window(song, first_bar: int, n_bars: int):
                    type(e)(e.tick - a, e.numerator, e.denominator) for e in song.time_signatures if a < e.tick < b],
                key_signatures=[shift(song.key_at(a))] + [
                    type(e)(e.tick - a, e.fifths, e.minor) for e in song.key_signatures if a < e.tick < b],
-               pickup=song.pickup if first_bar == 0 else 0)
+               pickup=song.pickup if first_bar == 0 else 0, fermatas=tuple(sorted(fermatas)))
     return sub, a, b, (first_bar, last)
 
 
