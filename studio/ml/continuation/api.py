@@ -24,6 +24,13 @@ RANGE_MARGIN = 5  # new notes stay within the track's prompt range widened by th
 DEFAULT_MEMORY = 0  # positions kept past the context; the card's "sampling" entry gives the model's
 MAX_MEMORY = 4096
 PROMPT_ROOM = 32  # with memory, the prompt fills the cache but for this many positions
+DEFAULT_REGISTER = 0.5  # strength of each track's register prior (the card's "sampling" entry overrides)
+DEFAULT_RHYTHM = 0.5  # strength of each track's rhythm prior (likewise)
+DEFAULT_PITCH_SAMPLING = (1.2, 0.95)  # (temperature, top-p) of a track's first pitch at an onset
+DEFAULT_ONSET_SAMPLING = None  # likewise for what comes after a note: a chord note, another track, an onset, a bar
+DEFAULT_CHORDS = True  # chordal tracks' chord sizes drawn from the bars before (the card may override)
+DEFAULT_HOLD = True  # each track's note rate held to the one of the bars before (the card may override)
+CONTEXT_BARS = 8  # the bars before the new ones that the priors and the held density read
 
 _lock = threading.Lock()
 _loaded: dict = {}
@@ -135,7 +142,11 @@ def continue_song(song: Song, bars: int = 4, from_bar: int | None = None, temper
                   keep_range: bool = False, cadence: bool = False, texture: bool = True,
                   memory: int | None = None, distinct: bool = True, anchor: int = 0,
                   duration_sampling: tuple[float, float | None] | None = None,
-                  hold_density: bool | None = None) -> list[Song]:
+                  hold_density: bool | None = None, register_strength: float | None = None,
+                  rhythm_strength: float | None = None,
+                  pitch_sampling: tuple[float, float | None] | None = None,
+                  onset_sampling: tuple[float, float | None] | None = None,
+                  chords: bool | None = None) -> list[Song]:
     """``takes`` continuations of ``song`` by ``bars`` bars; ``progress(fraction)`` False cancels.
 
     The new bars keep each track's texture (:mod:`.texture`: a line stays one line, drums
@@ -147,8 +158,12 @@ def continue_song(song: Song, bars: int = 4, from_bar: int | None = None, temper
     bar opens on the tonic chord, held. ``memory``: positions kept past the model's context
     (Transformer-XL; default: the card's, 0 = none); ``anchor``: prompt positions kept in it for
     good. ``duration_sampling``: (temperature, top-p) for the durations (default: the card's,
-    else as the other tokens). ``hold_density``: each track's note rate held to the one of the
-    last 8 bars before times its density factor (default: the card's). With ``distinct``, a take
+    else as the other tokens); ``pitch_sampling`` likewise for the first pitch of a track at an
+    onset. ``hold_density``: each track's note rate held to the one of the
+    last 8 bars before times its density factor (default: the card's). ``register_strength`` and
+    ``rhythm_strength``: how strongly each track's new pitches and durations lean toward the ones
+    it played in the last 8 bars (:func:`.texture.context_priors`; 0 = not at all; default: the
+    card's). With ``distinct``, a take
     that repeats an earlier one (90 % of its notes) is drawn again, up to three times.
 
     On the CPU, sampling uses ``threads`` torch threads (default 1: one token's work is too
@@ -161,8 +176,10 @@ def continue_song(song: Song, bars: int = 4, from_bar: int | None = None, temper
     from .model import sample
 
     _check(song, bars, from_bar, temperature, top_p, takes)
-    if key_strength is not None and not 0.0 <= float(key_strength) <= 10.0:
-        raise StudioError(f"the key strength must be between 0 and 10 (got {key_strength})")
+    for name, value in (("key strength", key_strength), ("register strength", register_strength),
+                        ("rhythm strength", rhythm_strength)):
+        if value is not None and not 0.0 <= float(value) <= 10.0:
+            raise StudioError(f"the {name} must be between 0 and 10 (got {value})")
     if memory is not None and not 0 <= int(memory) <= MAX_MEMORY:
         raise StudioError(f"the memory must be from 0 to {MAX_MEMORY} positions (got {memory})")
     n_tracks = min(T.MAX_TRACKS, len(song.tracks))
@@ -177,10 +194,20 @@ def continue_song(song: Song, bars: int = 4, from_bar: int | None = None, temper
     top_p = top_p if top_p is not None else defaults.get("top_p", DEFAULT_TOP_P)
     memory = int(defaults.get("memory", DEFAULT_MEMORY) if memory is None else memory)
     if hold_density is None:
-        hold_density = bool(defaults.get("hold_density", False))
+        hold_density = bool(defaults.get("hold_density", DEFAULT_HOLD))
     rhythm = duration_sampling
     if rhythm is None and "duration_temperature" in defaults:
         rhythm = (float(defaults["duration_temperature"]), defaults.get("duration_top_p"))
+    melody = pitch_sampling
+    if melody is None and "pitch_temperature" in defaults:
+        melody = (float(defaults["pitch_temperature"]), defaults.get("pitch_top_p"))
+    if melody is None and DEFAULT_PITCH_SAMPLING is not None:
+        melody = DEFAULT_PITCH_SAMPLING
+    onsets = onset_sampling
+    if onsets is None and "onset_temperature" in defaults:
+        onsets = (float(defaults["onset_temperature"]), defaults.get("onset_top_p"))
+    if onsets is None and DEFAULT_ONSET_SAMPLING is not None:
+        onsets = DEFAULT_ONSET_SAMPLING
     first, new_bars, old_bars = plan(song, bars, from_bar)
     unit = T.unit_ticks(song)
 
@@ -212,18 +239,36 @@ def continue_song(song: Song, bars: int = 4, from_bar: int | None = None, temper
     region_start, region_end = new_bars[0].start, new_bars[-1].end
     tex = X.describe_tracks(song, region_start, n_tracks, unit, 0 if keep_range else RANGE_MARGIN, texture)
     tex.density = factors
+    since = old_bars[-CONTEXT_BARS].start if len(old_bars) >= CONTEXT_BARS else 0
+    register_strength = float(defaults.get("register_strength", DEFAULT_REGISTER)
+                              if register_strength is None else register_strength)
+    rhythm_strength = float(defaults.get("rhythm_strength", DEFAULT_RHYTHM)
+                            if rhythm_strength is None else rhythm_strength)
+    if register_strength or rhythm_strength:
+        pitch_prior, dur_prior = X.context_priors(song, since, region_start, n_tracks, unit)
+        if register_strength:
+            tex.pitch_prior = [None if p is None else register_strength * p for p in pitch_prior]
+        if rhythm_strength:
+            tex.dur_prior = [None if p is None else rhythm_strength * p for p in dur_prior]
     if hold_density:
-        since = old_bars[-8].start if len(old_bars) >= 8 else 0
         span = max(1.0, (region_start - since) / unit)
-        tex.rates = [sum(1 for n in tr.notes if since <= n.start < region_start) / span
-                     for tr in song.tracks[:n_tracks]]
+        recent = [[n for n in tr.notes if since <= n.start < region_start] for tr in song.tracks[:n_tracks]]
+        tex.rates = [len(ns) / span for ns in recent]
+        tex.gaps = [span / max(1, len({n.start for n in ns})) for ns in recent]
     if cadence:
         tex.cadence = X.cadence_plan(song, region_start, old_bars, n_tracks)
     key_strength = defaults.get("key_strength", DEFAULT_KEY_STRENGTH) if key_strength is None else float(key_strength)
     bias = key_bias(song, region_start, key_strength)
 
+    if chords is None:
+        chords = bool(defaults.get("chords", DEFAULT_CHORDS))
+    if chords and texture:
+        tex.chords = X.chord_sizes(song, since, region_start, n_tracks)
+
     def draw(k: int, seed_, report):
-        grammars = [X.TextureGrammar(n_tracks, units, forced, tex, bias, rhythm) for _ in range(k)]
+        streams = np.random.SeedSequence(seed_).spawn(k)  # each take's chord sizes, from the seed
+        grammars = [X.TextureGrammar(n_tracks, units, forced, tex, bias, rhythm, melody, onsets,
+                                     seed=streams[i].generate_state(1)[0]) for i in range(k)]
         outs = sample(model, prompt, grammars, bars, temperature=temperature, top_p=top_p, seed=seed_,
                       max_tokens=max(256, 200 * bars * max(1, n_tracks)), n_header=enc.n_header,
                       progress=report, use_cache=use_cache, threads=threads, memory=memory if use_cache else 0,

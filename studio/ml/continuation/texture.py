@@ -22,7 +22,9 @@ and with the controls a musician asks for:
 
 These are masks over the vocabulary, so a rule holds for every take, whatever the model
 scores. Per-phase sampling: durations may be drawn at their own temperature and top-p
-(``rhythm``), since sharpening them collapses the rhythm onto its commonest value.
+(``rhythm``), since sharpening them collapses the rhythm onto its commonest value; so may
+the first pitch of a track at an onset (``melody``), since sharpening it narrows a line's
+register to a few of its recent pitches.
 """
 
 from __future__ import annotations
@@ -37,6 +39,10 @@ from . import tokens as T
 DENSITY = {"sparser": 0.6, "as before": 1.0, "denser": 1.6}
 DENSITY_STRENGTH = 1.5  # nats of bias per unit of log density factor
 HOLD_STRENGTH = 1.0  # nats of bias per unit of log lag behind (or ahead of) a track's note rate
+PITCH_SIGMA = 1.0  # semitones: the Gaussian a track's context pitches are spread by (register prior)
+PITCH_FLOOR = 0.1  # share of the register prior spread evenly over the track's range
+DUR_SIGMA = 0.25  # natural-log units: the spread of a track's context durations (rhythm prior)
+DUR_FLOOR = 0.1  # share of the rhythm prior spread evenly over every duration
 _LOG_DUR = np.log(np.array(T.DURATIONS) / T.RES).astype(np.float32)  # log quarters, per DUR token
 SINGLE_LINE_SHARE = 0.05  # a track is one line when at most this share of its notes overlap another
 DRUM_RANGE = (35, 82)  # General MIDI percussion, when a drum track has no notes before
@@ -107,6 +113,10 @@ class Texture:
     density: list[float] = field(default_factory=list)
     cadence: dict | None = None  # {"tonic", "minor", "bass", "active"}
     rates: list[float] | None = None  # notes per unit before: density is then held to rate x factor
+    gaps: list[float] | None = None  # units per onset before (with rates)
+    chords: list[np.ndarray | None] | None = None  # per track: the share of onsets with 1, 2, ... notes
+    pitch_prior: list[np.ndarray | None] | None = None  # per track: a bias over the 128 pitches
+    dur_prior: list[np.ndarray | None] | None = None  # per track: a bias over the DUR tokens
 
 
 def describe_tracks(song, region_start: int, n_tracks: int, unit: float, margin: int,
@@ -126,6 +136,61 @@ def describe_tracks(song, region_start: int, n_tracks: int, unit: float, margin:
         busy.append(max(0, int(np.ceil((end - region_start) / unit))) if texture else 0)
         kits.append((sorted(set(ps)) if ps and texture else list(range(*DRUM_RANGE))) if tr.is_drum else None)
     return Texture(ranges, lines, busy, drums, kits, [1.0] * len(ranges))
+
+
+def _centered(q: np.ndarray) -> np.ndarray:
+    """log q, shifted so that a value drawn from q has a bias of 0 on average."""
+    lq = np.log(q)
+    return (lq - float((q * lq).sum())).astype(np.float32)
+
+
+def context_priors(song, lo: int, hi: int, n_tracks: int, unit: float,
+                   min_notes: int = 4) -> tuple[list, list]:
+    """Per track, from its notes starting in ticks [lo, hi): a register prior over the 128
+    pitches (each note's pitch spread by :data:`PITCH_SIGMA` semitones, :data:`PITCH_FLOOR`
+    spread over the range it spans widened by an octave) and a rhythm prior over the DUR
+    tokens (log-durations spread by :data:`DUR_SIGMA`). Each is log q centred on q's own
+    mean, so a note like the track's recent ones costs nothing on average and an unlike one
+    is less likely, not impossible. None for drum tracks and tracks with fewer notes."""
+    pitches, durs = [], []
+    grid = np.arange(128)
+    logd = _LOG_DUR.astype(float)
+    for tr in song.tracks[:n_tracks]:
+        ns = [n for n in tr.notes if lo <= n.start < hi]
+        if tr.is_drum or len(ns) < min_notes:
+            pitches.append(None)
+            durs.append(None)
+            continue
+        ps = np.array([n.pitch for n in ns], dtype=float)
+        q = np.exp(-0.5 * ((grid[:, None] - ps[None, :]) / PITCH_SIGMA) ** 2).sum(1)
+        q /= q.sum()
+        span = (grid >= ps.min() - 12) & (grid <= ps.max() + 12)
+        q = (1 - PITCH_FLOOR) * q + PITCH_FLOOR * span / span.sum()
+        pitches.append(_centered(np.maximum(q, 1e-6) / np.maximum(q, 1e-6).sum()))
+        ld = np.log(np.maximum(1.0, np.array([n.duration for n in ns]) / unit) / T.RES)
+        r = np.exp(-0.5 * ((logd[:, None] - ld[None, :]) / DUR_SIGMA) ** 2).sum(1)
+        r /= r.sum()
+        r = (1 - DUR_FLOOR) * r + DUR_FLOOR / len(r)
+        durs.append(_centered(r))
+    return pitches, durs
+
+
+MAX_CHORD = 8
+
+
+def chord_sizes(song, lo: int, hi: int, n_tracks: int, min_onsets: int = 4) -> list:
+    """Per track, the share of its onsets in ticks [lo, hi) that hold 1, 2, ... :data:`MAX_CHORD`
+    notes; None for drums, one-line tracks' callers and tracks with fewer onsets."""
+    out = []
+    for tr in song.tracks[:n_tracks]:
+        starts = [n.start for n in tr.notes if lo <= n.start < hi]
+        sizes = np.unique(starts, return_counts=True)[1] if starts else np.array([], int)
+        if tr.is_drum or len(sizes) < min_onsets:
+            out.append(None)
+            continue
+        h = np.bincount(np.minimum(sizes, MAX_CHORD), minlength=MAX_CHORD + 1)[1:].astype(float)
+        out.append(h / h.sum())
+    return out
 
 
 def cadence_plan(song, region_start: int, old_bars, n_tracks: int) -> dict:
@@ -149,7 +214,9 @@ class TextureGrammar(T.Grammar):
     """:class:`~.tokens.Grammar` plus the rules of a :class:`Texture` (see the module's notes)."""
 
     def __init__(self, n_tracks: int, bar_units: list[int], forced: list[list[int]] | None, tex: Texture,
-                 pitch_bias: np.ndarray | None = None, rhythm: tuple[float, float | None] | None = None):
+                 pitch_bias: np.ndarray | None = None, rhythm: tuple[float, float | None] | None = None,
+                 melody: tuple[float, float | None] | None = None,
+                 onsets: tuple[float, float | None] | None = None, seed: int | None = None):
         super().__init__(n_tracks, bar_units, forced, tex.ranges, None, tex.drums)
         n = self.n_tracks
         self.lines = list(tex.lines[:n]) + [False] * (n - len(tex.lines))
@@ -157,6 +224,15 @@ class TextureGrammar(T.Grammar):
         self.kits = list(tex.drum_pitches[:n]) + [None] * (n - len(tex.drum_pitches))
         self.density = (list(tex.density[:n]) or [1.0] * n) + [1.0] * (n - len(tex.density[:n]))
         self.rhythm = rhythm
+        self.melody = melody
+        self.onsets = onsets
+        self.chords = ((list(tex.chords or [])[:n]) + [None] * n)[:n]
+        self.chords = [None if self.lines[u] else c for u, c in enumerate(self.chords)]
+        self._rng = np.random.default_rng(seed)
+        self.chord_size = 0  # notes the current onset of the current track is to hold (0: free)
+        self.chord_done = 0
+        self.pitch_prior = ((list(tex.pitch_prior or [])[:n]) + [None] * n)[:n]
+        self.dur_prior = ((list(tex.dur_prior or [])[:n]) + [None] * n)[:n]
         self.bar_offset = np.concatenate([[0], np.cumsum(self.bar_units)]).astype(int)
         self._key = None
         if pitch_bias is not None:
@@ -170,6 +246,8 @@ class TextureGrammar(T.Grammar):
         if tex.rates is not None:  # hold each track's note rate to the one before, times its factor
             self.target = (np.array((list(tex.rates) + [0.0] * n)[:n], dtype=float) * np.array(self.density))
             self._share = self.target / max(1e-9, float(self.target.sum()))
+            gaps = list(tex.gaps or [])[:n]
+            self._gap = np.array(gaps + [0.0] * (n - len(gaps)), dtype=float) / np.maximum(0.5, self.density)
         self.cadence = tex.cadence
         self.cad_done: set[int] = set()
         self.cad_active: list[int] = []
@@ -217,6 +295,11 @@ class TextureGrammar(T.Grammar):
             t = self.track
             if self.lines[t]:
                 m[T.PITCH0:T.VEL0] = False  # one pitch per onset
+            elif self.chord_size:  # the chord size drawn for this onset
+                if self.chord_done >= self.chord_size:
+                    m[T.PITCH0:T.VEL0] = False
+                elif m[T.PITCH0:T.VEL0].any():
+                    m[:T.PITCH0] = False
             self._kit(m)
             for u in range(t + 1, self.n_tracks):
                 if m[T.TRACK0 + u] and not self._track_ok(u, self.pos, final):
@@ -282,9 +365,16 @@ class TextureGrammar(T.Grammar):
 
     # ---- sampling ------------------------------------------------------------------------------
     def sampling(self, temperature: float, top_p: float | None) -> tuple[float, float | None]:
-        """(temperature, top-p) for the next token: durations may have their own."""
-        if self.rhythm is not None and self.phase == "vel" and not self.pending:
+        """(temperature, top-p) for the next token: durations (``rhythm``) and the pitch that opens a
+        track's notes at an onset (``melody``) may have their own."""
+        if self.pending:
+            return temperature, top_p
+        if self.rhythm is not None and self.phase == "vel":
             return self.rhythm
+        if self.melody is not None and self.phase == "track":
+            return self.melody
+        if self.onsets is not None and self.phase in ("bar", "pos", "dur"):
+            return self.onsets
         return temperature, top_p
 
     def logit_bias(self) -> np.ndarray | None:
@@ -294,16 +384,17 @@ class TextureGrammar(T.Grammar):
         key = (ph, t if ph in ("track", "dur", "vel") else -1)
         if key not in self._biases:
             self._biases[key] = self._make_bias(ph, t)
-        if self.target is None or ph not in ("bar", "pos", "dur", "vel"):
+        if self.target is None or ph not in ("bar", "pos", "dur"):
             return self._biases[key]
         return self._held(ph, t, self._biases[key])
 
     def _held(self, ph: str, t: int, base: np.ndarray | None) -> np.ndarray:
-        """The density held to its target: ``lag[t]`` = log((written + 1) / (expected by now + 1));
-        a track behind gets its onsets, chord notes and shorter notes favoured, one ahead the
-        opposite, by :data:`HOLD_STRENGTH` nats per unit of lag."""
+        """The density held to its target: ``lag[t]`` = log((written + 1) / (expected + 1)), where
+        expected counts the notes due by the end of the onset at hand (the target rate up to one
+        of the track's mean gaps between onsets past here: a chord at the first onset is not
+        ahead); a track behind gets its onsets and chord notes favoured, one ahead the opposite, by :data:`HOLD_STRENGTH` nats per unit of lag."""
         here = self._at(max(0, self.pos)) if self.bars_done else 0
-        lag = np.log((self.counts + 1.0) / (self.target * here + 1.0))
+        lag = np.log((self.counts + 1.0) / (self.target * (here + self._gap) + 1.0))
         b = np.zeros(T.VOCAB_SIZE, dtype=np.float32) if base is None else base.copy()
         if ph in ("bar", "dur"):
             b[T.POS0:T.TRACK0] -= HOLD_STRENGTH * float((self._share * lag).sum())
@@ -311,15 +402,24 @@ class TextureGrammar(T.Grammar):
             b[T.TRACK0:T.TRACK0 + self.n_tracks] -= HOLD_STRENGTH * lag
         if ph == "dur" and t >= 0:
             b[T.PITCH0:T.VEL0] -= HOLD_STRENGTH * lag[t]
-        if ph == "vel" and t >= 0:
-            b[T.DUR0:] += 0.5 * HOLD_STRENGTH * lag[t] * _LOG_DUR
         return b
+
+    def _priors(self, b: np.ndarray, ph: str, t: int) -> None:
+        """The key prior and the track's register and rhythm priors (see :func:`context_priors`)."""
+        if t < 0 or self.drums[t]:
+            return
+        if ph in ("track", "dur"):
+            if self._key is not None:
+                b[T.PITCH0:T.VEL0] += self._key
+            if self.pitch_prior[t] is not None:
+                b[T.PITCH0:T.VEL0] += self.pitch_prior[t]
+        elif ph == "vel" and self.dur_prior[t] is not None:
+            b[T.DUR0:] += self.dur_prior[t]
 
     def _make_bias(self, ph: str, t: int) -> np.ndarray | None:
         b = np.zeros(T.VOCAB_SIZE, dtype=np.float32)
-        if self.target is not None:  # the density is held instead (see _held); the key prior stays
-            if ph in ("track", "dur") and t >= 0 and not self.drums[t] and self._key is not None:
-                b[T.PITCH0:T.VEL0] += self._key
+        self._priors(b, ph, t)
+        if self.target is not None:  # the density is held instead (see _held)
             return b if b.any() else None
         if ph in ("bar", "dur"):
             b[T.POS0:T.TRACK0] += self._pos_bias  # a new onset: the mean density factor
@@ -327,8 +427,6 @@ class TextureGrammar(T.Grammar):
             b[T.TRACK0:T.TRACK0 + self.n_tracks] += self._track_bias - (self._pos_bias if ph == "pos" else 0.0)
         if ph == "dur" and t >= 0:
             b[T.PITCH0:T.VEL0] += self._track_bias[t]  # another note of this onset's chord
-        if ph in ("track", "dur") and t >= 0 and not self.drums[t] and self._key is not None:
-            b[T.PITCH0:T.VEL0] += self._key
         if ph == "vel" and t >= 0 and self.density[t] != 1.0:  # denser: shorter notes; sparser: longer
             b[T.DUR0:] -= 0.7 * np.log(self.density[t]) * _LOG_DUR
         return b if b.any() else None
@@ -337,7 +435,14 @@ class TextureGrammar(T.Grammar):
         ph, t = self.phase, self.track
         was_final = self._final()
         super().step(tok)
+        if T.TRACK0 <= int(tok) < T.PROG0:
+            u = int(tok) - T.TRACK0
+            c = self.chords[u]
+            self.chord_done = 0
+            self.chord_size = 0 if c is None or (self._final() and self.pos == 0) else \
+                1 + int(self._rng.choice(len(c), p=c))
         if ph == "vel" and int(tok) >= T.DUR0:
+            self.chord_done += 1
             self.counts[t] += 1
             end = self._at(self.pos) + T.DURATIONS[int(tok) - T.DUR0]
             if self.lines[t]:
