@@ -153,6 +153,81 @@ def test_held_density_follows_the_rate_before_times_the_factor():
     assert counts[0] < counts[1] < counts[2]
 
 
+def test_held_density_counts_the_onset_at_hand():
+    """A chord on the first onset is what the rate asks for, not a track ahead of it."""
+    s = quartet()
+    tex = X.describe_tracks(s, 4 * 1920, 4, T.unit_ticks(s), 5)
+    tex.rates, tex.gaps = [0.0, 0.0, 6 / 48, 0.0], [1.0, 1.0, 24.0, 1.0]  # the piano: 3 notes every 24 units
+    g = X.TextureGrammar(4, [48] * 4, None, tex)
+    for tok in (T.BAR, T.POS0, T.TRACK0 + 2, T.PITCH0 + 48, T.VEL0 + 3, T.dur_token(24), T.PITCH0 + 52,
+                T.VEL0 + 3, T.dur_token(24)):
+        g.step(tok)
+    b = g.logit_bias()  # two notes of three written at the first onset: a third is favoured
+    assert b[T.PITCH0 + 55] > 0
+
+
+def test_held_density_stops_a_track_far_ahead_of_its_rate():
+    s = quartet()
+    tex = X.describe_tracks(s, 4 * 1920, 4, T.unit_ticks(s), 5)
+    tex.rates, tex.gaps = [1 / 48, 1 / 12, 0.0, 0.0], [48.0, 12.0, 1.0, 1.0]  # the violin: one note a bar
+    g = X.TextureGrammar(4, [48] * 4, None, tex)
+    g.step(T.BAR)
+    g.step(T.POS0)
+    assert g.allowed()[T.TRACK0]  # its first note is due
+    for tok in (T.TRACK0, T.PITCH0 + 72, T.VEL0 + 3, T.dur_token(6)):
+        g.step(tok)
+    assert g.allowed()[T.TRACK0 + 1]  # the viola may play at the same onset
+    g.step(T.POS0 + 6)
+    assert g.allowed()[T.TRACK0]  # one note ahead is let through
+    for tok in (T.TRACK0, T.PITCH0 + 74, T.VEL0 + 3, T.dur_token(6)):
+        g.step(tok)
+    g.step(T.POS0 + 12)
+    m = g.allowed()
+    assert not m[T.TRACK0] and m[T.TRACK0 + 1]  # a third violin note in the bar would run far ahead
+
+
+def test_context_priors_lean_to_the_track_register_and_rhythm():
+    s = quartet()
+    pitch, dur = X.context_priors(s, 0, 4 * 1920, 4, T.unit_ticks(s))
+    assert pitch[3] is None and dur[3] is None  # drums: their pitches are instruments
+    vl = pitch[0]
+    assert vl[76] > 0 and vl[77] > 0 and vl[84] < vl[79] < vl[77] and vl[40] < -2 and vl[100] < -2
+    q = np.exp(vl) / np.exp(vl).sum()
+    assert abs(float((q * vl).sum())) < 1e-4  # zero on average over the prior's own distribution
+    eighth, whole = T.dur_token(6) - T.DUR0, T.dur_token(48) - T.DUR0
+    assert dur[0][eighth] > 0 > dur[0][whole]  # the violin plays eighths
+    assert dur[2][T.dur_token(24) - T.DUR0] > dur[2][eighth]  # the piano half notes
+
+
+def test_chord_sizes_come_from_the_track_before():
+    s = quartet()
+    sizes = X.chord_sizes(s, 0, 4 * 1920, 4)
+    assert sizes[2][2] == 1.0 and sizes[0][0] == 1.0 and sizes[3] is None
+    tex = X.describe_tracks(s, 4 * 1920, 4, T.unit_ticks(s), 5)
+    tex.chords = sizes
+    for seed in range(4):
+        g = X.TextureGrammar(4, [48] * 4, None, tex, seed=seed)
+        toks = _random_walk(g, np.random.default_rng(seed), 4)
+        per_track = T.decode_notes(toks, [4 * 1920 + 1920 * k for k in range(4)], T.unit_ticks(s), 4)
+        onsets = {}
+        for n in per_track[2]:
+            onsets[n.start] = onsets.get(n.start, 0) + 1
+        assert onsets and set(onsets.values()) == {3}  # every piano onset a three-note chord
+
+
+def test_pitch_and_duration_sampling_per_phase():
+    s = quartet()
+    tex = X.describe_tracks(s, 4 * 1920, 4, T.unit_ticks(s), 5)
+    g = X.TextureGrammar(4, [48] * 4, None, tex, rhythm=(1.0, 1.0), melody=(1.2, 0.95), onsets=(0.9, None))
+    seen = {}
+    for tok in (T.BAR, T.POS0, T.TRACK0, T.PITCH0 + 72, T.VEL0 + 3, T.dur_token(6)):
+        seen[g.phase] = g.sampling(0.8, 0.9)
+        g.step(tok)
+    seen[g.phase] = g.sampling(0.8, 0.9)
+    assert seen["track"] == (1.2, 0.95) and seen["vel"] == (1.0, 1.0) and seen["pitch"] == (0.8, 0.9)
+    assert seen["bar"] == seen["pos"] == seen["dur"] == (0.9, None)
+
+
 def test_estimate_key_and_same_take():
     c_major = np.array([5, 0, 3, 0, 4, 3, 0, 5, 0, 3, 0, 2], float)
     assert X.estimate_key(c_major) == (0, False)
@@ -257,6 +332,10 @@ def test_cli_density_range_and_cadence(tiny_folder, tmp_path):
               "--keep-range", "--cadence"], tiny_folder.parent)
     assert r.returncode == 0, r.stderr
     assert io.load(out).note_count > quartet().note_count
+    free = tmp_path / "free.mid"
+    r = _cli(["continue", str(src), "-o", str(free), "--bars", "2", "--seed", "1", "--free-density"], tiny_folder.parent)
+    assert r.returncode == 0, r.stderr
+    assert io.load(free).note_count > quartet().note_count
     for bad, word in (("louder", "density"), ("9=denser", "track 9"), ("x=denser", "TRACK=LEVEL")):
         r = _cli(["continue", str(src), "-o", str(tmp_path / "bad.mid"), "--density", bad], tiny_folder.parent)
         assert r.returncode == 2 and r.stderr.startswith("studio: error: --density") and word in r.stderr

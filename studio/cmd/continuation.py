@@ -65,7 +65,8 @@ def continue_(args) -> int:
                               temperature=args.temperature, top_p=args.top_p, takes=args.takes,
                               key_strength=args.key_strength,
                               density=tuple(parse_density(args.density, len(song.tracks)) or ()),
-                              keep_range=args.keep_range, cadence=args.cadence)
+                              keep_range=args.keep_range, cadence=args.cadence,
+                              follow_density=False if getattr(args, "free_density", False) else None)
     takes = continuation.generate(song, request)  # as the assistant asks for them
     paths = take_paths(args.output, len(takes))
     for take, path in zip(takes, paths):

@@ -28,4 +28,5 @@ def generate(song, request, progress=None) -> list:
                          top_p=request.top_p, takes=request.takes, seed=request.seed, device=request.device,
                          progress=progress, key_strength=request.key_strength,
                          density=tuple(getattr(request, "density", ())) or None,
-                         keep_range=getattr(request, "keep_range", False), cadence=getattr(request, "cadence", False))
+                         keep_range=getattr(request, "keep_range", False), cadence=getattr(request, "cadence", False),
+                         hold_density=getattr(request, "follow_density", None))

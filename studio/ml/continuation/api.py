@@ -160,7 +160,9 @@ def continue_song(song: Song, bars: int = 4, from_bar: int | None = None, temper
     good. ``duration_sampling``: (temperature, top-p) for the durations (default: the card's,
     else as the other tokens); ``pitch_sampling`` likewise for the first pitch of a track at an
     onset. ``hold_density``: each track's note rate held to the one of the
-    last 8 bars before times its density factor (default: the card's). ``register_strength`` and
+    last 8 bars before times its density factor, and (``chords``, default: as ``hold_density``)
+    each chordal track's onsets given as many notes as its onsets there, drawn from their shares
+    (default: on; the card's "sampling" entry may say otherwise). ``register_strength`` and
     ``rhythm_strength``: how strongly each track's new pitches and durations lean toward the ones
     it played in the last 8 bars (:func:`.texture.context_priors`; 0 = not at all; default: the
     card's). With ``distinct``, a take
@@ -261,7 +263,7 @@ def continue_song(song: Song, bars: int = 4, from_bar: int | None = None, temper
     bias = key_bias(song, region_start, key_strength)
 
     if chords is None:
-        chords = bool(defaults.get("chords", DEFAULT_CHORDS))
+        chords = hold_density and bool(defaults.get("chords", DEFAULT_CHORDS))
     if chords and texture:
         tex.chords = X.chord_sizes(song, since, region_start, n_tracks)
 

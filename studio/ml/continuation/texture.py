@@ -11,11 +11,16 @@ track's texture, taken from the bars before the new ones (:func:`describe_tracks
 
 and with the controls a musician asks for:
 
-* density per track (sparser / as before / denser): a bias on starting notes in that track
-  and on the onsets, and a lean toward shorter (denser) or longer (sparser) notes; or, with
-  the note rates before (``Texture.rates``), each track's rate held to that rate times its
-  factor: a track falling behind gets its onsets and shorter notes favoured, one ahead the
-  opposite;
+* density per track (sparser / as before / denser): with the note rates before
+  (``Texture.rates``, the default), each track's rate held to that rate times its factor: a
+  track falling behind gets its onsets favoured, one ahead the opposite, and one that would
+  run :data:`HOLD_CAP` times ahead starts no note until it is back in step (the model alone
+  writes a sparse viola or cello at twice its rate before); and a chordal track's
+  chord sizes drawn from its own before (``Texture.chords``; the model's own chords are far
+  thinner than a piano's). Without the rates, a bias on starting notes in that track and on
+  the onsets, and a lean toward shorter (denser) or longer (sparser) notes;
+* each track's register and rhythm (``Texture.pitch_prior``, ``dur_prior``): a bias toward
+  the pitches and durations it used in the bars before, spread so that nearby ones gain too;
 * an ending on a cadence: the last new bar opens on the tonic chord of the key of the bars
   before (the lowest active track on the tonic), held to the end of the bar, every track
   that played in the last two bars taking part; the notes before it end in time for it.
@@ -39,6 +44,8 @@ from . import tokens as T
 DENSITY = {"sparser": 0.6, "as before": 1.0, "denser": 1.6}
 DENSITY_STRENGTH = 1.5  # nats of bias per unit of log density factor
 HOLD_STRENGTH = 1.0  # nats of bias per unit of log lag behind (or ahead of) a track's note rate
+HOLD_CAP = 1.1  # with held density, a track that would pass this many times its due notes
+HOLD_SLACK = 1.0  # (plus this many) starts no new onset until its rate catches up
 PITCH_SIGMA = 1.0  # semitones: the Gaussian a track's context pitches are spread by (register prior)
 PITCH_FLOOR = 0.1  # share of the register prior spread evenly over the track's range
 DUR_SIGMA = 0.25  # natural-log units: the spread of a track's context durations (rhythm prior)
@@ -268,6 +275,9 @@ class TextureGrammar(T.Grammar):
     def _track_ok(self, u: int, p: int, final: bool) -> bool:
         if final and p == 0 and self.cad_active and u not in self.cad_active:
             return False
+        if HOLD_CAP and self.target is not None and not (final and p == 0) and \
+                self.counts[u] + 1 > HOLD_CAP * self.target[u] * (self._at(p) + self._gap[u]) + HOLD_SLACK:
+            return False  # far ahead of its rate: no new onset until the rate catches up
         if self.drums[u] or not self.lines[u]:
             return True
         return self.busy[u] <= self._at(p)
@@ -300,6 +310,7 @@ class TextureGrammar(T.Grammar):
                     m[T.PITCH0:T.VEL0] = False
                 elif m[T.PITCH0:T.VEL0].any():
                     m[:T.PITCH0] = False
+                    self._room(m)
             self._kit(m)
             for u in range(t + 1, self.n_tracks):
                 if m[T.TRACK0 + u] and not self._track_ok(u, self.pos, final):
@@ -310,6 +321,7 @@ class TextureGrammar(T.Grammar):
                     m[T.TRACK0 + u] = False
         elif ph == "track":
             self._kit(m)
+            self._room(m)
         elif ph == "vel":
             self._durations(m)
         if final and self.pos <= 0:
@@ -317,6 +329,16 @@ class TextureGrammar(T.Grammar):
         if not m.any():  # the rules above always leave a way on; keep the grammar's own if not
             return super()._allowed()
         return m
+
+    def _room(self, m: np.ndarray) -> None:
+        """A chord's pitches ascend: leave room under the top of the range for the notes still to come."""
+        more = self.chord_size - self.chord_done - 1
+        if more > 0:
+            hi = self.ranges[self.track][1]
+            room = m.copy()
+            room[T.PITCH0 + max(0, hi - more + 1): T.VEL0] = False
+            if room[T.PITCH0:T.VEL0].any():
+                m[T.PITCH0 + max(0, hi - more + 1): T.VEL0] = False
 
     def _kit(self, m: np.ndarray) -> None:
         """A drum track's notes: its kit only."""

@@ -66,6 +66,10 @@ class ParamPages:
         density = QHBoxLayout()
         density.addWidget(self.c_density, 1)
         density.addWidget(self.c_density_track)
+        self.c_follow = QCheckBox("Follow each track's density")
+        self.c_follow.setChecked(True)
+        self.c_follow.setToolTip("Each track keeps the notes per bar and the chord sizes of its last 8 bars "
+                                 "(Sparser or Denser scale them); off: the model chooses how many notes to write")
         self.c_keep_range = QCheckBox("Keep each track's range")
         self.c_keep_range.setToolTip("New notes stay between the lowest and highest note of the track before")
         self.c_cadence = QCheckBox("End on a cadence")
@@ -75,6 +79,7 @@ class ParamPages:
         f.addRow("Top-p", self.c_top_p)
         f.addRow("Key", self.c_key)
         f.addRow("Density", density)
+        f.addRow("", self.c_follow)
         f.addRow("", self.c_keep_range)
         f.addRow("", self.c_cadence)
         f.addRow("Takes", self.c_takes)
@@ -156,7 +161,8 @@ class ParamPages:
                                     rq._none_if_min(self.c_key.value(), KEY_DEFAULT),
                                     density=rq.DENSITIES[self.c_density.currentIndex()],
                                     density_track_only=self.c_density_track.isChecked(),
-                                    keep_range=self.c_keep_range.isChecked(), cadence=self.c_cadence.isChecked())
+                                    keep_range=self.c_keep_range.isChecked(), cadence=self.c_cadence.isChecked(),
+                                    follow_density=self.c_follow.isChecked())
         if kind == "harmonize":
             return rq.harmonize_plan(ctx, self.h_keep_sb.isChecked(), rq._none_if_min(self.h_temp.value(), 0.0),
                                      self.h_cands.value() or None, self.h_takes.value(), seed(self.h_seed))
@@ -191,6 +197,7 @@ class ParamPages:
             self.c_density_track.setChecked(bool(changed) and len(changed) < len(per_track))
             self.c_keep_range.setChecked(bool(p.get("keep_range")))
             self.c_cadence.setChecked(bool(p.get("cadence")))
+            self.c_follow.setChecked(p.get("follow_density") is not False)
         elif kind in ("harmonize", "regenerate"):
             keep = [k.lower() for k in (p.get("keep") or ["soprano"])]
             (self.h_keep_sb if "bass" in keep else self.h_keep_s).setChecked(True)

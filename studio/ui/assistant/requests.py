@@ -57,13 +57,15 @@ DENSITIES = ("sparser", "as before", "denser")
 
 def continue_plan(ctx: Context, bars_: int, temperature: float | None, top_p: float | None, takes: int,
                   seed: int | None, key_strength: float | None = None, density: str = "as before",
-                  density_track_only: bool = False, keep_range: bool = False, cadence: bool = False) -> Plan:
+                  density_track_only: bool = False, keep_range: bool = False, cadence: bool = False,
+                  follow_density: bool = True) -> Plan:
     """Continue from the bar after the selection, else from the first bar at or after the
     playhead, else after the last note. The request names its first bar, so the words for
     the user ("Writes bars 6–9") are exactly the bars the take can change.
 
     ``density`` (one of :data:`DENSITIES`) for every track, or with ``density_track_only``
-    for the current track alone."""
+    for the current track alone; ``follow_density`` False lets the model choose each track's
+    note rate instead of keeping the one of its bars before."""
     song = ctx.song.copy()
     if ctx.selection:
         from_bar = _bar_number_at_or_after(song, max(n.end for n in ctx.selection))
@@ -84,7 +86,8 @@ def continue_plan(ctx: Context, bars_: int, temperature: float | None, top_p: fl
                           for i in range(len(song.tracks)))
     req = P.ContinueRequest(0, song, seed=seed, bars=int(bars_), from_bar=from_bar, temperature=temperature,
                             top_p=top_p, takes=int(takes), key_strength=key_strength, density=per_track,
-                            keep_range=bool(keep_range), cadence=bool(cadence))
+                            keep_range=bool(keep_range), cadence=bool(cadence),
+                            follow_density=None if follow_density else False)
     return Plan(req, song, {}, True, where)
 
 
