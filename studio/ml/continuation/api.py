@@ -253,10 +253,15 @@ def continue_song(song: Song, bars: int = 4, from_bar: int | None = None, temper
         if rhythm_strength:
             tex.dur_prior = [None if p is None else rhythm_strength * p for p in dur_prior]
     if hold_density:
-        span = max(1.0, (region_start - since) / unit)
-        recent = [[n for n in tr.notes if since <= n.start < region_start] for tr in song.tracks[:n_tracks]]
-        tex.rates = [len(ns) / span for ns in recent]
-        tex.gaps = [span / max(1, len({n.start for n in ns})) for ns in recent]
+        # each track's rate from the bar of its first note in the window (a voice that enters late
+        # is measured from its entry); a track silent there is left to the model
+        tex.rates, tex.gaps = [], []
+        for tr in song.tracks[:n_tracks]:
+            ns = [n for n in tr.notes if since <= n.start < region_start]
+            entry = max((b.start for b in old_bars if b.start <= ns[0].start), default=since) if ns else since
+            span = max(1.0, (region_start - entry) / unit)
+            tex.rates.append(len(ns) / span if ns else None)
+            tex.gaps.append(span / max(1, len({n.start for n in ns})))
     if cadence:
         tex.cadence = X.cadence_plan(song, region_start, old_bars, n_tracks)
     key_strength = defaults.get("key_strength", DEFAULT_KEY_STRENGTH) if key_strength is None else float(key_strength)

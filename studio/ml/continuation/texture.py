@@ -119,7 +119,8 @@ class Texture:
     drum_pitches: list[list[int] | None]
     density: list[float] = field(default_factory=list)
     cadence: dict | None = None  # {"tonic", "minor", "bass", "active"}
-    rates: list[float] | None = None  # notes per unit before: density is then held to rate x factor
+    rates: list[float | None] | None = None  # notes per unit before (None: not held): density is then
+    # held to rate x factor
     gaps: list[float] | None = None  # units per onset before (with rates)
     chords: list[np.ndarray | None] | None = None  # per track: the share of onsets with 1, 2, ... notes
     pitch_prior: list[np.ndarray | None] | None = None  # per track: a bias over the 128 pitches
@@ -251,7 +252,9 @@ class TextureGrammar(T.Grammar):
         self.counts = np.zeros(n)  # notes written per track
         self.target = None
         if tex.rates is not None:  # hold each track's note rate to the one before, times its factor
-            self.target = (np.array((list(tex.rates) + [0.0] * n)[:n], dtype=float) * np.array(self.density))
+            rates = (list(tex.rates) + [None] * n)[:n]
+            self.held = np.array([r is not None for r in rates])  # None: a track left to the model
+            self.target = np.array([r or 0.0 for r in rates], dtype=float) * np.array(self.density)
             self._share = self.target / max(1e-9, float(self.target.sum()))
             gaps = list(tex.gaps or [])[:n]
             self._gap = np.array(gaps + [0.0] * (n - len(gaps)), dtype=float) / np.maximum(0.5, self.density)
@@ -275,7 +278,7 @@ class TextureGrammar(T.Grammar):
     def _track_ok(self, u: int, p: int, final: bool) -> bool:
         if final and p == 0 and self.cad_active and u not in self.cad_active:
             return False
-        if HOLD_CAP and self.target is not None and not (final and p == 0) and \
+        if HOLD_CAP and self.target is not None and self.held[u] and not (final and p == 0) and \
                 self.counts[u] + 1 > HOLD_CAP * self.target[u] * (self._at(p) + self._gap[u]) + HOLD_SLACK:
             return False  # far ahead of its rate: no new onset until the rate catches up
         if self.drums[u] or not self.lines[u]:
@@ -416,7 +419,7 @@ class TextureGrammar(T.Grammar):
         of the track's mean gaps between onsets past here: a chord at the first onset is not
         ahead); a track behind gets its onsets and chord notes favoured, one ahead the opposite, by :data:`HOLD_STRENGTH` nats per unit of lag."""
         here = self._at(max(0, self.pos)) if self.bars_done else 0
-        lag = np.log((self.counts + 1.0) / (self.target * (here + self._gap) + 1.0))
+        lag = np.log((self.counts + 1.0) / (self.target * (here + self._gap) + 1.0)) * self.held
         b = np.zeros(T.VOCAB_SIZE, dtype=np.float32) if base is None else base.copy()
         if ph in ("bar", "dur"):
             b[T.POS0:T.TRACK0] -= HOLD_STRENGTH * float((self._share * lag).sum())
