@@ -195,3 +195,35 @@ def test_harmonized_song_keeps_the_melodys_fermatas():
 
     out = api._output_song(melody([3 * Q]), [[], [], [], []])
     assert out.fermatas == (3 * Q,)
+
+
+def test_a_phrase_that_ends_as_an_authentic_cadence_at_a_fermata_gets_its_v_i_bass(monkeypatch):
+    from studio.ml.harmonizer import api
+    from studio.ml.harmonizer import data as ch
+
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake_fill(tokens, given, *a, **kw):
+        seen["tokens"], seen["given"] = tokens.copy(), given.copy()
+        raise Stop
+
+    monkeypatch.setattr(api, "fill_grid", fake_fill)
+    pitches = [60, 62, 64, 65, 67, 65, 64, 62, 60, 64, 65, 67, 69, 67, 65, 64, 62, 60]  # two phrases in C, D-C
+    song = Song(title="C", tracks=[Track("Soprano", notes=[Note(i * Q, p, Q) for i, p in enumerate(pitches)])])
+
+    def bass(fermatas):
+        song.fermatas = tuple(fermatas)
+        with pytest.raises(Stop):
+            api.harmonize(song, seed=1, device="cpu")
+        g, t = seen["given"][3], seen["tokens"][3]
+        shift = ch.decode(int(seen["tokens"][0][0]))[0] - pitches[0]  # the grid's transposition
+        return [(ch.decode(int(t[i * 4]))[0] - shift) % 12 if g[i * 4] else None for i in range(len(pitches))]
+
+    plain = bass([])
+    assert plain[7:9] == [None, None] and plain[-2:] != [None, None]  # the end only
+    marked = bass([8 * Q])
+    assert marked[7:9] == [7, 0] and marked[-2:] == plain[-2:]  # G - C under D - C at the fermata
+    assert marked[:7] == [None] * 7 and marked[9:16] == [None] * 7

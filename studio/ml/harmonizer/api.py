@@ -254,6 +254,7 @@ def harmonize(song: Song, melody_track: int | None = None, keep: Sequence[str] =
     marks = phrase_marks(song, line, first, count, step)
     voiced = tokens[mv] != ch.REST
     if 3 not in lines:
+        phrase_cadences(song, line, first, shift, tokens, given, step)
         final_cadence(line, first, shift, tokens, given)
     return _run(song, tokens, given, pos, blen, beat, first, step, shift, kept_notes, temperature, candidates,
                 seed, device, progress, steps, weights, marks, voiced)
@@ -277,6 +278,20 @@ def phrase_marks(song: Song, line, first: int, count: int, step: int) -> np.ndar
         a, b, _p = line[-1]
         marks[a - first:b - first] = ch.FERMATA_LAST
     return marks
+
+
+def phrase_cadences(song: Song, line, first: int, shift: int, tokens: np.ndarray, given: np.ndarray,
+                    step: int) -> int:
+    """The final cadence's V - I bass (``final_cadence``) also at each fermata before the last note,
+    where that phrase's melody (the notes since the previous fermata, in their own key) ends as an
+    authentic cadence. Returns how many were written."""
+    ends = sorted({k for tick in song.fermatas for k, (a, b, _p) in enumerate(line)
+                   if a <= int(round(tick / step)) < b and k < len(line) - 1})
+    done, start = 0, 0
+    for k in ends:
+        done += final_cadence(line[start:k + 1], first, shift, tokens, given)
+        start = k + 1
+    return done
 
 
 def final_cadence(line, first: int, shift: int, tokens: np.ndarray, given: np.ndarray) -> bool:
