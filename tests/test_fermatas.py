@@ -190,11 +190,14 @@ def test_harmonize_hands_the_fermatas_to_the_network(monkeypatch):
     assert (seen["marks"][:28] == ch.FERMATA_UNKNOWN).all()
 
 
-def test_harmonized_song_keeps_the_melodys_fermatas():
+def test_harmonized_song_keeps_the_melodys_fermatas_and_pickup():
     from studio.ml.harmonizer import api
 
-    out = api._output_song(melody([3 * Q]), [[], [], [], []])
+    song = melody([3 * Q])
+    song.pickup, song.composer = 480, "Melchior Vulpius"
+    out = api._output_song(song, [[], [], [], []])
     assert out.fermatas == (3 * Q,)
+    assert (out.pickup, out.composer) == (480, "Melchior Vulpius")  # the bar lines stay where the fermatas are
 
 
 def test_a_phrase_that_ends_as_an_authentic_cadence_at_a_fermata_gets_its_v_i_bass(monkeypatch):

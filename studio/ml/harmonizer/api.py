@@ -187,7 +187,8 @@ def _pick_bass(song: Song, melody: int) -> int:
 
 def _output_song(song: Song, parts: list[list[Note]]) -> Song:
     out = Song(title=song.title, ppq=song.ppq, tempos=list(song.tempos), time_signatures=list(song.time_signatures),
-               key_signatures=list(song.key_signatures), meta=dict(song.meta), fermatas=song.fermatas)
+               key_signatures=list(song.key_signatures), meta=dict(song.meta), fermatas=song.fermatas,
+               pickup=song.pickup, composer=song.composer)
     for v, (name, notes) in enumerate(zip(VOICE_NAMES, parts)):
         out.tracks.append(Track(name=name, program=CHOIR_PROGRAM, channel=v, notes=sorted(notes)))
     return out
