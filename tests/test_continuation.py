@@ -232,10 +232,13 @@ def test_continue_song_keeps_prompt_and_tracks(tiny_folder):
 
 def test_continue_from_bar_replaces_only_those_bars(tiny_folder):
     song = chorale(6)
+    song.fermatas = (1920 + 1440, 2 * 1920 + 1440, 4 * 1920 + 1440)  # bar 2, bar 3 (rewritten), bar 5
     take = continue_api.continue_song(song, bars=2, from_bar=3, seed=1, folder=tiny_folder, device="cpu")[0]
     for old, new in zip(song.tracks, take.tracks):
         assert [n for n in new.notes if n.start < 2 * 1920] == [n for n in old.notes if n.start < 2 * 1920]
         assert [n for n in new.notes if n.start >= 4 * 1920] == [n for n in old.notes if n.start >= 4 * 1920]
+    # the rewritten bars' fermata went with its notes; the ones before and after stay
+    assert take.fermatas == (1920 + 1440, 4 * 1920 + 1440)
 
 
 def test_continue_song_in_three_four_keeps_bar_lines(tiny_folder):

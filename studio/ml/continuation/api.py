@@ -308,6 +308,8 @@ def continue_song(song: Song, bars: int = 4, from_bar: int | None = None, temper
     result = []
     for per_track in takes_notes:
         take = song.copy()
+        # the rewritten bars' fermatas marked notes that are gone; fermatas after the region stay
+        take.fermatas = tuple(t for t in take.fermatas if not region_start <= t < region_end)
         for ti, notes in enumerate(per_track):
             tr = take.tracks[ti]
             tr.notes = [n for n in tr.notes if not region_start <= n.start < region_end] + notes
