@@ -4,7 +4,12 @@ go to a throw-away folder so tests never touch the user's own."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import tempfile
+from pathlib import Path
+
+import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 _home = tempfile.mkdtemp(prefix="studio-test-home-")
@@ -17,3 +22,19 @@ os.makedirs(os.environ["XDG_RUNTIME_DIR"], mode=0o700, exist_ok=True)
 # PySide6 6.12 on Python 3.11 drops references to None/True/False; studio.ui guards against it
 # (see studio/ui/__init__.py). Import it before any test touches Qt.
 import studio.ui  # noqa: E402,F401
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def studio_cli():
+    """``run(args, models=None)``: ``python -m studio ARGS`` from the repository root as a child
+    process (models from the folder ``models`` when given); the CompletedProcess, text output."""
+
+    def run(args, models=None, timeout=120):
+        env = dict(os.environ, **({"STUDIO_MODELS": str(models)} if models is not None else {}))
+        return subprocess.run([sys.executable, "-m", "studio", *args], cwd=ROOT, env=env, capture_output=True,
+                              text=True, timeout=timeout)
+
+    return run

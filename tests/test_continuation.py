@@ -1,10 +1,6 @@
 """The continuation model: relative attention, the KV cache, sampling, the API and the command."""
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,7 +14,6 @@ from studio.ml import checkpoint
 from studio.ml.continuation import tokens as T
 from studio.ml.continuation.model import (Config, MusicTransformer, rel_logits_naive, rel_logits_skewed, sample)
 
-ROOT = Path(__file__).resolve().parents[1]
 TINY = Config(n_layer=1, d_model=32, n_head=2, d_ff=64, ctx=64, dropout=0.0)
 
 
@@ -266,30 +261,24 @@ def test_bad_input_and_cancel(tiny_folder):
     assert len(calls) == 5
 
 
-def _cli(args, models):
-    env = dict(os.environ, STUDIO_MODELS=str(models))
-    return subprocess.run([sys.executable, "-m", "studio", *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=120)
-
-
-def test_cli_continue_takes_and_errors(tiny_folder, tmp_path):
+def test_cli_continue_takes_and_errors(tiny_folder, tmp_path, studio_cli):
     from studio import io
 
     src = tmp_path / "in.mid"
     io.save(chorale(2), src)
-    r = _cli(["continue", str(src), "-o", str(tmp_path / "out.mid"), "--bars", "1", "--takes", "2", "--seed", "3"],
+    r = studio_cli(["continue", str(src), "-o", str(tmp_path / "out.mid"), "--bars", "1", "--takes", "2", "--seed", "3"],
              tiny_folder.parent)
     assert r.returncode == 0, r.stderr
     for i in (1, 2):
         song = io.load(tmp_path / f"out-{i}.mid")
         assert len(song.tracks) == 4 and song.note_count > 32
-    r = _cli(["continue", str(tmp_path / "missing.mid"), "-o", str(tmp_path / "x.mid")], tiny_folder.parent)
+    r = studio_cli(["continue", str(tmp_path / "missing.mid"), "-o", str(tmp_path / "x.mid")], tiny_folder.parent)
     assert r.returncode == 2 and r.stderr.startswith("studio: error:") and len(r.stderr.strip().splitlines()) == 1
     bad = tmp_path / "bad.mid"
     bad.write_bytes(b"MThd\x00\x00\x00\x06\x00\x01")
-    r = _cli(["continue", str(bad), "-o", str(tmp_path / "y.mid")], tiny_folder.parent)
+    r = studio_cli(["continue", str(bad), "-o", str(tmp_path / "y.mid")], tiny_folder.parent)
     assert r.returncode == 2 and not (tmp_path / "y.mid").exists()
-    r = _cli(["continue", str(src), "-o", str(tmp_path / "z.mid"), "--bars", "0"], tiny_folder.parent)
+    r = studio_cli(["continue", str(src), "-o", str(tmp_path / "z.mid"), "--bars", "0"], tiny_folder.parent)
     assert r.returncode == 2 and "--bars" in r.stderr
 
 

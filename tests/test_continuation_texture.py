@@ -1,10 +1,6 @@
 """The continuation's texture rules and controls: one line stays one line, drums stay drums,
 ranges, density, the cadence, takes that differ, and the memory past the context."""
 
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,7 +14,6 @@ from studio.ml.continuation.families import copy_take, key_corr, line_overlaps, 
 from studio.ml.continuation.model import Config, MusicTransformer
 
 TINY = Config(n_layer=1, d_model=32, n_head=2, d_ff=64, ctx=64, dropout=0.0)
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -316,27 +311,21 @@ def test_redrawn_take_when_two_repeat(tiny_folder, monkeypatch):
     assert not takes[0].notes_equal(takes[1])
 
 
-def _cli(args, models):
-    env = dict(os.environ, STUDIO_MODELS=str(models))
-    return subprocess.run([sys.executable, "-m", "studio", *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=120)
-
-
-def test_cli_density_range_and_cadence(tiny_folder, tmp_path):
+def test_cli_density_range_and_cadence(tiny_folder, tmp_path, studio_cli):
     from studio import io
 
     src = tmp_path / "in.mid"
     io.save(quartet(), src)
     out = tmp_path / "out.mid"
-    r = _cli(["continue", str(src), "-o", str(out), "--bars", "2", "--seed", "1", "--density", "1=denser,3=sparser",
+    r = studio_cli(["continue", str(src), "-o", str(out), "--bars", "2", "--seed", "1", "--density", "1=denser,3=sparser",
               "--keep-range", "--cadence"], tiny_folder.parent)
     assert r.returncode == 0, r.stderr
     assert io.load(out).note_count > quartet().note_count
     free = tmp_path / "free.mid"
-    r = _cli(["continue", str(src), "-o", str(free), "--bars", "2", "--seed", "1", "--free-density"], tiny_folder.parent)
+    r = studio_cli(["continue", str(src), "-o", str(free), "--bars", "2", "--seed", "1", "--free-density"], tiny_folder.parent)
     assert r.returncode == 0, r.stderr
     assert io.load(free).note_count > quartet().note_count
     for bad, word in (("louder", "density"), ("9=denser", "track 9"), ("x=denser", "TRACK=LEVEL")):
-        r = _cli(["continue", str(src), "-o", str(tmp_path / "bad.mid"), "--density", bad], tiny_folder.parent)
+        r = studio_cli(["continue", str(src), "-o", str(tmp_path / "bad.mid"), "--density", bad], tiny_folder.parent)
         assert r.returncode == 2 and r.stderr.startswith("studio: error: --density") and word in r.stderr
         assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "bad.mid").exists()

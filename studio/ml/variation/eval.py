@@ -74,21 +74,16 @@ def passage_metrics(src, out, start, end, tracks, locked) -> dict:
 
 
 def strength_curve(model, items, strengths=STRENGTHS, seed: int = 0, lock: bool = False, log=None) -> dict:
-    import random
-
     import numpy as np
 
     from .api import vary as vary_song
+    from .eval_texture import locked_notes
 
     rows = {}
     for s in strengths:
         ms, times = [], []
         for j, (pid, song, start, end, tracks) in enumerate(items):
-            locked = set()
-            if lock:
-                rng = random.Random(j)
-                locked = {(i, n) for i in tracks for n in song.tracks[i].notes
-                          if start <= n.start < end and rng.random() < LOCK_SHARE}
+            locked = locked_notes(song, tracks, start, end, LOCK_SHARE if lock else 0.0, j)
             t0 = time.perf_counter()
             out = vary_song(song, s, start_tick=start, end_tick=end, tracks=tracks, locked=locked,
                             seed=seed + j, model=model)[0]

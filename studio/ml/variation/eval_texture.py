@@ -25,6 +25,15 @@ TICKS_PER_QUARTER_DIVISIONS = (1, 2, 3, 4, 6, 8, 12)  # quarter, eighth, triplet
 RANGE_SLACK = 3
 
 
+def locked_notes(song: Song, tracks, start: int, end: int, share: float, seed: int) -> set:
+    """A reproducible ``share`` of the selected notes (tracks, ``start <= onset < end``) to lock, as
+    (track index, note) pairs; none when ``share`` is 0."""
+    if not share:
+        return set()
+    rng = random.Random(seed)
+    return {(i, n) for i in tracks for n in song.tracks[i].notes if start <= n.start < end and rng.random() < share}
+
+
 def heldout_files() -> dict[str, list[str]]:
     """Corpus files per kind, all of the test split."""
     from .. import corpus as C
@@ -208,11 +217,7 @@ def run(vary_fn, items, strengths=STRENGTHS, modes=MODES, lock_share: float = 0.
         for s in strengths:
             per_kind, times = defaultdict(list), []
             for j, (kind, _pid, song, a, b, tracks) in enumerate(items):
-                locked = set()
-                if lock_share:
-                    rng = random.Random(j)
-                    locked = {(i, n) for i in tracks for n in song.tracks[i].notes
-                              if a <= n.start < b and rng.random() < lock_share}
+                locked = locked_notes(song, tracks, a, b, lock_share, j)
                 t0 = time.perf_counter()
                 out = vary_fn(song, s, a, b, tracks, locked, seed + j, mode)
                 times.append(time.perf_counter() - t0)
