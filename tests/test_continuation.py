@@ -210,6 +210,28 @@ def test_sampling_obeys_grammar_bars_and_seed():
     assert run(7, use_cache=False) == a  # the cache changes speed, not the result
 
 
+def test_sampling_reads_denormal_floats_as_zero_and_sets_the_flag_back():
+    torch.manual_seed(3)
+    model = MusicTransformer(Config(n_layer=1, d_model=32, n_head=2, d_ff=64, ctx=256, dropout=0.0)).eval()
+    tiny = torch.tensor([1e-30])
+    seen = []
+
+    class Watching(T.Grammar):
+        def allowed(self):
+            seen.append((tiny * 1e-10).item())  # 1e-40 is a denormal float32
+            return super().allowed()
+
+    if not torch.set_flush_denormal(False):
+        pytest.skip("this CPU cannot flush denormals")
+    sample(model, T.encode(chorale(1)).tokens, [Watching(4, [48])], 1, seed=0, n_header=5, backend="onnx")
+    assert seen and all(v == 0.0 for v in seen)  # flushed in the sampling thread
+    assert (tiny * 1e-10).item() > 0  # and as before afterwards
+    with pytest.raises(Cancelled):  # also when sampling stops early
+        sample(model, T.encode(chorale(1)).tokens, [Watching(4, [48])], 1, seed=0, n_header=5, backend="onnx",
+               progress=lambda fraction: False)
+    assert (tiny * 1e-10).item() > 0
+
+
 def test_continue_song_keeps_prompt_and_tracks(tiny_folder):
     song = chorale(4)
     takes = continue_api.continue_song(song, bars=2, takes=2, seed=5, folder=tiny_folder, device="cpu")

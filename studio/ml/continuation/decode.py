@@ -194,6 +194,7 @@ def session(model, threads: int = 1, precision: str = "int8"):
         so.inter_op_num_threads = 1
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         so.log_severity_level = 3
+        so.add_session_config_entry("session.set_denormal_as_zero", "1")  # see model.flush_denormals
         try:
             sess = ort.InferenceSession(str(_ensure(model, precision)), so, providers=["CPUExecutionProvider"])
         except Exception:  # a damaged cache file: export again
