@@ -329,3 +329,83 @@ def test_cli_density_range_and_cadence(tiny_folder, tmp_path, studio_cli):
         r = studio_cli(["continue", str(src), "-o", str(tmp_path / "bad.mid"), "--density", bad], tiny_folder.parent)
         assert r.returncode == 2 and r.stderr.startswith("studio: error: --density") and word in r.stderr
         assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "bad.mid").exists()
+
+
+def test_a_silent_track_enters_at_the_playing_tracks_rate():
+    """The viola is silent before: free to enter; from its entry it is held like the others, to
+    ENTRY_RATE times the mean rate of the tracks that played."""
+    s = quartet()
+    s.tracks[1].notes = []
+    tex = X.describe_tracks(s, 4 * 1920, 4, T.unit_ticks(s), 5)
+    tex.rates, tex.gaps = [1 / 12, None, 1 / 12, None], [12.0, 1.0, 12.0, 1.0]
+    g = X.TextureGrammar(4, [48] * 4, None, tex)
+    assert g.waiting.tolist() == [False, True, False, False]  # not the drums
+    g.step(T.BAR)
+    g.step(T.POS0 + 12)
+    assert g.allowed()[T.TRACK0 + 1]
+    b = g.logit_bias()
+    assert b is None or b[T.TRACK0 + 1] == 0  # no push to enter while it waits
+    for tok in (T.TRACK0 + 1, T.PITCH0 + 60, T.VEL0 + 3, T.dur_token(2)):
+        g.step(tok)
+    assert g.held[1] and g.entry[1] == 12 and g.target[1] == pytest.approx(X.ENTRY_RATE / 12)
+    g.step(T.POS0 + 14)
+    assert g.allowed()[T.TRACK0 + 1]  # a second note soon after its entry is let through
+    for tok in (T.TRACK0 + 1, T.PITCH0 + 62, T.VEL0 + 3, T.dur_token(2)):
+        g.step(tok)
+    g.step(T.POS0 + 16)
+    m = g.allowed()
+    assert not m[T.TRACK0 + 1] and m[T.TRACK0]  # a third would run far ahead of its rate; the violin may play
+
+
+def _lines(pitches_a, pitches_b, dur=480):
+    a = [Note(i * dur, p, dur) for i, p in enumerate(pitches_a)]
+    b = [Note(i * dur, p, dur) for i, p in enumerate(pitches_b)]
+    return Song(title="two", tracks=[Track("Soprano", 52, 0, notes=a), Track("Bass", 52, 1, notes=b)])
+
+
+def _two_line_grammar(s, region):
+    unit = T.unit_ticks(s)
+    tex = X.describe_tracks(s, region, 2, unit, 12)
+    tex.tail, tex.doubled = X.voice_leading(s, 0, region, 2, unit, tex.lines)
+    return X.TextureGrammar(2, [48] * 2, None, tex), tex
+
+
+def test_no_parallel_fifths_or_octaves_between_lines():
+    from studio.core import voiceleading
+
+    # contrary and oblique motion before (no doubling), ending on G5 over C3, a fifth
+    s = _lines([72, 71, 72, 74, 76, 77, 76, 79], [48, 50, 48, 47, 45, 50, 52, 48])
+    g, tex = _two_line_grammar(s, 8 * 480)
+    assert tex.lines == [True, True] and tex.doubled == set()
+    for tok in (T.BAR, T.POS0, T.TRACK0, T.PITCH0 + 77, T.VEL0 + 3, T.dur_token(12), T.TRACK0 + 1):
+        g.step(tok)
+    m = g.allowed()  # the soprano falls G5 -> F5: the bass may not fall from C3 to B-flat (a fifth again)
+    assert not m[T.PITCH0 + 46] and not m[T.PITCH0 + 34]
+    assert m[T.PITCH0 + 45] and m[T.PITCH0 + 48] and m[T.PITCH0 + 58]  # another interval, oblique, contrary
+    def fond_of_fifths(g):  # scores that put the bass a fifth or an octave under the soprano's new note
+        z = rng.normal(size=T.VOCAB_SIZE) * 3
+        top = g.vl_notes[0]
+        if g.phase == "dur" and g.track == 0:
+            z[T.TRACK0 + 1] += 20  # both voices move at each onset
+        if g.phase == "track" and g.track == 1 and top and top[-1][0] == g._at(g.pos):
+            p = np.arange(128)
+            z[T.PITCH0:T.VEL0] += 20 * np.isin(np.abs(top[-1][2] - p) % 12, (0, 7))
+        return z
+
+    for seed in range(6):  # whatever the scores, no parallels arrive in the new bars
+        g, _ = _two_line_grammar(s, 8 * 480)
+        rng = np.random.default_rng(seed)
+        toks = _random_walk(g, rng, 2, scores=fond_of_fifths)
+        per_track = T.decode_notes(toks, [8 * 480, 12 * 480], T.unit_ticks(s), 2)
+        parts = [s.tracks[i].notes + per_track[i] for i in range(2)]
+        issues = [i for i in voiceleading.check(parts, 480, beats=[]) if i.kind.startswith("parallel")]
+        assert not [i for i in issues if i.end >= 8 * 480], issues
+
+
+def test_a_doubling_before_keeps_its_octaves():
+    s = _lines([72, 74, 76, 77, 79, 77, 76, 74], [60, 62, 64, 65, 67, 65, 64, 62])  # in octaves throughout
+    g, tex = _two_line_grammar(s, 8 * 480)
+    assert (0, 1, 0) in tex.doubled
+    for tok in (T.BAR, T.POS0, T.TRACK0, T.PITCH0 + 72, T.VEL0 + 3, T.dur_token(12), T.TRACK0 + 1):
+        g.step(tok)
+    assert g.allowed()[T.PITCH0 + 60]  # D -> C in both: the octave doubling goes on

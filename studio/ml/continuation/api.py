@@ -262,6 +262,8 @@ def continue_song(song: Song, bars: int = 4, from_bar: int | None = None, temper
             span = max(1.0, (region_start - entry) / unit)
             tex.rates.append(len(ns) / span if ns else None)
             tex.gaps.append(span / max(1, len({n.start for n in ns})))
+    if texture:
+        tex.tail, tex.doubled = X.voice_leading(song, since, region_start, n_tracks, unit, tex.lines)
     if cadence:
         tex.cadence = X.cadence_plan(song, region_start, old_bars, n_tracks)
     key_strength = defaults.get("key_strength", DEFAULT_KEY_STRENGTH) if key_strength is None else float(key_strength)

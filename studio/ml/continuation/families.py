@@ -14,6 +14,9 @@ over seeds):
   (note counts, normalized; 1 = the same distribution);
 * ``dur_oa``: the same for the durations (on the tokens' duration table);
 * ``density``: new notes / real notes;
+* ``parallels``: parallel fifths and octaves between single-line tracks (the voice-leading
+  checker's, :func:`studio.core.voiceleading.check`) that arrive in the new bars, per 1000 new
+  notes of those tracks, pooled over the windows; ``parallels_real`` the same in the real bars;
 * ``key_corr``: after a 4-bar opening, the correlation of the duration-weighted pitch-class
   histograms of the last 4 new bars and of the 4 prompt bars (with ``bars=16`` or ``32``:
   whether the key holds).
@@ -33,6 +36,7 @@ import numpy as np
 
 from . import tokens as T
 from .texture import is_single_line, overlap_flags
+from ...core import voiceleading
 from ...core.song import Note, Song
 from ...core.timing import bars as song_bars
 
@@ -101,12 +105,27 @@ def line_overlaps(song: Song, start: int, end: int, lines: list[bool]) -> tuple[
     return bad, total
 
 
+def line_parallels(song: Song, start: int, end: int, lines: list[bool]) -> tuple[int, int]:
+    """(parallel fifths and octaves between single-line tracks arriving in [start, end), notes of
+    those tracks starting there); (0, 0) with fewer than two such tracks."""
+    idx = [i for i, tr in enumerate(song.tracks) if i < len(lines) and lines[i] and not tr.is_drum]
+    if len(idx) < 2:
+        return 0, 0
+    parts = [[n for n in song.tracks[i].notes if start - 4 * song.ppq <= n.start < end] for i in idx]
+    bad = sum(1 for s in voiceleading.check(parts, song.ppq, beats=[])
+              if s.kind in ("parallel_fifths", "parallel_octaves") and start <= s.end < end)
+    return bad, sum(1 for p in parts for n in p if start <= n.start)
+
+
 def window_figures(take: Song, real: Song, start: int, end: int, lines: list[bool]) -> dict:
     new, ref = notes_in(take, start, end), notes_in(real, start, end)
     bad, tot = line_overlaps(take, start, end, lines)
+    par, par_n = line_parallels(take, start, end, lines)
+    par_r, par_rn = line_parallels(real, start, end, lines)
     return {"overlap_bad": bad, "overlap_total": tot, "pitch_oa": overlap_area(pitch_hist(new), pitch_hist(ref)),
             "dur_oa": overlap_area(dur_hist(new, take.ppq), dur_hist(ref, real.ppq)),
-            "density": len(new) / max(1, len(ref)), "n_new": len(new), "n_real": len(ref)}
+            "density": len(new) / max(1, len(ref)), "n_new": len(new), "n_real": len(ref),
+            "par": par, "par_notes": par_n, "par_real": par_r, "par_real_notes": par_rn}
 
 
 def copy_take(song: Song, src_start: int, src_end: int, end: int) -> Song:
@@ -206,6 +225,10 @@ def _per_seed(rows) -> dict:
         out["overlap"] = sum(r["overlap_bad"] for r in ov) / max(1, sum(r["overlap_total"] for r in ov))
         for k in ("pitch_oa", "dur_oa", "density"):
             out[k] = float(np.mean([r[k] for r in ov]))
+        pr = [r for r in ov if "par" in r]
+        if pr and sum(r["par_notes"] for r in pr):
+            out["parallels"] = 1000 * sum(r["par"] for r in pr) / sum(r["par_notes"] for r in pr)
+            out["parallels_real"] = 1000 * sum(r["par_real"] for r in pr) / max(1, sum(r["par_real_notes"] for r in pr))
     real = [r["key_corr_real"] for r in rows if "key_corr_real" in r]
     if real:
         out["key_corr_real_bars"] = float(np.mean(real))
@@ -222,7 +245,7 @@ def summarize(rows: list[dict]) -> dict:
         per = [_per_seed([r for r in fr if r["seed"] == s]) for s in sorted({r["seed"] for r in fr})]
         res[fam] = {k: round(float(np.mean([p[k] for p in per])), 4) for k in per[0] if all(k in p for p in per)}
         res[fam].update({f"{k}_sd": round(float(np.std([p[k] for p in per])), 4)
-                         for k in ("overlap", "pitch_oa", "dur_oa", "density", "key_corr")
+                         for k in ("overlap", "pitch_oa", "dur_oa", "density", "key_corr", "parallels")
                          if all(k in p for p in per)})
         res[fam]["windows"] = per[0]["windows"]
     return res

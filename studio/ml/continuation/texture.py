@@ -8,6 +8,11 @@ track's texture, taken from the bars before the new ones (:func:`describe_tracks
   the new bars included);
 * each track keeps to its pitch range there (widened by a margin, or not: keep range);
 * a drum track only plays the drums its kit used there;
+* no parallel fifths or octaves between two one-line tracks (the voice-leading checker's
+  definition, :mod:`studio.core.voiceleading`): when both move in the same direction from one
+  onset to the next and stood a fifth or an octave apart, the second to be written may not land
+  on that interval again. A pair that moved so at least :data:`DOUBLING_MIN` times in the bars
+  before (a doubling, an orchestral unison) keeps it;
 
 and with the controls a musician asks for:
 
@@ -15,7 +20,11 @@ and with the controls a musician asks for:
   (``Texture.rates``, the default), each track's rate held to that rate times its factor: a
   track falling behind gets its onsets favoured, one ahead the opposite, and one that would
   run :data:`HOLD_CAP` times ahead starts no note until it is back in step (the model alone
-  writes a sparse viola or cello at twice its rate before); and a chordal track's
+  writes a sparse viola or cello at twice its rate before). A track silent before is free to
+  enter (or not: the model decides); once it has, it is held the same way from its entry, to
+  :data:`ENTRY_RATE` times the mean rate of the tracks that played (in the training split an
+  entering part plays at a median 0.80 of that rate; the model alone brought three silent
+  string parts in at twice the rate of the one playing); and a chordal track's
   chord sizes drawn from its own before (``Texture.chords``; the model's own chords are far
   thinner than a piano's). Without the rates, a bias on starting notes in that track and on
   the onsets, and a lean toward shorter (denser) or longer (sparser) notes;
@@ -39,6 +48,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ...core import key as keyfind
+from ...core import voiceleading
 from . import tokens as T
 
 DENSITY = {"sparser": 0.6, "as before": 1.0, "denser": 1.6}
@@ -46,6 +56,7 @@ DENSITY_STRENGTH = 1.5  # nats of bias per unit of log density factor
 HOLD_STRENGTH = 1.0  # nats of bias per unit of log lag behind (or ahead of) a track's note rate
 HOLD_CAP = 1.1  # with held density, a track that would pass this many times its due notes
 HOLD_SLACK = 1.0  # (plus this many) starts no new onset until its rate catches up
+ENTRY_RATE = 0.8  # a track silent before, once it enters: held to this share of the held tracks' mean rate
 PITCH_SIGMA = 1.0  # semitones: the Gaussian a track's context pitches are spread by (register prior)
 PITCH_FLOOR = 0.1  # share of the register prior spread evenly over the track's range
 DUR_SIGMA = 0.25  # natural-log units: the spread of a track's context durations (rhythm prior)
@@ -53,6 +64,8 @@ DUR_FLOOR = 0.1  # share of the rhythm prior spread evenly over every duration
 _LOG_DUR = np.log(np.array(T.DURATIONS) / T.RES).astype(np.float32)  # log quarters, per DUR token
 SINGLE_LINE_SHARE = 0.05  # a track is one line when at most this share of its notes overlap another
 DRUM_RANGE = (35, 82)  # General MIDI percussion, when a drum track has no notes before
+PARALLELS = True  # forbid parallel fifths and octaves between one-line tracks
+DOUBLING_MIN = 2  # parallels of one kind between two tracks before that make them a doubling
 
 
 
@@ -125,6 +138,9 @@ class Texture:
     chords: list[np.ndarray | None] | None = None  # per track: the share of onsets with 1, 2, ... notes
     pitch_prior: list[np.ndarray | None] | None = None  # per track: a bias over the 128 pitches
     dur_prior: list[np.ndarray | None] | None = None  # per track: a bias over the DUR tokens
+    tail: list[list[tuple[int, int, int]]] | None = None  # per track: its last notes before, as
+    # (start, end, pitch) in units from the first new bar (negative): where each line stands
+    doubled: set = field(default_factory=set)  # (track, track, 0 or 7): parallels allowed
 
 
 def describe_tracks(song, region_start: int, n_tracks: int, unit: float, margin: int,
@@ -144,6 +160,28 @@ def describe_tracks(song, region_start: int, n_tracks: int, unit: float, margin:
         busy.append(max(0, int(np.ceil((end - region_start) / unit))) if texture else 0)
         kits.append((sorted(set(ps)) if ps and texture else list(range(*DRUM_RANGE))) if tr.is_drum else None)
     return Texture(ranges, lines, busy, drums, kits, [1.0] * len(ranges))
+
+
+def voice_leading(song, lo: int, hi: int, n_tracks: int, unit: float, lines: list[bool],
+                  keep: int = 4) -> tuple[list, set]:
+    """For the parallel-fifths rule: each track's last ``keep`` notes before ``hi`` (``Texture.tail``)
+    and the pairs of one-line tracks that moved in parallel fifths or octaves at least
+    :data:`DOUBLING_MIN` times in ticks [lo, hi) (``Texture.doubled``)."""
+    tail, parts, idx = [], [], []
+    for i, tr in enumerate(song.tracks[:n_tracks]):
+        before = sorted((n for n in tr.notes if n.start < hi), key=lambda n: n.start)[-keep:]
+        tail.append([(int(round((n.start - hi) / unit)), int(round((n.end - hi) / unit)), n.pitch) for n in before])
+        if i < len(lines) and lines[i]:
+            parts.append([n for n in tr.notes if lo <= n.start < hi])
+            idx.append(i)
+    counts: dict = {}
+    if len(parts) >= 2:
+        for issue in voiceleading.check(parts, song.ppq, beats=[]):
+            if issue.kind in ("parallel_fifths", "parallel_octaves"):
+                a, b = issue.voices
+                key = (idx[a], idx[b], 7 if issue.kind == "parallel_fifths" else 0)
+                counts[key] = counts.get(key, 0) + 1
+    return tail, {k for k, c in counts.items() if c >= DOUBLING_MIN}
 
 
 def _centered(q: np.ndarray) -> np.ndarray:
@@ -251,13 +289,30 @@ class TextureGrammar(T.Grammar):
         self._biases: dict = {}
         self.counts = np.zeros(n)  # notes written per track
         self.target = None
+        self.entry = np.zeros(n)  # units from the new bars' start at which a held track's rate counts
+        self.waiting = np.zeros(n, dtype=bool)  # silent before, not entered yet: held from its first note
         if tex.rates is not None:  # hold each track's note rate to the one before, times its factor
             rates = (list(tex.rates) + [None] * n)[:n]
             self.held = np.array([r is not None for r in rates])  # None: a track left to the model
-            self.target = np.array([r or 0.0 for r in rates], dtype=float) * np.array(self.density)
-            self._share = self.target / max(1e-9, float(self.target.sum()))
             gaps = list(tex.gaps or [])[:n]
-            self._gap = np.array(gaps + [0.0] * (n - len(gaps)), dtype=float) / np.maximum(0.5, self.density)
+            gaps = np.array(gaps + [0.0] * (n - len(gaps)), dtype=float)
+            known = [r for r in rates if r]
+            if known and ENTRY_RATE > 0:
+                self.waiting = np.array([r is None and not self.drums[u] for u, r in enumerate(rates)])
+                fill = [ENTRY_RATE * float(np.mean(known)), float(np.mean(gaps[self.held]))]
+                rates = [fill[0] if w else r for r, w in zip(rates, self.waiting)]
+                gaps[self.waiting] = fill[1]
+            self.target = np.array([r or 0.0 for r in rates], dtype=float) * np.array(self.density)
+            self._reshare()
+            self._gap = gaps / np.maximum(0.5, self.density)
+        # the parallel-fifths rule: the one-line tracks' notes (start, end, pitch) in units from the
+        # first new bar, and the last two distinct onsets among them (the checker's events)
+        self.vl = [u for u in range(n) if self.lines[u] and not self.drums[u]] if PARALLELS else []
+        tail = list(tex.tail or [])
+        self.vl_notes = {u: list(tail[u]) if u < len(tail) else [] for u in self.vl}
+        ev = sorted({a for u in self.vl for a, _, _ in self.vl_notes[u]})[-2:]
+        self._before, self._event = ([None] * (2 - len(ev)) + ev) if ev else (None, None)
+        self.doubled = set(tex.doubled or ())
         self.cadence = tex.cadence
         self.cad_done: set[int] = set()
         self.cad_active: list[int] = []
@@ -266,6 +321,11 @@ class TextureGrammar(T.Grammar):
             self.cad_active = sorted(t for t in self.cadence["active"] if t < n and self.busy[t] <= cad_at)
             third = {3, 4} if self.cadence["minor"] else {4}  # a minor key may end on the major third
             self.cad_pcs = {(self.cadence["tonic"] + c) % 12 for c in {0, 7} | third}
+
+    def _reshare(self) -> None:
+        """Each held track's share of the held tracks' notes (weights the onset bias of :meth:`_held`)."""
+        t = self.target * self.held
+        self._share = t / max(1e-9, float(t.sum()))
 
     # ---- where the sequence is ----------------------------------------------------------------
     def _at(self, pos: int) -> int:
@@ -279,7 +339,8 @@ class TextureGrammar(T.Grammar):
         if final and p == 0 and self.cad_active and u not in self.cad_active:
             return False
         if HOLD_CAP and self.target is not None and self.held[u] and not (final and p == 0) and \
-                self.counts[u] + 1 > HOLD_CAP * self.target[u] * (self._at(p) + self._gap[u]) + HOLD_SLACK:
+                self.counts[u] + 1 > HOLD_CAP * self.target[u] * (self._at(p) - self.entry[u] + self._gap[u]) + \
+                HOLD_SLACK:
             return False  # far ahead of its rate: no new onset until the rate catches up
         if self.drums[u] or not self.lines[u]:
             return True
@@ -325,6 +386,8 @@ class TextureGrammar(T.Grammar):
         elif ph == "track":
             self._kit(m)
             self._room(m)
+            if len(self.vl) > 1 and self.track in self.vl_notes:
+                self._no_parallels(m)
         elif ph == "vel":
             self._durations(m)
         if final and self.pos <= 0:
@@ -342,6 +405,37 @@ class TextureGrammar(T.Grammar):
             room[T.PITCH0 + max(0, hi - more + 1): T.VEL0] = False
             if room[T.PITCH0:T.VEL0].any():
                 m[T.PITCH0 + max(0, hi - more + 1): T.VEL0] = False
+
+    def _sounding(self, u: int, at: int) -> int | None:
+        for a, e, p in reversed(self.vl_notes[u]):
+            if a <= at:
+                return p if e > at else None
+        return None
+
+    def _no_parallels(self, m: np.ndarray) -> None:
+        """Line track ``t``'s pitch at this onset: not a parallel fifth or octave with a line that
+        already moved here (see the module's notes); kept only if some pitch stays allowed."""
+        t, x = self.track, self._at(self.pos)
+        prev = self._before if x == self._event else self._event
+        a0 = None if prev is None else self._sounding(t, prev)
+        if a0 is None:
+            return
+        p = np.arange(128)
+        bad = np.zeros(128, dtype=bool)
+        for u in self.vl:
+            notes = self.vl_notes[u]
+            if u == t or not notes or notes[-1][0] != x:
+                continue
+            b1, b0 = notes[-1][2], self._sounding(u, prev)
+            if b0 is None or b0 == b1:
+                continue
+            i0 = abs(a0 - b0) % 12
+            if i0 in (0, 7) and (min(t, u), max(t, u), i0) not in self.doubled:
+                bad |= (np.abs(p - b1) % 12 == i0) & (p != a0) & ((p > a0) == (b1 > b0))
+        if bad.any():
+            keep = m[T.PITCH0:T.VEL0] & ~bad
+            if keep.any():
+                m[T.PITCH0:T.VEL0] = keep
 
     def _kit(self, m: np.ndarray) -> None:
         """A drum track's notes: its kit only."""
@@ -419,7 +513,8 @@ class TextureGrammar(T.Grammar):
         of the track's mean gaps between onsets past here: a chord at the first onset is not
         ahead); a track behind gets its onsets and chord notes favoured, one ahead the opposite, by :data:`HOLD_STRENGTH` nats per unit of lag."""
         here = self._at(max(0, self.pos)) if self.bars_done else 0
-        lag = np.log((self.counts + 1.0) / (self.target * (here + self._gap) + 1.0)) * self.held
+        due = self.target * np.maximum(0.0, here - self.entry + self._gap)
+        lag = np.log((self.counts + 1.0) / (due + 1.0)) * self.held
         b = np.zeros(T.VOCAB_SIZE, dtype=np.float32) if base is None else base.copy()
         if ph in ("bar", "dur"):
             b[T.POS0:T.TRACK0] -= HOLD_STRENGTH * float((self._share * lag).sum())
@@ -469,7 +564,17 @@ class TextureGrammar(T.Grammar):
         if ph == "vel" and int(tok) >= T.DUR0:
             self.chord_done += 1
             self.counts[t] += 1
+            if self.waiting[t]:  # a silent track enters: its rate is held from here
+                self.waiting[t] = False
+                self.held[t] = True
+                self.entry[t] = self._at(self.pos)
+                self._reshare()
             end = self._at(self.pos) + T.DURATIONS[int(tok) - T.DUR0]
+            if t in self.vl_notes:
+                x = self._at(self.pos)
+                self.vl_notes[t].append((x, end, self.pitch))
+                if self._event is None or x > self._event:
+                    self._before, self._event = self._event, x
             if self.lines[t]:
                 self.busy[t] = max(self.busy[t], end)
             if was_final and self.pos == 0 and t in self.cad_active:
