@@ -326,6 +326,8 @@ def test_train_writes_weights_curve_and_resumes(tmp_path):
     assert [r["step"] for r in rows] == [4, 6]
     model, meta = checkpoint.load(out, lambda c: MusicTransformer(Config(**c)))
     assert meta["config"]["d_model"] == 32
+    # without --config, going on from these weights (or this run) takes their configuration
+    assert ct._config_of(out) == TINY and ct._config_of(None) == Config() and ct._config_of(tmp_path) == Config()
 
 
 def test_transposition_keeps_pitches_in_range():

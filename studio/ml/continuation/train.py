@@ -283,6 +283,16 @@ def _grow(model, weights, old):
         raise StudioError(f"cannot start this continuation model from those weights: {exc}") from None
 
 
+def _config_of(folder) -> Config:
+    """Without --config: the configuration of the weights started from (--init) or of the run
+    resumed, so that going on with a larger model needs no flags repeated; else the default."""
+    path = Path(folder) / "config.json" if folder else None
+    if path is not None and path.exists():
+        saved = json.loads(path.read_text()).get("config") or {}
+        return Config(**{k: v for k, v in saved.items() if k in Config.__dataclass_fields__})
+    return Config()
+
+
 def main(argv=None) -> int:
     """``python -m studio.ml.continuation.train`` (also what torchrun launches)."""
     import argparse
@@ -313,7 +323,7 @@ def main(argv=None) -> int:
     run = run_from_args(a, checkpoint.model_dir("continuation"), command)
     if int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps(summary(data)), flush=True)
-    cfg = Config(**json.loads(a.config)) if a.config else Config()
+    cfg = Config(**json.loads(a.config)) if a.config else _config_of(a.init or (a.out if a.resume else None))
     refresh = None
     if a.refresh_every > 0:
         def refresh():
