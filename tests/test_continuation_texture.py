@@ -10,7 +10,8 @@ from studio.core.song import Note, Song, Track
 from studio.ml import checkpoint
 from studio.ml.continuation import texture as X
 from studio.ml.continuation import tokens as T
-from studio.ml.continuation.families import copy_take, key_corr, line_overlaps, overlap_area, window_figures
+from studio.ml.continuation.families import (copy_take, key_corr, line_intervals, line_overlaps, line_parallels,
+                                             overlap_area, window_figures)
 from studio.ml.continuation.model import Config, MusicTransformer
 
 TINY = Config(n_layer=1, d_model=32, n_head=2, d_ff=64, ctx=64, dropout=0.0)
@@ -247,6 +248,18 @@ def test_figures_on_known_material():
     cp = copy_take(s, 0, start, end)  # the quartet repeats every bar: the copy is the real music
     assert window_figures(cp, s, start, end, lines)["pitch_oa"] == pytest.approx(1.0)
     assert key_corr(s.tracks[0].notes, s.tracks[0].notes) == pytest.approx(1.0)
+    # motion: the violin moves by steps only (C D E F G F E D), the viola by thirds and fourths
+    assert same["motion_oa"] == pytest.approx(1.0) and same["steps"] == same["steps_real"]
+    assert line_intervals(s, start, end, lines)[1:3].sum() > 0
+    leaps = s.copy()
+    leaps.tracks[0].notes = [Note(n.start, 72 + 7 * (i % 2), n.duration) for i, n in enumerate(leaps.tracks[0].notes)]
+    f = window_figures(leaps, s, start, end, lines)
+    assert f["steps"] < f["steps_real"] and f["motion_oa"] < 1.0
+    # parallels: the violin doubled an octave lower in the viola's place
+    par = s.copy()
+    par.tracks[1].notes = [Note(n.start, n.pitch - 12, n.duration) for n in s.tracks[0].notes]
+    bad_n, notes = line_parallels(par, start, end, lines)
+    assert notes == 2 * 8 * 4 and bad_n > 20 and line_parallels(s, start, end, lines)[0] == 0
 
 
 @pytest.mark.parametrize("grow", [128, 8])  # 8: the buffers grow many times on the way
@@ -409,3 +422,27 @@ def test_a_doubling_before_keeps_its_octaves():
     for tok in (T.BAR, T.POS0, T.TRACK0, T.PITCH0 + 72, T.VEL0 + 3, T.dur_token(12), T.TRACK0 + 1):
         g.step(tok)
     assert g.allowed()[T.PITCH0 + 60]  # D -> C in both: the octave doubling goes on
+
+
+def test_a_line_keeps_its_motion():
+    """A soprano that moved by steps: the next pitch a step away gains over a leap or a repeat;
+    a bass that leapt by fourths and fifths: the other way round."""
+    s = _lines([72, 74, 76, 77, 76, 74, 72, 74], [48, 53, 48, 55, 48, 53, 43, 48])
+    unit = T.unit_ticks(s)
+    tex = X.describe_tracks(s, 8 * 480, 2, unit, 12)
+    tex.tail, tex.doubled = X.voice_leading(s, 0, 8 * 480, 2, unit, tex.lines)
+    tex.motion = X.motion_priors(s, 0, 8 * 480, 2, tex.lines)
+    g = X.TextureGrammar(2, [48] * 2, None, tex)
+    for tok in (T.BAR, T.POS0, T.TRACK0):
+        g.step(tok)
+    b = g.logit_bias()[T.PITCH0:T.PITCH0 + 128]  # the soprano's last pitch: D5 (74)
+    assert b[72] > b[74] and b[76] > b[81] and b[75] > b[67]
+    for tok in (T.PITCH0 + 76, T.VEL0 + 3, T.dur_token(12), T.TRACK0 + 1):
+        g.step(tok)
+    b = g.logit_bias()[T.PITCH0:T.PITCH0 + 128]  # the bass's last pitch: C3 (48)
+    assert b[53] > b[50] and b[43] > b[47]
+    g2 = X.TextureGrammar(2, [48] * 2, None, X.describe_tracks(s, 8 * 480, 2, unit, 12))
+    for tok in (T.BAR, T.POS0, T.TRACK0):
+        g2.step(tok)
+    assert g2.logit_bias() is None  # no prior asked for, none given
+    assert X.motion_priors(s, 0, 3 * 480, 2, tex.lines) == [None, None]  # too few intervals to tell

@@ -26,6 +26,7 @@ MAX_MEMORY = 4096
 PROMPT_ROOM = 32  # with memory, the prompt fills the cache but for this many positions
 DEFAULT_REGISTER = 0.5  # strength of each track's register prior (the card's "sampling" entry overrides)
 DEFAULT_RHYTHM = 0.5  # strength of each track's rhythm prior (likewise)
+DEFAULT_MOTION = 0.0  # strength of each line's motion prior (likewise)
 DEFAULT_PITCH_SAMPLING = (1.2, 0.95)  # (temperature, top-p) of a track's first pitch at an onset
 DEFAULT_ONSET_SAMPLING = None  # likewise for what comes after a note: a chord note, another track, an onset, a bar
 DEFAULT_CHORDS = True  # chordal tracks' chord sizes drawn from the bars before (the card may override)
@@ -264,6 +265,10 @@ def continue_song(song: Song, bars: int = 4, from_bar: int | None = None, temper
             tex.gaps.append(span / max(1, len({n.start for n in ns})))
     if texture:
         tex.tail, tex.doubled = X.voice_leading(song, since, region_start, n_tracks, unit, tex.lines)
+        motion_strength = float(defaults.get("motion_strength", DEFAULT_MOTION))
+        if motion_strength:
+            tex.motion = [None if q is None else motion_strength * q
+                          for q in X.motion_priors(song, since, region_start, n_tracks, tex.lines)]
     if cadence:
         tex.cadence = X.cadence_plan(song, region_start, old_bars, n_tracks)
     key_strength = defaults.get("key_strength", DEFAULT_KEY_STRENGTH) if key_strength is None else float(key_strength)

@@ -14,6 +14,9 @@ over seeds):
   (note counts, normalized; 1 = the same distribution);
 * ``dur_oa``: the same for the durations (on the tokens' duration table);
 * ``density``: new notes / real notes;
+* ``motion_oa``: in single-line tracks, the overlapping area of the new and the real notes'
+  histograms of interval sizes from note to note (0..12 semitones, larger ones together);
+  ``steps`` and ``steps_real``: the share of those intervals that are steps (1 or 2 semitones);
 * ``parallels``: parallel fifths and octaves between single-line tracks (the voice-leading
   checker's, :func:`studio.core.voiceleading.check`) that arrive in the new bars, per 1000 new
   notes of those tracks, pooled over the windows; ``parallels_real`` the same in the real bars;
@@ -117,6 +120,18 @@ def line_parallels(song: Song, start: int, end: int, lines: list[bool]) -> tuple
     return bad, sum(1 for p in parts for n in p if start <= n.start)
 
 
+def line_intervals(song: Song, start: int, end: int, lines: list[bool]) -> np.ndarray:
+    """Counts of interval sizes 0..12 (12: an octave or more) between consecutive notes of the
+    single-line tracks, for the notes starting in [start, end)."""
+    h = np.zeros(13)
+    for i, tr in enumerate(song.tracks):
+        if i < len(lines) and lines[i] and not tr.is_drum:
+            ps = [n.pitch for n in sorted(tr.notes, key=lambda n: n.start) if start <= n.start < end]
+            if len(ps) > 1:
+                h += np.bincount(np.minimum(np.abs(np.diff(ps)), 12), minlength=13)
+    return h
+
+
 def window_figures(take: Song, real: Song, start: int, end: int, lines: list[bool]) -> dict:
     new, ref = notes_in(take, start, end), notes_in(real, start, end)
     bad, tot = line_overlaps(take, start, end, lines)
@@ -125,7 +140,15 @@ def window_figures(take: Song, real: Song, start: int, end: int, lines: list[boo
     return {"overlap_bad": bad, "overlap_total": tot, "pitch_oa": overlap_area(pitch_hist(new), pitch_hist(ref)),
             "dur_oa": overlap_area(dur_hist(new, take.ppq), dur_hist(ref, real.ppq)),
             "density": len(new) / max(1, len(ref)), "n_new": len(new), "n_real": len(ref),
-            "par": par, "par_notes": par_n, "par_real": par_r, "par_real_notes": par_rn}
+            "par": par, "par_notes": par_n, "par_real": par_r, "par_real_notes": par_rn,
+            **_motion(line_intervals(take, start, end, lines), line_intervals(real, start, end, lines))}
+
+
+def _motion(new: np.ndarray, real: np.ndarray) -> dict:
+    if new.sum() < 3 or real.sum() < 3:
+        return {}
+    return {"motion_oa": overlap_area(new, real), "steps": float(new[1:3].sum() / new.sum()),
+            "steps_real": float(real[1:3].sum() / real.sum())}
 
 
 def copy_take(song: Song, src_start: int, src_end: int, end: int) -> Song:
@@ -225,6 +248,9 @@ def _per_seed(rows) -> dict:
         out["overlap"] = sum(r["overlap_bad"] for r in ov) / max(1, sum(r["overlap_total"] for r in ov))
         for k in ("pitch_oa", "dur_oa", "density"):
             out[k] = float(np.mean([r[k] for r in ov]))
+        mo = [r for r in ov if "motion_oa" in r]
+        for k in ("motion_oa", "steps", "steps_real") if mo else ():
+            out[k] = float(np.mean([r[k] for r in mo]))
         pr = [r for r in ov if "par" in r]
         if pr and sum(r["par_notes"] for r in pr):
             out["parallels"] = 1000 * sum(r["par"] for r in pr) / sum(r["par_notes"] for r in pr)
@@ -245,7 +271,7 @@ def summarize(rows: list[dict]) -> dict:
         per = [_per_seed([r for r in fr if r["seed"] == s]) for s in sorted({r["seed"] for r in fr})]
         res[fam] = {k: round(float(np.mean([p[k] for p in per])), 4) for k in per[0] if all(k in p for p in per)}
         res[fam].update({f"{k}_sd": round(float(np.std([p[k] for p in per])), 4)
-                         for k in ("overlap", "pitch_oa", "dur_oa", "density", "key_corr", "parallels")
+                         for k in ("overlap", "pitch_oa", "dur_oa", "density", "key_corr", "parallels", "motion_oa")
                          if all(k in p for p in per)})
         res[fam]["windows"] = per[0]["windows"]
     return res

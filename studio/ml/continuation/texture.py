@@ -30,6 +30,9 @@ and with the controls a musician asks for:
   the onsets, and a lean toward shorter (denser) or longer (sparser) notes;
 * each track's register and rhythm (``Texture.pitch_prior``, ``dur_prior``): a bias toward
   the pitches and durations it used in the bars before, spread so that nearby ones gain too;
+* a line's motion (``Texture.motion``): a bias on the interval from its last pitch toward the
+  sizes of its intervals in the bars before (steps where it moved by step, leaps where it
+  leapt); without it the model's lines repeated notes and leapt far more than the real ones;
 * an ending on a cadence: the last new bar opens on the tonic chord of the key of the bars
   before (the lowest active track on the tonic), held to the end of the bar, every track
   that played in the last two bars taking part; the notes before it end in time for it.
@@ -61,6 +64,8 @@ PITCH_SIGMA = 1.0  # semitones: the Gaussian a track's context pitches are sprea
 PITCH_FLOOR = 0.1  # share of the register prior spread evenly over the track's range
 DUR_SIGMA = 0.25  # natural-log units: the spread of a track's context durations (rhythm prior)
 DUR_FLOOR = 0.1  # share of the rhythm prior spread evenly over every duration
+MOTION_SPAN = 24  # semitones: the largest interval the motion prior tells apart
+MOTION_FLOOR = 0.1  # share of the motion prior spread evenly over every interval
 _LOG_DUR = np.log(np.array(T.DURATIONS) / T.RES).astype(np.float32)  # log quarters, per DUR token
 SINGLE_LINE_SHARE = 0.05  # a track is one line when at most this share of its notes overlap another
 DRUM_RANGE = (35, 82)  # General MIDI percussion, when a drum track has no notes before
@@ -138,6 +143,7 @@ class Texture:
     chords: list[np.ndarray | None] | None = None  # per track: the share of onsets with 1, 2, ... notes
     pitch_prior: list[np.ndarray | None] | None = None  # per track: a bias over the 128 pitches
     dur_prior: list[np.ndarray | None] | None = None  # per track: a bias over the DUR tokens
+    motion: list[np.ndarray | None] | None = None  # per track: a bias over the intervals -SPAN..SPAN
     tail: list[list[tuple[int, int, int]]] | None = None  # per track: its last notes before, as
     # (start, end, pitch) in units from the first new bar (negative): where each line stands
     doubled: set = field(default_factory=set)  # (track, track, 0 or 7): parallels allowed
@@ -219,6 +225,26 @@ def context_priors(song, lo: int, hi: int, n_tracks: int, unit: float,
         r = (1 - DUR_FLOOR) * r + DUR_FLOOR / len(r)
         durs.append(_centered(r))
     return pitches, durs
+
+
+def motion_priors(song, lo: int, hi: int, n_tracks: int, lines: list[bool], min_intervals: int = 6) -> list:
+    """Per one-line track, from its consecutive notes starting in ticks [lo, hi): a bias over the
+    signed intervals -:data:`MOTION_SPAN`..:data:`MOTION_SPAN` (index ``d + MOTION_SPAN``) that
+    follows how often the track moved by each interval size, up or down alike (the register prior
+    keeps the direction in check), :data:`MOTION_FLOOR` spread over every interval; log q centred
+    as :func:`context_priors` does. None for other tracks and lines with fewer intervals."""
+    out = []
+    for i, tr in enumerate(song.tracks[:n_tracks]):
+        ps = [n.pitch for n in sorted(tr.notes, key=lambda n: n.start) if lo <= n.start < hi]
+        if tr.is_drum or i >= len(lines) or not lines[i] or len(ps) <= min_intervals:
+            out.append(None)
+            continue
+        h = np.bincount(np.minimum(np.abs(np.diff(ps)), MOTION_SPAN), minlength=MOTION_SPAN + 1).astype(float)
+        size = np.abs(np.arange(-MOTION_SPAN, MOTION_SPAN + 1))
+        q = h[size] / np.where(size == 0, 1.0, 2.0)  # each size split between up and down
+        q = (1 - MOTION_FLOOR) * q / q.sum() + MOTION_FLOOR / len(q)
+        out.append(_centered(q))
+    return out
 
 
 MAX_CHORD = 8
@@ -313,6 +339,8 @@ class TextureGrammar(T.Grammar):
         ev = sorted({a for u in self.vl for a, _, _ in self.vl_notes[u]})[-2:]
         self._before, self._event = ([None] * (2 - len(ev)) + ev) if ev else (None, None)
         self.doubled = set(tex.doubled or ())
+        self.motion = ((list(tex.motion or [])[:n]) + [None] * n)[:n]
+        self.last_pitch = [tl[-1][2] if u < len(tail) and (tl := tail[u]) else None for u in range(n)]
         self.cadence = tex.cadence
         self.cad_done: set[int] = set()
         self.cad_active: list[int] = []
@@ -503,6 +531,8 @@ class TextureGrammar(T.Grammar):
         key = (ph, t if ph in ("track", "dur", "vel") else -1)
         if key not in self._biases:
             self._biases[key] = self._make_bias(ph, t)
+        if ph == "track" and self.motion[t] is not None and self.last_pitch[t] is not None:
+            return self._moved(t, self._biases[key])
         if self.target is None or ph not in ("bar", "pos", "dur"):
             return self._biases[key]
         return self._held(ph, t, self._biases[key])
@@ -522,6 +552,13 @@ class TextureGrammar(T.Grammar):
             b[T.TRACK0:T.TRACK0 + self.n_tracks] -= HOLD_STRENGTH * lag
         if ph == "dur" and t >= 0:
             b[T.PITCH0:T.VEL0] -= HOLD_STRENGTH * lag[t]
+        return b
+
+    def _moved(self, t: int, base: np.ndarray | None) -> np.ndarray:
+        """``base`` plus line ``t``'s motion prior, on the intervals from its last pitch."""
+        b = np.zeros(T.VOCAB_SIZE, dtype=np.float32) if base is None else base.copy()
+        d = np.clip(np.arange(128) - self.last_pitch[t], -MOTION_SPAN, MOTION_SPAN) + MOTION_SPAN
+        b[T.PITCH0:T.PITCH0 + 128] += self.motion[t][d]
         return b
 
     def _priors(self, b: np.ndarray, ph: str, t: int) -> None:
@@ -570,6 +607,7 @@ class TextureGrammar(T.Grammar):
                 self.entry[t] = self._at(self.pos)
                 self._reshare()
             end = self._at(self.pos) + T.DURATIONS[int(tok) - T.DUR0]
+            self.last_pitch[t] = self.pitch
             if t in self.vl_notes:
                 x = self._at(self.pos)
                 self.vl_notes[t].append((x, end, self.pitch))
