@@ -79,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="sparser, as-before or denser, for all tracks or per track: 1=denser,3=sparser")
     p.add_argument("--keep-range", action="store_true", help="new notes stay within each track's range before")
     p.add_argument("--cadence", action="store_true", help="end the new bars on a cadence (the tonic chord)")
+    p.add_argument("--smooth-lines", action="store_true",
+                   help="each one-line part moves by the intervals it used in its last 8 bars: more steps, "
+                        "fewer leaps and repeated notes")
     p.add_argument("--free-density", action="store_true",
                    help="let the model choose how many notes each track plays; by default each track keeps "
                         "the notes per bar and chord sizes of its last 8 bars (times --density)")

@@ -260,15 +260,17 @@ def test_density_range_and_cadence_reach_the_request(window, panel):
     from studio.ui.assistant import requests as rq
 
     req = panel.plan("continue").request
-    assert req.density == () and not req.keep_range and not req.cadence  # as before, by default
+    assert req.density == () and not req.keep_range and not req.cadence and not req.smooth_lines  # by default
     assert panel.c_follow.isChecked() and req.follow_density is None  # the model's default: follow
     panel.c_density.setCurrentIndex(rq.DENSITIES.index("denser"))
     panel.c_keep_range.setChecked(True)
     panel.c_cadence.setChecked(True)
     panel.c_follow.setChecked(False)
+    panel.c_smooth.setChecked(True)
     req = panel.plan("continue").request
     n = len(window.doc.song.tracks)
     assert req.density == ("denser",) * n and req.keep_range and req.cadence and req.follow_density is False
+    assert req.smooth_lines
     panel.c_density_track.setChecked(True)
     req = panel.plan("continue").request
     cur = window.doc.current_track
@@ -279,9 +281,9 @@ def test_density_range_and_cadence_reach_the_request(window, panel):
     panel.use_settings({"kind": "continue", "params": params})
     assert panel.c_density.currentIndex() == rq.DENSITIES.index("denser")
     assert panel.c_density_track.isChecked() == (n > 1) and panel.c_keep_range.isChecked() and panel.c_cadence.isChecked()
-    assert not panel.c_follow.isChecked()
+    assert not panel.c_follow.isChecked() and panel.c_smooth.isChecked()
     panel.use_settings({"kind": "continue", "params": {"bars": 4}})
-    assert panel.c_follow.isChecked()
+    assert panel.c_follow.isChecked() and not panel.c_smooth.isChecked()
 
 
 def test_device_shows_in_the_status_bar(window, panel, qtbot):

@@ -303,6 +303,25 @@ def test_continue_song_keeps_lines_and_takes_differ(tiny_folder):
     assert not any(X.same_take(new[i], new[j]) for i in range(3) for j in range(i))
 
 
+def test_smooth_lines_moves_the_lines_by_their_own_intervals(tiny_folder):
+    from studio.core.errors import StudioError
+    from studio.ml.continuation.api import continue_song
+
+    s = quartet(8)  # the violin moves by steps
+    steps = {}
+    for strength in (0.0, 4.0):
+        n = total = 0
+        for seed in range(3):
+            t = continue_song(s, bars=2, seed=seed, folder=tiny_folder, device="cpu", motion_strength=strength)[0]
+            ps = [x.pitch for x in sorted(t.tracks[0].notes) if x.start >= 8 * 1920 - 240]
+            d = np.abs(np.diff(ps))
+            n, total = n + int(((d >= 1) & (d <= 2)).sum()), total + len(d)
+        steps[strength] = n / max(1, total)
+    assert steps[4.0] > steps[0.0] + 0.2  # an untrained model: the prior alone makes the difference
+    with pytest.raises(StudioError, match="motion strength"):
+        continue_song(s, bars=1, folder=tiny_folder, device="cpu", motion_strength=11)
+
+
 def test_redrawn_take_when_two_repeat(tiny_folder, monkeypatch):
     """A take that repeats an earlier one is drawn again with another seed."""
     from studio.ml.continuation import api
@@ -338,6 +357,11 @@ def test_cli_density_range_and_cadence(tiny_folder, tmp_path, studio_cli):
     r = studio_cli(["continue", str(src), "-o", str(free), "--bars", "2", "--seed", "1", "--free-density"], tiny_folder.parent)
     assert r.returncode == 0, r.stderr
     assert io.load(free).note_count > quartet().note_count
+    smooth = tmp_path / "smooth.mid"
+    r = studio_cli(["continue", str(src), "-o", str(smooth), "--bars", "2", "--seed", "1", "--smooth-lines"],
+                   tiny_folder.parent)
+    assert r.returncode == 0, r.stderr
+    assert io.load(smooth).note_count > quartet().note_count
     for bad, word in (("louder", "density"), ("9=denser", "track 9"), ("x=denser", "TRACK=LEVEL")):
         r = studio_cli(["continue", str(src), "-o", str(tmp_path / "bad.mid"), "--density", bad], tiny_folder.parent)
         assert r.returncode == 2 and r.stderr.startswith("studio: error: --density") and word in r.stderr

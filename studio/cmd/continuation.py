@@ -66,6 +66,7 @@ def continue_(args) -> int:
                               key_strength=args.key_strength,
                               density=tuple(parse_density(args.density, len(song.tracks)) or ()),
                               keep_range=args.keep_range, cadence=args.cadence,
+                              smooth_lines=getattr(args, "smooth_lines", False),
                               follow_density=False if getattr(args, "free_density", False) else None)
     takes = continuation.generate(song, request)  # as the assistant asks for them
     paths = take_paths(args.output, len(takes))

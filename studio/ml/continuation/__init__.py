@@ -22,11 +22,12 @@ def load(folder=None, device: str = "auto"):
 def generate(song, request, progress=None) -> list:
     """``request.takes`` continuations of ``song`` for a ``ContinueRequest``; ``progress(fraction)``
     returning False cancels. Errors are ``StudioError`` in the user's words."""
-    from .api import continue_song
+    from .api import SMOOTH_LINES, continue_song
 
     return continue_song(song, bars=request.bars, from_bar=request.from_bar, temperature=request.temperature,
                          top_p=request.top_p, takes=request.takes, seed=request.seed, device=request.device,
                          progress=progress, key_strength=request.key_strength,
                          density=tuple(getattr(request, "density", ())) or None,
                          keep_range=getattr(request, "keep_range", False), cadence=getattr(request, "cadence", False),
+                         motion_strength=SMOOTH_LINES if getattr(request, "smooth_lines", False) else None,
                          hold_density=getattr(request, "follow_density", None))

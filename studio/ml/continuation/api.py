@@ -27,6 +27,7 @@ PROMPT_ROOM = 32  # with memory, the prompt fills the cache but for this many po
 DEFAULT_REGISTER = 0.5  # strength of each track's register prior (the card's "sampling" entry overrides)
 DEFAULT_RHYTHM = 0.5  # strength of each track's rhythm prior (likewise)
 DEFAULT_MOTION = 0.0  # strength of each line's motion prior (likewise)
+SMOOTH_LINES = 0.5  # the motion prior's strength when a musician asks for smooth lines
 DEFAULT_PITCH_SAMPLING = (1.2, 0.95)  # (temperature, top-p) of a track's first pitch at an onset
 DEFAULT_ONSET_SAMPLING = None  # likewise for what comes after a note: a chord note, another track, an onset, a bar
 DEFAULT_CHORDS = True  # chordal tracks' chord sizes drawn from the bars before (the card may override)
@@ -147,7 +148,7 @@ def continue_song(song: Song, bars: int = 4, from_bar: int | None = None, temper
                   rhythm_strength: float | None = None,
                   pitch_sampling: tuple[float, float | None] | None = None,
                   onset_sampling: tuple[float, float | None] | None = None,
-                  chords: bool | None = None) -> list[Song]:
+                  chords: bool | None = None, motion_strength: float | None = None) -> list[Song]:
     """``takes`` continuations of ``song`` by ``bars`` bars; ``progress(fraction)`` False cancels.
 
     The new bars keep each track's texture (:mod:`.texture`: a line stays one line, drums
@@ -166,7 +167,9 @@ def continue_song(song: Song, bars: int = 4, from_bar: int | None = None, temper
     (default: on; the card's "sampling" entry may say otherwise). ``register_strength`` and
     ``rhythm_strength``: how strongly each track's new pitches and durations lean toward the ones
     it played in the last 8 bars (:func:`.texture.context_priors`; 0 = not at all; default: the
-    card's). With ``distinct``, a take
+    card's); ``motion_strength`` likewise how strongly each line's intervals lean toward the ones
+    it moved by there (:func:`.texture.motion_priors`; :data:`SMOOTH_LINES` for "smooth lines").
+    With ``distinct``, a take
     that repeats an earlier one (90 % of its notes) is drawn again, up to three times.
 
     On the CPU, sampling uses ``threads`` torch threads (default 1: one token's work is too
@@ -180,7 +183,7 @@ def continue_song(song: Song, bars: int = 4, from_bar: int | None = None, temper
 
     _check(song, bars, from_bar, temperature, top_p, takes)
     for name, value in (("key strength", key_strength), ("register strength", register_strength),
-                        ("rhythm strength", rhythm_strength)):
+                        ("rhythm strength", rhythm_strength), ("motion strength", motion_strength)):
         if value is not None and not 0.0 <= float(value) <= 10.0:
             raise StudioError(f"the {name} must be between 0 and 10 (got {value})")
     if memory is not None and not 0 <= int(memory) <= MAX_MEMORY:
@@ -265,7 +268,9 @@ def continue_song(song: Song, bars: int = 4, from_bar: int | None = None, temper
             tex.gaps.append(span / max(1, len({n.start for n in ns})))
     if texture:
         tex.tail, tex.doubled = X.voice_leading(song, since, region_start, n_tracks, unit, tex.lines)
-        motion_strength = float(defaults.get("motion_strength", DEFAULT_MOTION))
+        if motion_strength is None:
+            motion_strength = defaults.get("motion_strength", DEFAULT_MOTION)
+        motion_strength = float(motion_strength)
         if motion_strength:
             tex.motion = [None if q is None else motion_strength * q
                           for q in X.motion_priors(song, since, region_start, n_tracks, tex.lines)]

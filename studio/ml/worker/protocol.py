@@ -38,6 +38,7 @@ class ContinueRequest(Request):
     density: tuple[str, ...] = ()  # per track: "sparser", "as before" or "denser"; () = all as before
     keep_range: bool = False  # new notes stay within each track's range before
     cadence: bool = False  # end on the tonic chord
+    smooth_lines: bool = False  # each line moves by the intervals it used before (more steps)
     follow_density: bool | None = None  # each track's note rate and chord sizes follow its bars before
 
     kind = "continue"

@@ -72,6 +72,9 @@ class ParamPages:
                                  "(Sparser or Denser scale them); off: the model chooses how many notes to write")
         self.c_keep_range = QCheckBox("Keep each track's range")
         self.c_keep_range.setToolTip("New notes stay between the lowest and highest note of the track before")
+        self.c_smooth = QCheckBox("Smooth lines")
+        self.c_smooth.setToolTip("Each one-line part moves by the intervals it used in its last 8 bars: "
+                                 "more steps, fewer leaps and repeated notes")
         self.c_cadence = QCheckBox("End on a cadence")
         self.c_cadence.setToolTip("The last new bar opens on the home chord of the key, held to its end")
         f.addRow("Bars", self.c_bars)
@@ -81,6 +84,7 @@ class ParamPages:
         f.addRow("Density", density)
         f.addRow("", self.c_follow)
         f.addRow("", self.c_keep_range)
+        f.addRow("", self.c_smooth)
         f.addRow("", self.c_cadence)
         f.addRow("Takes", self.c_takes)
         f.addRow("Seed", self.c_seed)
@@ -162,7 +166,7 @@ class ParamPages:
                                     density=rq.DENSITIES[self.c_density.currentIndex()],
                                     density_track_only=self.c_density_track.isChecked(),
                                     keep_range=self.c_keep_range.isChecked(), cadence=self.c_cadence.isChecked(),
-                                    follow_density=self.c_follow.isChecked())
+                                    follow_density=self.c_follow.isChecked(), smooth_lines=self.c_smooth.isChecked())
         if kind == "harmonize":
             return rq.harmonize_plan(ctx, self.h_keep_sb.isChecked(), rq._none_if_min(self.h_temp.value(), 0.0),
                                      self.h_cands.value() or None, self.h_takes.value(), seed(self.h_seed))
@@ -197,6 +201,7 @@ class ParamPages:
             self.c_density_track.setChecked(bool(changed) and len(changed) < len(per_track))
             self.c_keep_range.setChecked(bool(p.get("keep_range")))
             self.c_cadence.setChecked(bool(p.get("cadence")))
+            self.c_smooth.setChecked(bool(p.get("smooth_lines")))
             self.c_follow.setChecked(p.get("follow_density") is not False)
         elif kind in ("harmonize", "regenerate"):
             keep = [k.lower() for k in (p.get("keep") or ["soprano"])]

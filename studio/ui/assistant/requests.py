@@ -58,7 +58,7 @@ DENSITIES = ("sparser", "as before", "denser")
 def continue_plan(ctx: Context, bars_: int, temperature: float | None, top_p: float | None, takes: int,
                   seed: int | None, key_strength: float | None = None, density: str = "as before",
                   density_track_only: bool = False, keep_range: bool = False, cadence: bool = False,
-                  follow_density: bool = True) -> Plan:
+                  follow_density: bool = True, smooth_lines: bool = False) -> Plan:
     """Continue from the bar after the selection, else from the first bar at or after the
     playhead, else after the last note. The request names its first bar, so the words for
     the user ("Writes bars 6–9") are exactly the bars the take can change.
@@ -87,7 +87,7 @@ def continue_plan(ctx: Context, bars_: int, temperature: float | None, top_p: fl
     req = P.ContinueRequest(0, song, seed=seed, bars=int(bars_), from_bar=from_bar, temperature=temperature,
                             top_p=top_p, takes=int(takes), key_strength=key_strength, density=per_track,
                             keep_range=bool(keep_range), cadence=bool(cadence),
-                            follow_density=None if follow_density else False)
+                            follow_density=None if follow_density else False, smooth_lines=bool(smooth_lines))
     return Plan(req, song, {}, True, where)
 
 
