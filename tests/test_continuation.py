@@ -405,3 +405,29 @@ def test_decoder_nll_fp32_graph_equals_the_model_nll(tmp_path, monkeypatch):
     assert got["nll_fp32"] == pytest.approx(want["nll_nats_per_token"], abs=1e-4)
     assert got["nll_int8"] == pytest.approx(want["nll_nats_per_token"], abs=0.05)
     assert 0 <= got["kl_fp32_to_int8"] < 0.05
+
+
+def test_old_graphs_are_pruned_from_the_cache(tmp_path):
+    """Each set of weights leaves its exported graphs; the ones used longest ago go."""
+    import os
+
+    from studio.ml import paths
+
+    def make(name, age):
+        f = tmp_path / name
+        f.write_bytes(b"x")
+        os.utime(f, (1e9 - age, 1e9 - age))
+        return f
+
+    for i in range(9):  # older keys have larger i
+        make(f"continuation-k{i}.onnx", i * 100)
+        make(f"continuation-k{i}-int8.onnx", i * 100 + 1)
+    make("harmonizer-h0.onnx", 5000)  # another model's graph is not counted
+    busy = make("continuation-k8.tmp123", 9000)  # a graph being written
+    paths.graph_in_use(tmp_path / "continuation-k7-int8.onnx", keep=3)  # old, but used now
+    left = sorted(f.name for f in tmp_path.iterdir())
+    assert left == ["continuation-k0-int8.onnx", "continuation-k0.onnx", "continuation-k1-int8.onnx",
+                    "continuation-k1.onnx", "continuation-k7-int8.onnx", "continuation-k7.onnx",
+                    "continuation-k8.tmp123", "harmonizer-h0.onnx"]
+    assert busy.exists()
+    paths.graph_in_use(tmp_path / "missing-k1.onnx")  # nothing there: nothing happens

@@ -197,10 +197,11 @@ def session(model, threads: int = 1, precision: str = "int8"):
         so.add_session_config_entry("session.set_denormal_as_zero", "1")  # see model.flush_denormals
         try:
             sess = ort.InferenceSession(str(_ensure(model, precision)), so, providers=["CPUExecutionProvider"])
-        except Exception:  # a damaged cache file: export again
+        except Exception:  # a damaged cache file (or one pruned meanwhile): export again
             for p in {graph_path(model, "fp32"), graph_path(model, precision)}:
                 p.unlink(missing_ok=True)
             sess = ort.InferenceSession(str(_ensure(model, precision)), so, providers=["CPUExecutionProvider"])
+        paths.graph_in_use(graph_path(model, precision))
         _sessions[(key, threads, precision)] = sess
         return sess
 

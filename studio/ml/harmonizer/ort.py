@@ -90,6 +90,7 @@ class OrtNet:
         so.inter_op_num_threads = 1
         so.log_severity_level = 3
         self.sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        paths.graph_in_use(path)
 
     def __call__(self, tokens, given, metric, fermata, pad):
         return self.sess.run(None, {"tokens": tokens.astype(np.int64), "given": given.astype(bool),
