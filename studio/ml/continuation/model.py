@@ -294,7 +294,8 @@ def sample(model: MusicTransformer, prompt: list[int], grammars: list[T.Grammar]
 
 @contextlib.contextmanager
 def flush_denormals():
-    """Floats below 2^-126 count as zero in this thread while the block runs (then as before).
+    """Floats below 2^-126 count as zero in this thread while the block runs (then not: nothing else
+    in the product turns the flag on, and torch cannot read it back).
 
     A trained model's sharp attention heads and GELU tails produce such tiny numbers, and x86
     computes with them on a slow path: in the 6-block model's decoding step they halved the
