@@ -38,3 +38,25 @@ def studio_cli():
                               text=True, timeout=timeout)
 
     return run
+
+
+@pytest.fixture
+def editor_window(qtbot, tmp_path):
+    """``make(score=False, size=None, settings="settings.ini", autosave=None)``: an editor window
+    with its own settings file and autosave folder in ``tmp_path``, no audio engine started and no
+    dialogs (``quiet``); shown at ``size`` when given. Closed by qtbot without asking to save."""
+    from studio.ui.mainwindow import MainWindow
+    from studio.ui.settings import Settings
+
+    def make(score=False, size=None, settings="settings.ini", autosave=None):
+        win = MainWindow(settings=Settings(str(tmp_path / settings)), autosave_folder=str(autosave or tmp_path / "autosave"),
+                         start_audio=False, score=score)
+        win.quiet = True
+        qtbot.addWidget(win, before_close_func=lambda w: w.doc.mark_saved())
+        if size:
+            win.resize(*size)
+            win.show()
+            qtbot.waitExposed(win)
+        return win
+
+    return make

@@ -9,17 +9,11 @@ pytest.importorskip("PySide6")
 
 from studio.core.song import EXPRESSION, PITCH_BEND, SUSTAIN, Control, Note, Song, Track  # noqa: E402
 from studio.ui.pianoroll.controllers import pedal_span, replace_span  # noqa: E402
-from studio.ui.settings import Settings  # noqa: E402
 
 
 @pytest.fixture
-def win(qtbot, tmp_path):
-    from studio.ui.mainwindow import MainWindow
-
-    w = MainWindow(settings=Settings(str(tmp_path / "s.ini")), autosave_folder=str(tmp_path / "auto"),
-                   start_audio=False, score=False)
-    w.quiet = True
-    qtbot.addWidget(w, before_close_func=lambda x: x.doc.mark_saved())
+def win(editor_window):
+    w = editor_window()
     notes = [Note(i * 480, 60 + i % 5, 400) for i in range(16)]
     w.doc.replace_song(Song(tracks=[Track("Piano", notes=notes, controls=[Control(0, SUSTAIN, 127), Control(1800, SUSTAIN, 0)]),
                                     Track("Strings", 48, 1, notes=notes)]))

@@ -156,15 +156,9 @@ def test_command_line_warns_in_one_line_and_exits_zero(tmp_path):
     assert r.returncode == 2 and r.stderr.startswith("studio: error: cut.mid: ") and len(r.stderr.splitlines()) == 1
 
 
-def test_the_editor_opens_a_repaired_file_and_says_so(qtbot, tmp_path):
+def test_the_editor_opens_a_repaired_file_and_says_so(editor_window, tmp_path):
     pytest.importorskip("PySide6")
-    from studio.ui.mainwindow import MainWindow
-    from studio.ui.settings import Settings
-
-    win = MainWindow(settings=Settings(str(tmp_path / "s.ini")), autosave_folder=str(tmp_path / "auto"),
-                     start_audio=False, score=False)
-    win.quiet = True
-    qtbot.addWidget(win, before_close_func=lambda w: w.doc.mark_saved())
+    win = editor_window()
     path = tmp_path / "strays.mid"
     path.write_bytes(cases()["three_strays_before_status"][0])
     assert win.open_path(str(path), ask=False)

@@ -25,15 +25,10 @@ class Clock:
 
 
 @pytest.fixture
-def rig(qtbot, tmp_path, monkeypatch):
+def rig(editor_window, monkeypatch):
     """A window (no audio engine started, so recording is silent) reading a fake keyboard."""
-    from studio.ui.mainwindow import MainWindow
-
     monkeypatch.setenv("STUDIO_NO_AUDIO", "1")
-    win = MainWindow(settings=Settings(str(tmp_path / "s.ini")), autosave_folder=str(tmp_path / "a"),
-                     start_audio=False, score=False)
-    win.quiet = True
-    qtbot.addWidget(win, before_close_func=lambda w: w.doc.mark_saved())
+    win = editor_window(settings="s.ini")
     clock = Clock()
     src = FakeSource(("Fake Keyboard",), clock=clock)
     win.record.clock = clock
@@ -168,15 +163,11 @@ def test_computer_keyboard_piano_is_a_toggle(rig, qtbot):
     assert not rec.keyboard_piano
 
 
-def test_without_midi_or_audio_the_app_starts_and_record_says_why(qtbot, tmp_path, monkeypatch):
+def test_without_midi_or_audio_the_app_starts_and_record_says_why(editor_window, qtbot, monkeypatch):
     from studio.audio.midiin import RtMidiSource
-    from studio.ui.mainwindow import MainWindow
 
     monkeypatch.setenv("STUDIO_NO_AUDIO", "1")
-    win = MainWindow(settings=Settings(str(tmp_path / "s.ini")), autosave_folder=str(tmp_path / "a"),
-                     start_audio=False, score=False)
-    win.quiet = True
-    qtbot.addWidget(win, before_close_func=lambda w: w.doc.mark_saved())
+    win = editor_window(settings="s.ini")
     with qtbot.waitSignal(win.transport.ready, timeout=20000):
         win.transport.start_engine()
     src = FakeSource(())

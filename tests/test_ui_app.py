@@ -30,16 +30,11 @@ def small_song() -> Song:
 
 
 @pytest.fixture
-def window(qtbot, tmp_path):
-    from studio.ui.mainwindow import MainWindow
-
+def window(editor_window):
     made = []
 
     def make(folder=None):
-        win = MainWindow(settings=Settings(str(tmp_path / "settings.ini")), autosave_folder=str(folder or tmp_path / "autosave"),
-                         start_audio=False, score=False)
-        win.quiet = True
-        qtbot.addWidget(win, before_close_func=lambda w: w.doc.mark_saved())
+        win = editor_window(autosave=folder)
         made.append(win)
         return win
     yield make

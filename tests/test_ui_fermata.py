@@ -9,20 +9,11 @@ pytest.importorskip("PySide6")
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from studio.core.song import Note, Song, Track  # noqa: E402
-from studio.ui.settings import Settings  # noqa: E402
 
 
 @pytest.fixture
-def win(qtbot, tmp_path):
-    from studio.ui.mainwindow import MainWindow
-
-    w = MainWindow(settings=Settings(str(tmp_path / "settings.ini")), autosave_folder=str(tmp_path / "autosave"),
-                   start_audio=False, score=False)
-    w.quiet = True
-    qtbot.addWidget(w, before_close_func=lambda x: x.doc.mark_saved())
-    w.resize(1280, 720)
-    w.show()
-    qtbot.waitExposed(w)
+def win(editor_window):
+    w = editor_window(size=(1280, 720))
     song = Song(title="Phrase", tracks=[Track("Soprano", notes=[Note(i * 480, 67 + i, 480) for i in range(8)])])
     w.doc.replace_song(song)
     w.editor.show_song_start()

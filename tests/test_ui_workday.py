@@ -13,7 +13,6 @@ from PySide6.QtWidgets import QApplication  # noqa: E402
 from studio.core.song import KeySignature, Note, Song, TempoChange, TimeSignature, Track  # noqa: E402
 from studio.ui import commands  # noqa: E402
 from studio.ui.songprops import SongMapsCommand  # noqa: E402
-from studio.ui.settings import Settings  # noqa: E402
 
 CTRL, SHIFT = Qt.KeyboardModifier.ControlModifier, Qt.KeyboardModifier.ShiftModifier
 
@@ -28,17 +27,9 @@ def quartet_song() -> Song:
 
 
 @pytest.fixture
-def window(qtbot, tmp_path):
-    from studio.ui.mainwindow import MainWindow
-
+def window(editor_window):
     def make(settings_name="settings.ini", score=False, size=(1280, 720)):
-        win = MainWindow(settings=Settings(str(tmp_path / settings_name)), autosave_folder=str(tmp_path / "autosave"),
-                         start_audio=False, score=score)
-        win.quiet = True
-        qtbot.addWidget(win, before_close_func=lambda w: w.doc.mark_saved())
-        win.resize(*size)
-        win.show()
-        qtbot.waitExposed(win)
+        win = editor_window(score=score, size=size, settings=settings_name)
         win.activateWindow()
         return win
     return make
